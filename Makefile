@@ -1,0 +1,34 @@
+# One entry point for people and CI. The virtual environment lives in .venv and is rebuilt
+# whenever pyproject.toml changes.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# Stage commands in dvc.yaml call `python`: make it the project's.
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: setup demo test lint preview clean-venv
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+# The main job on the built-in offline default (synthetic CT, CPU): the whole DVC pipeline.
+demo: setup
+	$(BIN)/dvc repro
+
+test: setup lint
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check pipeline tests benchmarks
+	$(BIN)/ruff format --check pipeline tests benchmarks
+
+# The picture of synthetic slices that anyone can check by eye (full-size phantom).
+preview: setup
+	$(BIN)/python -m pipeline.preview --out site/img/phantom-slices.png
+
+clean-venv:
+	rm -rf $(VENV)

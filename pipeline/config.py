@@ -1,0 +1,168 @@
+"""params.yaml, loaded once into frozen dataclasses.
+
+Every knob of every stage lives in params.yaml, one section per stage. The file is composed by Hydra from
+``conf/`` (the paper's protocol plus the chosen profile): ``dvc exp run -S profile=demo``. Loading is strict:
+an unknown key, a missing key, a wrong type or a value outside its choices stops the stage at start with one
+line that names the key and lists what is valid.
+"""
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from pipeline.errors import PipelineError
+
+PARAMS_FILE = Path("params.yaml")
+
+DataSource = Literal["phantom", "download"]
+
+
+class ConfigError(PipelineError):
+    pass
+
+
+@dataclass(frozen=True)
+class PhantomParams:
+    """The synthetic CT generator: sizes and seed. Slice counts are the real data's (100 train, 9 volumes)."""
+
+    seed: int
+    train_size: int
+    test_size: int
+    test_slices_min: int
+    test_slices_max: int
+    noise_hu: float
+
+    def __post_init__(self) -> None:
+        if min(self.train_size, self.test_size) < 32:
+            raise ValueError("train_size and test_size must be at least 32 pixels")
+        if not 1 <= self.test_slices_min <= self.test_slices_max:
+            raise ValueError("need 1 <= test_slices_min <= test_slices_max")
+        if self.noise_hu < 0:
+            raise ValueError("noise_hu must not be negative")
+
+
+@dataclass(frozen=True)
+class DownloadParams:
+    """Where the six real files come from; ``url`` holds ``{id}``, the Google Drive file id."""
+
+    url: str
+    timeout_s: float
+    retries: int
+
+    def __post_init__(self) -> None:
+        if "{id}" not in self.url:
+            raise ValueError("url must contain the placeholder {id}")
+        if self.timeout_s <= 0 or self.retries < 0:
+            raise ValueError("timeout_s must be positive and retries not negative")
+
+
+@dataclass(frozen=True)
+class DataParams:
+    source: DataSource
+    phantom: PhantomParams
+    download: DownloadParams
+
+
+@dataclass(frozen=True)
+class PreprocessParams:
+    """PROTOCOL.md, Preprocessing: working size, x -> (x + hu_offset) / hu_scale, train/validation split."""
+
+    size: int
+    hu_offset: float
+    hu_scale: float
+    train_slices: int
+
+    def __post_init__(self) -> None:
+        if self.size < 32 or self.size % 32:
+            # Every encoder of the grid downsamples by 32.
+            raise ValueError("size must be a positive multiple of 32")
+        if self.hu_scale <= 0:
+            raise ValueError("hu_scale must be positive")
+        if self.train_slices < 1:
+            raise ValueError("train_slices must be at least 1")
+
+
+@dataclass(frozen=True)
+class Params:
+    profile: str
+    data: DataParams
+    preprocess: PreprocessParams
+
+
+def _type_name(kind: Any) -> str:
+    if typing.get_origin(kind) is Literal:
+        return " | ".join(map(str, typing.get_args(kind)))
+    return getattr(kind, "__name__", str(kind))
+
+
+def _convert(value: Any, kind: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(kind):
+        if not isinstance(value, dict):
+            raise ConfigError(f"'{key}' must be a section with keys {_field_names(kind)}, not {value!r}")
+        return _build(kind, value, key)
+    if typing.get_origin(kind) is Literal:
+        choices = typing.get_args(kind)
+        if value not in choices:
+            raise ConfigError(f"'{key}' is {value!r}; valid choices: {', '.join(map(str, choices))}")
+        return value
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"'{key}' must be of type {_type_name(kind)}, not {value!r}")
+    return value
+
+
+def _field_names(cls: type) -> str:
+    return ", ".join(field.name for field in dataclasses.fields(cls))
+
+
+def _build(cls: type, raw: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [field.name for field in dataclasses.fields(cls)]
+    where = f"section '{prefix}'" if prefix else "the top level"
+    unknown = sorted(set(raw) - set(names), key=str)
+    if unknown:
+        raise ConfigError(f"unknown key '{unknown[0]}' in {where}; valid keys: {', '.join(names)}")
+    missing = [name for name in names if name not in raw]
+    if missing:
+        raise ConfigError(f"missing key '{missing[0]}' in {where}; it needs: {', '.join(names)}")
+    values = {
+        name: _convert(raw[name], hints[name], f"{prefix}.{name}" if prefix else name) for name in names
+    }
+    try:
+        return cls(**values)
+    except ValueError as error:
+        raise ConfigError(f"{where}: {error}") from None
+
+
+def parse_params(raw: Any) -> Params:
+    """Validate an already-parsed params mapping (raises ConfigError without the file name)."""
+    if not isinstance(raw, dict):
+        raise ConfigError("expected a mapping of sections at the top level")
+    return _build(Params, raw)
+
+
+def load_params(path: Path = PARAMS_FILE) -> Params:
+    """Read and validate params.yaml; every problem becomes one ConfigError line naming the file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found (run from the project root)") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    try:
+        return parse_params(raw)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def as_dict(params: Any) -> dict[str, Any]:
+    """A params section as plain data, for provenance records."""
+    return dataclasses.asdict(params)

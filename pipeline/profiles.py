@@ -1,0 +1,55 @@
+"""Profiles: named overlays on the paper's protocol in conf/, composed into params.yaml by Hydra.
+
+The way to switch is DVC's own: ``dvc exp run -S profile=tiny`` composes conf/config.yaml with
+conf/profile/tiny.yaml into params.yaml and runs the pipeline. This module composes the same way for
+code that must not run anything (tests, documentation checks, ``python -m pipeline.profiles NAME``).
+"""
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import PARAMS_FILE, ConfigError, parse_params
+from pipeline.errors import run_stage
+
+CONF_DIR = Path("conf")
+
+
+def available(conf_dir: Path = CONF_DIR) -> list[str]:
+    return sorted(path.stem for path in (conf_dir / "profile").glob("*.yaml"))
+
+
+def compose(profile: str, conf_dir: Path = CONF_DIR, overrides: tuple[str, ...] = ()) -> dict[str, Any]:
+    """params.yaml's content for a profile, exactly as ``dvc exp run -S profile=...`` writes it."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
+
+    names = available(conf_dir)
+    if profile not in names:
+        raise ConfigError(f"unknown profile '{profile}'; valid choices: {', '.join(names)}")
+    with initialize_config_dir(config_dir=str(Path(conf_dir).resolve()), version_base=None):
+        config = hydra_compose(config_name="config", overrides=[f"profile={profile}", *overrides])
+    raw = OmegaConf.to_container(config, resolve=True)
+    parse_params(raw)  # fail here, not in a stage, when a profile is malformed
+    return raw
+
+
+def write(profile: str, path: Path = PARAMS_FILE, conf_dir: Path = CONF_DIR) -> None:
+    """Write params.yaml for a profile without running anything (``dvc exp run -S`` does this and runs)."""
+    from dvc.utils.serialize import dump_yaml
+
+    dump_yaml(path, compose(profile, conf_dir))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Compose params.yaml from conf/ for a profile.")
+    parser.add_argument("profile", help=f"one of: {', '.join(available())}")
+    parser.add_argument("--out", type=Path, default=PARAMS_FILE)
+    args = parser.parse_args()
+    write(args.profile, args.out)
+    print(f"wrote {args.out} for profile '{args.profile}'; now run: dvc repro")
+
+
+if __name__ == "__main__":
+    run_stage(main)
