@@ -1,0 +1,206 @@
+"""The study's six data files: their layout, and the one loader that reads and validates them.
+
+Layout (the same for the real download and the synthetic phantom, so the loader never knows which it reads):
+
+    tr_im.nii.gz                    100 axial training slices, Hounsfield units
+    tr_mask.nii.gz                  lesion labels: 0 none, 1 ground-glass, 2 consolidation, 3 pleural effusion
+    tr_lungmasks_updated.nii.gz     lung labels: 0 background, 1 and 2 one per lung
+    rp_im/1.nii.gz ... 9.nii.gz     nine test volumes, Hounsfield units
+    rp_msk/<same names>             their lesion labels (as tr_mask)
+    rp_lung_msk/<same names>        their lung labels (as tr_lungmasks_updated)
+
+Slices are taken along the last array axis exactly as nibabel returns them, with no reorientation
+(PROTOCOL.md). Every problem is raised as a DataError naming the file.
+"""
+
+import re
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nibabel.filebasedimages import ImageFileError
+
+from pipeline.errors import DataError
+
+TRAIN_IMAGE = "tr_im.nii.gz"
+TRAIN_LESION = "tr_mask.nii.gz"
+TRAIN_LUNG = "tr_lungmasks_updated.nii.gz"
+TEST_IMAGE_DIR = "rp_im"
+TEST_LESION_DIR = "rp_msk"
+TEST_LUNG_DIR = "rp_lung_msk"
+
+TRAIN_SLICES = 100
+TEST_VOLUMES = 9
+LESION_LABELS = (0, 1, 2, 3)
+LUNG_LABELS = (0, 1, 2)
+
+# A NIfTI volume inside a test folder: "3.nii.gz" (or uncompressed "3.nii").
+_VOLUME_NAME = re.compile(r"^(\d+)\.nii(\.gz)?$")
+
+
+@dataclass(frozen=True)
+class Scan:
+    """One scan as the study uses it: arrays of shape (H, W, slices)."""
+
+    name: str
+    image: np.ndarray  # float32, Hounsfield units
+    lung: np.ndarray  # uint8 labels in LUNG_LABELS
+    lesion: np.ndarray  # uint8 labels in LESION_LABELS
+    affine: np.ndarray
+
+    @property
+    def slices(self) -> int:
+        return self.image.shape[-1]
+
+
+def check_not_html(path: Path) -> None:
+    """Refuse an empty file or an HTML page saved under a data file's name (a Google Drive quota page)."""
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    if not head:
+        raise DataError(path, "is empty")
+    lowered = head.lstrip().lower()
+    if lowered.startswith((b"<!doctype html", b"<html", b"<head", b"<")):
+        raise DataError(path, "is an HTML page, not data (a Google Drive quota, virus-scan or sign-in page?)")
+
+
+def _read_array(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    if not path.is_file():
+        raise DataError(path, "is missing")
+    check_not_html(path)
+    if path.name.endswith(".gz"):
+        with open(path, "rb") as handle:
+            if handle.read(2) != b"\x1f\x8b":
+                raise DataError(path, "is not gzip-compressed although its name ends in .gz")
+    try:
+        image = nib.load(path)
+        data = np.asanyarray(image.dataobj)
+    except (EOFError, zlib.error) as error:
+        raise DataError(path, f"is truncated or its gzip stream is corrupt ({error})") from None
+    except (ImageFileError, OSError, ValueError) as error:
+        raise DataError(path, f"is not a readable NIfTI file ({error})") from None
+    # Some writers add trailing singleton axes (H, W, S, 1).
+    while data.ndim > 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise DataError(path, f"has shape {data.shape}; expected a 3-D volume (H, W, slices)")
+    return data, image.affine
+
+
+def read_image(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A CT volume in Hounsfield units as float32, and its affine."""
+    data, affine = _read_array(path)
+    image = data.astype(np.float32, copy=False)
+    if not np.isfinite(image).all():
+        raise DataError(path, "contains NaN or infinite values")
+    low, high = float(image.min()), float(image.max())
+    # Air is near -1000 HU and bone well above 0: anything else is not a CT in Hounsfield units.
+    if low > -500 or high < 0:
+        raise DataError(path, f"values span [{low:g}, {high:g}]; expected Hounsfield units (air near -1000)")
+    return image, affine
+
+
+def read_labels(path: Path, allowed: tuple[int, ...]) -> np.ndarray:
+    """A label map as uint8, refusing non-integer values and labels outside ``allowed``."""
+    data, _ = _read_array(path)
+    if data.dtype.kind == "f" and not (np.isfinite(data).all() and np.array_equal(data, np.round(data))):
+        raise DataError(path, "holds non-integer label values")
+    values = np.unique(data)
+    unexpected = sorted(set(values.tolist()) - set(allowed))
+    if unexpected:
+        shown = ", ".join(f"{value:g}" for value in unexpected[:5])
+        valid = ", ".join(map(str, allowed))
+        raise DataError(path, f"has label values {{{shown}}} outside the allowed {{{valid}}}")
+    return data.astype(np.uint8)
+
+
+def _check_same_shape(reference: np.ndarray, other: np.ndarray, path: Path, image_path: Path) -> None:
+    if other.shape != reference.shape:
+        raise DataError(
+            path, f"has shape {other.shape}, but its image {image_path.name} has {reference.shape}"
+        )
+
+
+def _load_scan(name: str, image_path: Path, lung_path: Path, lesion_path: Path) -> Scan:
+    image, affine = read_image(image_path)
+    lung = read_labels(lung_path, LUNG_LABELS)
+    _check_same_shape(image, lung, lung_path, image_path)
+    lesion = read_labels(lesion_path, LESION_LABELS)
+    _check_same_shape(image, lesion, lesion_path, image_path)
+    return Scan(name=name, image=image, lung=lung, lesion=lesion, affine=affine)
+
+
+def load_train(raw_dir: Path) -> Scan:
+    """The 100 training slices with their lung and lesion labels."""
+    raw_dir = Path(raw_dir)
+    scan = _load_scan("train", raw_dir / TRAIN_IMAGE, raw_dir / TRAIN_LUNG, raw_dir / TRAIN_LESION)
+    if scan.slices != TRAIN_SLICES:
+        raise DataError(
+            raw_dir / TRAIN_IMAGE, f"has {scan.slices} slices; the study's set has {TRAIN_SLICES}"
+        )
+    return scan
+
+
+def is_volume_name(name: str) -> bool:
+    """True for a test volume's file name: a number, then .nii.gz or .nii."""
+    return _VOLUME_NAME.match(name) is not None
+
+
+def _volume_order(path: Path) -> int:
+    match = _VOLUME_NAME.match(path.name)
+    assert match is not None
+    return int(match.group(1))
+
+
+def list_test_volumes(raw_dir: Path) -> list[str]:
+    """The test volumes' file names, paired across the three folders and sorted by number."""
+    raw_dir = Path(raw_dir)
+    listings = {}
+    for folder in (TEST_IMAGE_DIR, TEST_LUNG_DIR, TEST_LESION_DIR):
+        directory = raw_dir / folder
+        if not directory.is_dir():
+            raise DataError(directory, "is missing (expected a folder of test volumes 1.nii.gz ... 9.nii.gz)")
+        files = [path for path in directory.iterdir() if is_volume_name(path.name)]
+        listings[folder] = [path.name for path in sorted(files, key=_volume_order)]
+    names = listings[TEST_IMAGE_DIR]
+    if len(names) != TEST_VOLUMES:
+        raise DataError(
+            raw_dir / TEST_IMAGE_DIR, f"holds {len(names)} volumes; the study's test set has {TEST_VOLUMES}"
+        )
+    for folder in (TEST_LUNG_DIR, TEST_LESION_DIR):
+        missing = sorted(set(names) - set(listings[folder]), key=lambda name: int(name.split(".")[0]))
+        if missing:
+            raise DataError(raw_dir / folder, f"lacks {missing[0]}, which {TEST_IMAGE_DIR}/ has")
+    return names
+
+
+def iter_test_scans(raw_dir: Path) -> Iterator[Scan]:
+    """The test volumes one at a time (a full-size volume is hundreds of MB), in file-name order."""
+    raw_dir = Path(raw_dir)
+    for name in list_test_volumes(raw_dir):
+        yield _load_scan(
+            name,
+            raw_dir / TEST_IMAGE_DIR / name,
+            raw_dir / TEST_LUNG_DIR / name,
+            raw_dir / TEST_LESION_DIR / name,
+        )
+
+
+@dataclass(frozen=True)
+class Summary:
+    train_shape: tuple[int, ...]
+    test_shapes: dict[str, tuple[int, ...]]
+
+    @property
+    def test_slices(self) -> int:
+        return sum(shape[-1] for shape in self.test_shapes.values())
+
+
+def validate(raw_dir: Path) -> Summary:
+    """Read every file once and check structure, shapes and labels; raise DataError on the first problem."""
+    train = load_train(raw_dir)
+    shapes = {scan.name: scan.image.shape for scan in iter_test_scans(raw_dir)}
+    return Summary(train_shape=train.image.shape, test_shapes=shapes)
