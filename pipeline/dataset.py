@@ -1,0 +1,88 @@
+"""The prepared arrays that training and evaluation read, and the three experiments' inputs and targets.
+
+data/prepared/ (written by ``python -m pipeline.preprocess``):
+
+    train/ val/ test/       image.npy (N, S, S) float32 normalised; lung.npy, lesion.npy (N, S, S) uint8 0/1
+    test/slices.csv         volume, slice: where each working-size test slice comes from
+    native/<volume>/        the test volume in its own geometry, slices first: image.npy (HU), lung.npy,
+                            lesion.npy (binary), for evaluation exactly as ``predict`` sees a scan
+    meta.json               profile, data source, sizes, split and volume list
+
+Arrays are memory-mapped, so opening a split costs milliseconds whatever its size.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from pipeline.errors import DataError
+
+PREPARED_DIR = Path("data/prepared")
+SPLITS = ("train", "val", "test")
+Experiment = Literal["lung", "lesion_a", "lesion_b"]
+EXPERIMENTS: tuple[Experiment, ...] = ("lung", "lesion_a", "lesion_b")
+ARRAYS = ("image", "lung", "lesion")
+
+
+@dataclass(frozen=True)
+class Split:
+    image: np.ndarray  # (N, S, S) float32, normalised
+    lung: np.ndarray  # (N, S, S) uint8, 0/1
+    lesion: np.ndarray  # (N, S, S) uint8, 0/1
+
+    def __len__(self) -> int:
+        return self.image.shape[0]
+
+
+def save_split(directory: Path, image: np.ndarray, lung: np.ndarray, lesion: np.ndarray) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, array in zip(ARRAYS, (image, lung, lesion), strict=True):
+        np.save(directory / f"{name}.npy", array)
+
+
+def _load_arrays(directory: Path) -> list[np.ndarray]:
+    arrays = []
+    for name in ARRAYS:
+        path = directory / f"{name}.npy"
+        try:
+            arrays.append(np.load(path, mmap_mode="r"))
+        except FileNotFoundError:
+            raise DataError(path, "is missing; run `dvc repro preprocess`") from None
+        except ValueError as error:
+            raise DataError(path, f"is not a readable array ({error})") from None
+    return arrays
+
+
+def load_split(name: str, prepared_dir: Path = PREPARED_DIR) -> Split:
+    """A split of the working-size data: train, val or test."""
+    if name not in SPLITS:
+        raise ValueError(f"unknown split {name!r}; valid: {', '.join(SPLITS)}")
+    return Split(*_load_arrays(Path(prepared_dir) / name))
+
+
+def load_native(volume: str, prepared_dir: Path = PREPARED_DIR) -> Split:
+    """A test volume in its native geometry; ``image`` holds Hounsfield units, not normalised values."""
+    return Split(*_load_arrays(Path(prepared_dir) / "native" / volume))
+
+
+def load_meta(prepared_dir: Path = PREPARED_DIR) -> dict:
+    path = Path(prepared_dir) / "meta.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(path, "is missing; run `dvc repro preprocess`") from None
+
+
+def experiment_arrays(split: Split, experiment: Experiment) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, targets) of an experiment (PROTOCOL.md): lesion B sees the image only inside the lungs."""
+    if experiment == "lung":
+        return np.asarray(split.image), np.asarray(split.lung)
+    if experiment == "lesion_a":
+        return np.asarray(split.image), np.asarray(split.lesion)
+    if experiment == "lesion_b":
+        # Zero outside the lungs, after normalisation (the original multiplied the normalised image).
+        return np.asarray(split.image) * np.asarray(split.lung, dtype=np.float32), np.asarray(split.lesion)
+    raise ValueError(f"unknown experiment {experiment!r}; valid: {', '.join(EXPERIMENTS)}")
