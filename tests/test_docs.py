@@ -1,0 +1,71 @@
+"""Docs cannot drift: every stage and parameter is documented, and the README's commands are what CI runs."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import ROOT
+
+REFERENCE = (ROOT / "site" / "reference.md").read_text()
+README = (ROOT / "README.md").read_text()
+
+
+def _leaf_keys(mapping: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        keys += _leaf_keys(value, f"{name}.") if isinstance(value, dict) else [name]
+    return keys
+
+
+def _quickstart_commands() -> list[str]:
+    section = README.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    return [block.strip() for block in re.findall(r"```[^\n]*\n(.*?)```", section, flags=re.S)]
+
+
+def test_every_stage_is_documented():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        assert f"### `{name}`" in REFERENCE, f"stage {name} is missing from site/reference.md"
+        assert stage["cmd"] in REFERENCE
+        assert f"`{name}`" in README
+
+
+def test_every_parameter_is_documented():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for key in _leaf_keys(params):
+        assert f"| `{key}` |" in REFERENCE, f"params key {key} is missing from site/reference.md"
+
+
+def test_every_profile_is_documented():
+    for path in (ROOT / "conf" / "profile").glob("*.yaml"):
+        assert f"| `{path.stem}` |" in REFERENCE
+        assert f"| `{path.stem}` |" in README
+
+
+def test_quickstart_is_two_single_commands_and_ci_runs_the_second():
+    commands = _quickstart_commands()
+    assert len(commands) == 2 and all("\n" not in command for command in commands)
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert commands[1] in ci
+
+
+def test_mkdocs_builds_strictly(tmp_path):
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "mkdocs"),
+            "build",
+            "--strict",
+            "--site-dir",
+            str(tmp_path / "public"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "public" / "reference" / "index.html").exists()
