@@ -86,11 +86,92 @@ class PreprocessParams:
             raise ValueError("train_slices must be at least 1")
 
 
+def _check_names(kind: str, names: list[str], valid: list[str] | tuple[str, ...]) -> None:
+    if not names:
+        raise ValueError(f"{kind} must list at least one name")
+    unknown = [name for name in names if name not in valid]
+    if unknown:
+        raise ValueError(f"unknown {kind[:-1]} '{unknown[0]}'; valid: {', '.join(valid)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{kind} lists a name twice")
+
+
+@dataclass(frozen=True)
+class GridParams:
+    """The grid of models: every combination is one model (PROTOCOL.md, Models: 3 x 4 x 25 x 2 = 600)."""
+
+    experiments: list[str]
+    architectures: list[str]
+    encoders: list[str]
+    weights: list[str]
+
+    def __post_init__(self) -> None:
+        import segmentation_models_pytorch as smp  # validated against smp's own lists
+
+        from pipeline.cells import WEIGHTS
+        from pipeline.dataset import EXPERIMENTS
+
+        _check_names("experiments", self.experiments, EXPERIMENTS)
+        architectures = [name for name in smp.MODEL_ARCHITECTURES_MAPPING if "-" not in name]
+        _check_names("architectures", self.architectures, architectures)
+        _check_names("encoders", self.encoders, smp.encoders.get_encoder_names())
+        _check_names("weights", self.weights, WEIGHTS)
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """PROTOCOL.md, Training: random flips, rotation and scale, the same for image and masks."""
+
+    hflip: float
+    vflip: float
+    rotation_deg: float
+    scale_min: float
+    scale_max: float
+    padding: Literal["air", "zero_hu"]
+    image_interpolation: Literal["bilinear", "nearest"]
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.hflip <= 1 and 0 <= self.vflip <= 1):
+            raise ValueError("flip probabilities must lie in [0, 1]")
+        if not 0 < self.scale_min <= self.scale_max:
+            raise ValueError("need 0 < scale_min <= scale_max")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    loss: Literal["dice_paper", "dice_code"]
+    seed: int
+    device: Literal["auto", "cpu", "cuda"]
+    augment: AugmentParams
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
+            raise ValueError("epochs and batch_size must be at least 1 and learning_rate positive")
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    threshold: float
+    bootstrap_samples: int
+    confidence: float
+    seed: int
+
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold < 1 or not 0 < self.confidence < 1 or self.bootstrap_samples < 1:
+            raise ValueError("threshold and confidence must lie in (0, 1), bootstrap_samples be at least 1")
+
+
 @dataclass(frozen=True)
 class Params:
     profile: str
     data: DataParams
     preprocess: PreprocessParams
+    grid: GridParams
+    train: TrainParams
+    evaluate: EvaluateParams
 
 
 def _type_name(kind: Any) -> str:
@@ -111,6 +192,11 @@ def _convert(value: Any, kind: Any, key: str) -> Any:
         return value
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if typing.get_origin(kind) is list:
+        (item,) = typing.get_args(kind)
+        if not isinstance(value, list):
+            raise ConfigError(f"'{key}' must be a list, not {value!r}")
+        return [_convert(element, item, f"{key}[{index}]") for index, element in enumerate(value)]
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(f"'{key}' must be of type {_type_name(kind)}, not {value!r}")
     return value
@@ -130,9 +216,7 @@ def _build(cls: type, raw: dict[str, Any], prefix: str = "") -> Any:
     missing = [name for name in names if name not in raw]
     if missing:
         raise ConfigError(f"missing key '{missing[0]}' in {where}; it needs: {', '.join(names)}")
-    values = {
-        name: _convert(raw[name], hints[name], f"{prefix}.{name}" if prefix else name) for name in names
-    }
+    values = {name: _convert(raw[name], hints[name], f"{prefix}.{name}" if prefix else name) for name in names}
     try:
         return cls(**values)
     except ValueError as error:

@@ -59,9 +59,7 @@ def test_missing_key(raw_params):
 
 def test_unknown_data_source_lists_choices(raw_params):
     raw_params["data"]["source"] = "kaggle"
-    with pytest.raises(
-        ConfigError, match=re.escape("'data.source' is 'kaggle'; valid choices: phantom, download")
-    ):
+    with pytest.raises(ConfigError, match=re.escape("'data.source' is 'kaggle'; valid choices: phantom, download")):
         parse_params(raw_params)
 
 
