@@ -76,13 +76,23 @@ def load_meta(prepared_dir: Path = PREPARED_DIR) -> dict:
         raise DataError(path, "is missing; run `dvc repro preprocess`") from None
 
 
-def experiment_arrays(split: Split, experiment: Experiment) -> tuple[np.ndarray, np.ndarray]:
-    """(inputs, targets) of an experiment (PROTOCOL.md): lesion B sees the image only inside the lungs."""
+def experiment_inputs(experiment: str, image, lung, lesion):
+    """(inputs, targets) of an experiment (PROTOCOL.md) from numpy arrays or torch tensors alike.
+
+    lung: image -> lung mask; lesion_a: image -> lesion mask; lesion_b: the image inside the lungs (zero
+    outside, after normalisation, as the original multiplied the normalised image) -> lesion mask.
+    """
     if experiment == "lung":
-        return np.asarray(split.image), np.asarray(split.lung)
+        return image, lung
     if experiment == "lesion_a":
-        return np.asarray(split.image), np.asarray(split.lesion)
+        return image, lesion
     if experiment == "lesion_b":
-        # Zero outside the lungs, after normalisation (the original multiplied the normalised image).
-        return np.asarray(split.image) * np.asarray(split.lung, dtype=np.float32), np.asarray(split.lesion)
+        return image * lung, lesion
     raise ValueError(f"unknown experiment {experiment!r}; valid: {', '.join(EXPERIMENTS)}")
+
+
+def experiment_arrays(split: Split, experiment: str) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, targets) of an experiment on a prepared split, as float32 and uint8 arrays."""
+    image, lung, lesion = np.asarray(split.image), np.asarray(split.lung), np.asarray(split.lesion)
+    inputs, targets = experiment_inputs(experiment, image, lung.astype(np.float32), lesion)
+    return inputs.astype(np.float32, copy=False), targets

@@ -1,0 +1,320 @@
+"""Stage ``train@<id>``: train one model of the grid per PROTOCOL.md and keep its best-validation checkpoint.
+
+    python -m pipeline.train lung-unet-resnet18-random      (as dvc.yaml runs each matrix item)
+
+Reads params `profile`, `train` and data/prepared/. Writes models/<id>/: ``model.pt`` (the epoch with the
+strictly lowest mean validation loss), ``train.json`` (status, parameter counts, FLOPs, throughput, device)
+and ``history.csv`` (losses and wall time per epoch).
+
+Fast by construction: the training set lives on the device as tensors, augmentation runs there in batches,
+no DataLoader; on CUDA bf16 autocast (the loss in fp32), channels_last, cudnn.benchmark and fused Adam; no
+host synchronisation inside an epoch. A killed run resumes from its last finished epoch (state kept in
+.cache/train-state/, keyed by everything the result depends on). A non-finite loss or running out of memory
+ends the cell with ``status: failed`` and the error in train.json: a row on the leaderboard, not a crashed grid.
+"""
+
+import argparse
+import csv
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline import losses, models
+from pipeline.augment import augment, pad_value
+from pipeline.cells import Cell, parse_cell_id
+from pipeline.config import PARAMS_FILE, Params, TrainParams, load_params
+from pipeline.dataset import PREPARED_DIR, experiment_inputs, load_meta, load_split
+from pipeline.errors import PipelineError, run_stage
+from pipeline.outputs import replace_directory
+from pipeline.train_inputs import describe
+
+MODELS_DIR = Path("models")
+STATE_DIR = Path(".cache/train-state")
+CHECKPOINT = "model.pt"
+HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "train_seconds", "val_seconds")
+
+
+class TrainingFailed(Exception):
+    """The model cannot be trained to the end (non-finite loss, out of memory): recorded, not raised."""
+
+
+def cell_seed(base_seed: int, cell_id: str) -> int:
+    """A seed from the model's identity alone, so a model never depends on what ran before it."""
+    return int.from_bytes(hashlib.sha256(f"{base_seed}:{cell_id}".encode()).digest()[:4], "little")
+
+
+def select_device(choice: str) -> torch.device:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise PipelineError("params: train.device is cuda, but no CUDA device is available")
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(choice)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def stack_split(name: str, prepared_dir: Path, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images (N, 1, S, S), masks (N, 2, S, S): lung, lesion) of a split, on the device."""
+    split = load_split(name, prepared_dir)
+    image = torch.from_numpy(np.array(split.image[:, None], dtype=np.float32)).to(device)
+    masks = torch.from_numpy(np.stack([split.lung, split.lesion], axis=1).astype(np.float32)).to(device)
+    return image, masks
+
+
+def batch_for(experiment: str, image: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return experiment_inputs(experiment, image, masks[:, 0:1], masks[:, 1:2])
+
+
+@dataclasses.dataclass
+class Setup:
+    """Everything one training run needs, resolved once."""
+
+    cell: Cell
+    params: TrainParams
+    device: torch.device
+    fill: float  # normalised value that fills uncovered corners in augmentation
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    def autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda)
+
+    def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.contiguous(memory_format=torch.channels_last) if self.cuda else tensor
+
+
+def train_epoch(setup, model, optimizer, image, masks, generator) -> torch.Tensor:
+    """One pass over the training set in random order; returns the summed loss, still on the device."""
+    model.train()
+    order = torch.randperm(image.shape[0], generator=generator, device=image.device)
+    total = torch.zeros((), device=image.device)
+    for start in range(0, image.shape[0], setup.params.batch_size):
+        index = order[start : start + setup.params.batch_size]
+        moved, moved_masks = augment(image[index], masks[index], setup.params.augment, setup.fill, generator)
+        inputs, targets = batch_for(setup.cell.experiment, moved, moved_masks)
+        with setup.autocast():
+            logits = model(setup.to_device(inputs))
+        loss = losses.per_sample_loss(setup.params.loss, logits, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.mean().backward()
+        optimizer.step()
+        total += loss.detach().sum()
+    return total
+
+
+@torch.no_grad()
+def evaluate_loss(setup, model, image, masks) -> torch.Tensor:
+    """Summed validation loss (no augmentation), on the device."""
+    model.eval()
+    total = torch.zeros((), device=image.device)
+    size = setup.params.batch_size
+    for start in range(0, image.shape[0], size):
+        inputs, targets = batch_for(setup.cell.experiment, image[start : start + size], masks[start : start + size])
+        with setup.autocast():
+            logits = model(setup.to_device(inputs))
+        total += losses.per_sample_loss(setup.params.loss, logits, targets).sum()
+    return total
+
+
+def synchronise(device: torch.device) -> None:
+    """Wait for the device, so that wall-clock timings are true (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _state_path(cell: Cell, key: str, state_dir: Path) -> Path:
+    return state_dir / f"{cell.id}-{key}.pt"
+
+
+def _save_atomically(payload: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    torch.save(payload, partial)
+    os.replace(partial, path)  # a kill during the save leaves the previous state intact
+
+
+def _cpu_copy(state: dict) -> dict:
+    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in state.items()}
+
+
+@dataclasses.dataclass
+class Progress:
+    """What a resumed run needs besides the model and optimizer."""
+
+    history: list[dict]
+    best_epoch: int = 0
+    best_loss: float = float("inf")
+    best_state: dict | None = None
+    trained_params: int = 0
+
+
+def fit(setup: Setup, model, prepared_dir: Path, state_path: Path, seed: int) -> Progress:
+    """Train for params.epochs epochs, resuming from state_path when a killed run left one."""
+    device, params = setup.device, setup.params
+    image, masks = stack_split("train", prepared_dir, device)
+    val_image, val_masks = stack_split("val", prepared_dir, device)
+    optimizer = torch.optim.Adam(
+        model.parameters(),
+        lr=params.learning_rate,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0.0,
+        fused=setup.cuda,
+    )
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    progress = Progress(history=[])
+    if state_path.exists():
+        saved = torch.load(state_path, map_location=device, weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        generator.set_state(saved["generator"].to("cpu"))
+        progress = saved["progress"]
+        print(f"{setup.cell}: resuming after epoch {len(progress.history)}")
+    for epoch in range(len(progress.history) + 1, params.epochs + 1):
+        started = time.perf_counter()
+        train_sum = train_epoch(setup, model, optimizer, image, masks, generator)
+        if not progress.trained_params:
+            progress.trained_params = models.count_trained_parameters(model)
+        synchronise(device)
+        trained = time.perf_counter()
+        val_sum = evaluate_loss(setup, model, val_image, val_masks)
+        train_loss, val_loss = (train_sum / image.shape[0]).item(), (val_sum / val_image.shape[0]).item()
+        finished = time.perf_counter()
+        if not (np.isfinite(train_loss) and np.isfinite(val_loss)):
+            raise TrainingFailed(f"non-finite loss at epoch {epoch} (train {train_loss}, validation {val_loss})")
+        progress.history.append({
+            "epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+            "train_seconds": trained - started, "val_seconds": finished - trained,
+        })  # fmt: skip
+        if val_loss < progress.best_loss:  # strictly lower: ties keep the earlier epoch
+            progress.best_epoch, progress.best_loss = epoch, val_loss
+            progress.best_state = _cpu_copy(model.state_dict())
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "generator": generator.get_state(), "progress": progress}  # fmt: skip
+        _save_atomically(state, state_path)
+    return progress
+
+
+def inputs_key(cell: Cell, description: dict) -> str:
+    """A fingerprint of a cell: its id and what training depends on (pipeline.train_inputs.describe).
+    A resumed run, or a finished run recorded later, must match it."""
+    inputs = {"cell": cell.id, **description}
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _throughput(progress: Progress, train_images: int, val_images: int) -> tuple[float | None, float | None]:
+    train_seconds = sum(row["train_seconds"] for row in progress.history)
+    val_seconds = sum(row["val_seconds"] for row in progress.history)
+    epochs = len(progress.history)
+    return (
+        train_images * epochs / train_seconds if train_seconds else None,
+        val_images * epochs / val_seconds if val_seconds else None,
+    )
+
+
+def run(
+    cell: Cell,
+    params: Params,
+    prepared_dir: Path,
+    out_dir: Path,
+    state_dir: Path,
+    imagenet_dir: Path = models.IMAGENET_DIR,
+) -> dict:
+    """Train one cell into out_dir (replaced only at the end); returns the train.json record."""
+    meta = load_meta(prepared_dir)
+    device = select_device(params.train.device)
+    seed = cell_seed(params.train.seed, cell.id)
+    torch.manual_seed(seed)  # the model's initial weights
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    model = models.build_model(cell.architecture, cell.encoder, cell.weights, imagenet_dir)
+    size = meta["preprocess"]["size"]
+    record = {
+        "id": cell.id, "experiment": cell.experiment, "architecture": cell.architecture,
+        "encoder": cell.encoder, "encoder_weights": cell.weights, "profile": params.profile,
+        "data_source": meta["data_source"], "status": "ok", "error": "", "seed": seed,
+        "loss": params.train.loss, "epochs": params.train.epochs, "size": size,
+        "params": models.count_parameters(model), "gflops": models.forward_flops(model, size) / 1e9,
+        "device": device_name(device),
+    }  # fmt: skip
+    model = model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    setup = Setup(cell, params.train, device, pad_value(params.train.augment, **_normalisation(meta)))
+    key = inputs_key(cell, describe(params, prepared_dir, imagenet_dir))
+    record["inputs"] = key
+    state_path = _state_path(cell, key, state_dir)
+    started = time.perf_counter()
+    try:
+        progress = fit(setup, model, prepared_dir, state_path, seed)
+    except (TrainingFailed, torch.OutOfMemoryError) as error:
+        progress = None
+        record.update(status="failed", error=f"{type(error).__name__}: {error}".splitlines()[0])
+    with replace_directory(out_dir) as staging:
+        if progress is not None:
+            train_rate, infer_rate = _throughput(progress, meta["splits"]["train"], meta["splits"]["val"])
+            record.update(
+                best_epoch=progress.best_epoch, best_val_loss=progress.best_loss,
+                trained_params=progress.trained_params, train_images_per_s=train_rate,
+                infer_images_per_s=infer_rate, train_seconds=time.perf_counter() - started,
+            )  # fmt: skip
+            checkpoint = {"state_dict": progress.best_state, "cell": dataclasses.asdict(cell),
+                          "preprocess": meta["preprocess"], "epoch": progress.best_epoch}  # fmt: skip
+            torch.save(checkpoint, staging / CHECKPOINT)
+            _write_history(progress.history, staging / "history.csv")
+        (staging / "train.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    state_path.unlink(missing_ok=True)
+    return record
+
+
+def _normalisation(meta: dict) -> dict:
+    return {"hu_offset": meta["preprocess"]["hu_offset"], "hu_scale": meta["preprocess"]["hu_scale"]}
+
+
+def _write_history(history: list[dict], path: Path) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        for row in history:
+            writer.writerow({key: f"{value:.6g}" if isinstance(value, float) else value for key, value in row.items()})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Train one model of the grid.")
+    parser.add_argument("cell", help="the model's id, e.g. lung-unet-resnet18-random")
+    parser.add_argument("--params", type=Path, default=PARAMS_FILE)
+    parser.add_argument("--prepared", type=Path, default=PREPARED_DIR)
+    parser.add_argument("--models", type=Path, default=MODELS_DIR)
+    parser.add_argument("--state", type=Path, default=STATE_DIR)
+    args = parser.parse_args()
+    params = load_params(args.params)
+    try:
+        cell = parse_cell_id(args.cell)
+    except ValueError as error:
+        raise PipelineError(str(error)) from None
+    record = run(cell, params, args.prepared, args.models / cell.id, args.state)
+    if record["status"] == "ok":
+        print(
+            f"{cell}: best epoch {record['best_epoch']}/{record['epochs']}, validation loss "
+            f"{record['best_val_loss']:.4f}, {record['train_images_per_s']:.1f} train images/s on {record['device']}"
+        )
+    else:
+        print(f"{cell}: failed, recorded in {args.models / cell.id / 'train.json'}: {record['error']}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
