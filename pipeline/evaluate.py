@@ -1,0 +1,137 @@
+"""Stage ``evaluate``: every trained model of the grid on the test volumes.
+
+    python -m pipeline.evaluate        (as dvc.yaml runs it; reads params `grid`, `evaluate`, `train.device`)
+
+Reads models/<id>/ and data/prepared/; writes evaluation/<id>/ for every model of the grid:
+
+- ``metrics.json``: correct metrics per slice (mean over slices, empty rule in pipeline.metrics), pooled over
+  all test voxels, and per volume in each scan's native geometry (the headline ``dice`` is the mean volume
+  Dice there, with a bootstrap confidence interval over volumes); the paper-compatible metrics of the
+  published code, computed on the working-size slices as it did;
+- ``volumes.csv``: one row per test volume, native geometry and working size.
+
+Predictions are resampled back to each scan's grid by pipeline.inference, the code path ``predict`` uses.
+Training is never repeated here: changing this stage reruns only evaluation.
+"""
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from pipeline import metrics
+from pipeline.cells import Cell, grid_cells
+from pipeline.config import PARAMS_FILE, EvaluateParams, load_params
+from pipeline.dataset import PREPARED_DIR, experiment_arrays, load_meta, load_native, load_split
+from pipeline.errors import DataError, run_stage
+from pipeline.inference import load_checkpoint, probabilities, to_native
+from pipeline.outputs import replace_directory
+from pipeline.train import CHECKPOINT, MODELS_DIR, select_device
+
+EVALUATION_DIR = Path("evaluation")
+VOLUME_FIELDS = ("volume", "slices", "dice", "sensitivity", "specificity", "precision", "dice_working_size")
+
+
+def read_train_record(model_dir: Path) -> dict:
+    path = model_dir / "train.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(path, "is missing; train this model first (`dvc repro train`)") from None
+    except json.JSONDecodeError:
+        raise DataError(path, "is not valid JSON") from None
+
+
+def _volume_rows(slice_volumes: list[str]) -> dict[str, np.ndarray]:
+    """Test-slice indices of each volume, in file order."""
+    names = list(dict.fromkeys(slice_volumes))
+    volumes = np.asarray(slice_volumes)
+    return {name: np.flatnonzero(volumes == name) for name in names}
+
+
+def _round(values: dict) -> dict:
+    return {key: (None if np.isnan(value) else round(float(value), 6)) for key, value in values.items()}
+
+
+def evaluate_model(model, cell: Cell, prepared_dir: Path, params: EvaluateParams) -> tuple[dict, list[dict]]:
+    """(metrics record, per-volume rows) of one model."""
+    test = load_split("test", prepared_dir)
+    inputs, targets = experiment_arrays(test, cell.experiment)
+    probs = probabilities(model, inputs)
+    working = metrics.confusion(probs >= params.threshold, targets)
+    with open(prepared_dir / "test" / "slices.csv") as handle:
+        slice_volumes = [row["volume"] for row in csv.DictReader(handle)]
+    volume_dirs = {volume["name"]: volume["dir"] for volume in load_meta(prepared_dir)["volumes"]}
+
+    rows, native_counts = [], []
+    for name, index in _volume_rows(slice_volumes).items():
+        native = load_native(volume_dirs[name], prepared_dir)
+        truth = np.asarray(native.lung if cell.experiment == "lung" else native.lesion)
+        prediction = to_native(probs[index], truth.shape[1], truth.shape[2], params.threshold)
+        counts = metrics.confusion(prediction, truth)
+        native_counts.append(counts)
+        volume = metrics.scores(counts.total())
+        working_dice = metrics.scores(working.select(index).total())["dice"][0]
+        rows.append({"volume": name, "slices": len(index), **{k: v[0] for k, v in volume.items()},
+                     "dice_working_size": working_dice})  # fmt: skip
+
+    volume_dice = np.array([row["dice"] for row in rows])
+    low, high = metrics.bootstrap_interval(volume_dice, params.bootstrap_samples, params.confidence, params.seed)
+    native_all = metrics.Counts.concatenate(native_counts)
+    per_volume = {name: metrics.nanmean(np.array([row[name] for row in rows])) for name in metrics.SCORES}
+    record = {
+        **per_volume,
+        "dice_ci_low": low,
+        "dice_ci_high": high,
+        **{f"slice_{name}": value for name, value in metrics.mean_scores(working).items()},
+        **{f"pooled_{name}": value for name, value in metrics.pooled_scores(working).items()},
+        **{f"native_pooled_{name}": value for name, value in metrics.pooled_scores(native_all).items()},
+        **metrics.paper_scores(working),
+    }
+    return _round(record), rows
+
+
+def _write_volumes(rows: list[dict], path: Path) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=VOLUME_FIELDS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Evaluate every trained model of the grid on the test set.")
+    parser.add_argument("--params", type=Path, default=PARAMS_FILE)
+    parser.add_argument("--prepared", type=Path, default=PREPARED_DIR)
+    parser.add_argument("--models", type=Path, default=MODELS_DIR)
+    parser.add_argument("--out", type=Path, default=EVALUATION_DIR)
+    args = parser.parse_args()
+    params = load_params(args.params)
+    grid = params.grid
+    cells = grid_cells(grid.experiments, grid.architectures, grid.encoders, grid.weights)
+    device = select_device(params.train.device)
+    started, evaluated = time.perf_counter(), 0
+    with replace_directory(args.out) as staging:
+        for cell in tqdm(cells, desc="evaluate", unit="model"):
+            model_dir = args.models / cell.id
+            trained = read_train_record(model_dir)
+            record = {"id": cell.id, "status": trained["status"], "error": trained.get("error", "")}
+            rows: list[dict] = []
+            if trained["status"] == "ok":
+                model, _ = load_checkpoint(model_dir / CHECKPOINT, device)
+                scores, rows = evaluate_model(model, cell, args.prepared, params.evaluate)
+                record.update(scores)
+                evaluated += 1
+            out = staging / cell.id
+            out.mkdir()
+            (out / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+            _write_volumes(rows, out / "volumes.csv")
+    print(f"evaluate: {evaluated} of {len(cells)} models on the test set in {time.perf_counter() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,66 @@
+"""Segment CT slices with a trained model: the one code path that evaluation and ``predict`` share.
+
+A scan in its own geometry (slices first, Hounsfield units) is normalised and resized to the model's working
+size exactly as in training (pipeline.transforms), the model's probabilities are resized back to the scan's
+grid (bilinear) and thresholded.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pipeline import models, transforms
+from pipeline.dataset import experiment_inputs
+from pipeline.errors import PipelineError
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
+    """A trained model (eval mode) and its checkpoint record; needs no ImageNet weights to load."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: no such checkpoint (run `dvc pull` or train the model)") from None
+    except Exception as error:  # torch raises several unrelated types for a corrupt file
+        raise PipelineError(f"{path}: not a readable checkpoint ({error})") from None
+    cell = checkpoint["cell"]
+    model = models.build_model(cell["architecture"], cell["encoder"], "random")
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.to(device).eval(), checkpoint
+
+
+@torch.no_grad()
+def probabilities(model: torch.nn.Module, inputs: np.ndarray, batch_size: int = 8) -> np.ndarray:
+    """Sigmoid outputs (N, S, S) for normalised inputs (N, S, S) at the working size."""
+    device = next(model.parameters()).device
+    out = np.empty(inputs.shape, dtype=np.float32)
+    for start in range(0, inputs.shape[0], batch_size):
+        batch = torch.from_numpy(np.array(inputs[start : start + batch_size], dtype=np.float32))
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            logits = model(batch[:, None].to(device))
+        out[start : start + batch_size] = torch.sigmoid(logits.float())[:, 0].cpu().numpy()
+    return out
+
+
+def model_inputs(experiment: str, image_hu: np.ndarray, lung: np.ndarray | None, preprocess: dict) -> np.ndarray:
+    """Normalised working-size inputs (N, S, S) of a scan in its own geometry (N, H, W)."""
+    size = preprocess["size"]
+    image = transforms.normalise(image_hu, preprocess["hu_offset"], preprocess["hu_scale"])
+    image = transforms.resize_images(image, size, size)
+    if experiment == "lesion_b":
+        if lung is None:
+            raise PipelineError("a lesion_b model needs the scan's lung mask")
+        lung = transforms.resize_masks(transforms.binarise(lung), size, size).astype(np.float32)
+    inputs, _ = experiment_inputs(experiment, image, lung, None)
+    return inputs
+
+
+def to_native(probs: np.ndarray, height: int, width: int, threshold: float) -> np.ndarray:
+    """Working-size probabilities back on the scan's grid, thresholded to a binary uint8 mask."""
+    out = np.empty((probs.shape[0], height, width), dtype=np.uint8)
+    for start in range(0, probs.shape[0], transforms.CHUNK_SLICES):
+        chunk = torch.from_numpy(probs[start : start + transforms.CHUNK_SLICES])[:, None]
+        resized = F.interpolate(chunk, size=(height, width), mode="bilinear", align_corners=False)[:, 0]
+        out[start : start + transforms.CHUNK_SLICES] = (resized >= threshold).numpy()
+    return out
