@@ -1,7 +1,7 @@
 """Time the data stages (phantom generation, validation, preprocessing) for a profile, outside DVC.
 
-    python benchmarks/data_stages.py demo
-    python benchmarks/data_stages.py phantom-full
+    python -m benchmarks.data_stages demo
+    python -m benchmarks.data_stages phantom-full
 
 Runs the stages exactly as dvc.yaml does (``python -m pipeline.<stage>``) into a temporary folder and prints
 one line per stage and the sizes written.
@@ -14,10 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from pipeline import profiles
 
-from pipeline import profiles  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _size_mb(path: Path) -> float:

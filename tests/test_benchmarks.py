@@ -1,0 +1,28 @@
+"""The benchmark scripts stay runnable: their measuring functions on one tiny model, on the CPU."""
+
+import torch
+
+from benchmarks import gpu_train, train_overhead
+from pipeline import profiles
+from pipeline.cells import Cell
+from pipeline.config import parse_params
+from pipeline.train import Setup
+from tests.conftest import ROOT
+
+
+def test_gpu_benchmark_loops_run_on_the_cpu():
+    params = parse_params(profiles.compose("paper", ROOT / "conf")).train
+    image, masks = torch.randn(4, 1, 32, 32), (torch.rand(4, 2, 32, 32) > 0.5).float()
+    cell = Cell("lesion_a", "pspnet", "resnet18", "random")
+    train_rate, infer_rate = gpu_train.ours(cell, params, image, masks, image[:2], masks[:2], epochs=1)
+    assert train_rate > 0 and infer_rate > 0
+    assert gpu_train.naive(cell, image, masks, epochs=1, workers=0, device=torch.device("cpu")) > 0
+
+
+def test_overhead_benchmark_times_both_loops():
+    params = parse_params(profiles.compose("paper", ROOT / "conf")).train
+    image, masks = train_overhead.synthetic_set(4, 32, torch.device("cpu"))
+    setup = Setup(Cell("lung", "pspnet", "resnet18", "random"), params, torch.device("cpu"), -1.0)
+    for timer in (train_overhead.time_pipeline, train_overhead.time_bare):
+        model = gpu_train.models.build_model("pspnet", "resnet18", "random")
+        assert timer(setup, model, image, masks, 1) > 0
