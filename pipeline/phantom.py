@@ -147,9 +147,7 @@ def _grow_branch(rng, start, direction, radius, generation, airway, segments) ->
         for _ in range(2):
             child = _unit(direction + rng.normal(scale=0.6, size=3))
             # Only the larger bronchi are visible on CT; small airways stop being drawn.
-            _grow_branch(
-                rng, point, child, radius * 0.72, generation + 1, airway and generation < 1, segments
-            )
+            _grow_branch(rng, point, child, radius * 0.72, generation + 1, airway and generation < 1, segments)
 
 
 def _vascular_tree(rng: np.random.Generator) -> VascularTree:
@@ -179,7 +177,7 @@ def _random_lesions(rng: np.random.Generator) -> tuple[Lesion, ...]:
             x = side * rng.uniform(0.35, 0.7)
             y = rng.uniform(-0.25, 0.4)
             z = rng.uniform(0.25, 0.95)
-            size = rng.uniform(0.06, 0.2) if label == 1 else rng.uniform(0.05, 0.13)
+            size = rng.uniform(0.08, 0.25) if label == 1 else rng.uniform(0.06, 0.15)
             radii = (size * rng.uniform(0.7, 1.3), size * rng.uniform(0.7, 1.3), size * rng.uniform(0.6, 1.2))
             contrast = rng.uniform(280, 420) if label == 1 else rng.uniform(15, 45)
             shape = SmoothField.random(rng, frequency=rng.uniform(25, 40))

@@ -79,9 +79,7 @@ def render_preview(raw_dir: Path, columns: int = 5, tile: int = 384) -> Image.Im
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--raw", type=Path, help="data in the study's layout (default: a fresh full-size phantom)"
-    )
+    parser.add_argument("--raw", type=Path, help="data in the study's layout (default: a fresh full-size phantom)")
     parser.add_argument("--out", type=Path, default=Path("site/img/phantom-slices.png"))
     parser.add_argument("--seed", type=int, default=2020)
     args = parser.parse_args()

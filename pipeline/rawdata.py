@@ -119,9 +119,7 @@ def read_labels(path: Path, allowed: tuple[int, ...]) -> np.ndarray:
 
 def _check_same_shape(reference: np.ndarray, other: np.ndarray, path: Path, image_path: Path) -> None:
     if other.shape != reference.shape:
-        raise DataError(
-            path, f"has shape {other.shape}, but its image {image_path.name} has {reference.shape}"
-        )
+        raise DataError(path, f"has shape {other.shape}, but its image {image_path.name} has {reference.shape}")
 
 
 def _load_scan(name: str, image_path: Path, lung_path: Path, lesion_path: Path) -> Scan:
@@ -138,9 +136,7 @@ def load_train(raw_dir: Path) -> Scan:
     raw_dir = Path(raw_dir)
     scan = _load_scan("train", raw_dir / TRAIN_IMAGE, raw_dir / TRAIN_LUNG, raw_dir / TRAIN_LESION)
     if scan.slices != TRAIN_SLICES:
-        raise DataError(
-            raw_dir / TRAIN_IMAGE, f"has {scan.slices} slices; the study's set has {TRAIN_SLICES}"
-        )
+        raise DataError(raw_dir / TRAIN_IMAGE, f"has {scan.slices} slices; the study's set has {TRAIN_SLICES}")
     return scan
 
 

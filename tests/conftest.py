@@ -49,9 +49,7 @@ def raw_copy(tmp_path, tiny_raw) -> Path:
 
 def run_module(module: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     """Run ``python -m <module>`` as a user would, capturing its output."""
-    return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True, timeout=600
-    )
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
 def error_line(result: subprocess.CompletedProcess) -> str:
@@ -107,6 +105,12 @@ class FileServer:
                 pass
 
             def do_GET(self) -> None:
+                self._respond(send_body=True)
+
+            def do_HEAD(self) -> None:
+                self._respond(send_body=False)
+
+            def _respond(self, send_body: bool) -> None:
                 path = self.path.split("?")[0]
                 server.requests.append(path)
                 if path not in server.routes:
@@ -128,6 +132,8 @@ class FileServer:
                 if status == 206:
                     self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
                 self.end_headers()
+                if not send_body:
+                    return
                 cut = server.cut_after.pop(path, None)
                 self.wfile.write(body[start:cut] if cut is not None else body[start:])
                 if cut is not None:
@@ -142,6 +148,12 @@ class FileServer:
 
     def serve(self, drive_id: str, body: bytes, content_type: str = "application/octet-stream") -> None:
         self.routes[f"/file/{drive_id}"] = (body, content_type)
+
+    def serve_tree(self, root: Path) -> None:
+        """Serve every file under root at its relative path, like a static web host."""
+        for path in root.rglob("*"):
+            if path.is_file():
+                self.routes[f"/{path.relative_to(root).as_posix()}"] = (path.read_bytes(), "application/octet-stream")
 
 
 @pytest.fixture

@@ -107,9 +107,7 @@ def test_fetch_starts_over_when_the_server_ignores_ranges(tmp_path, file_server)
 
 def test_fetch_reports_missing_file_and_dead_server(tmp_path, file_server):
     with pytest.raises(DataError, match=r"blob\.bin: download refused: HTTP 404"):
-        download.fetch(
-            file_server.url_template.format(id="nope"), "blob.bin", tmp_path, timeout=10, retries=0
-        )
+        download.fetch(file_server.url_template.format(id="nope"), "blob.bin", tmp_path, timeout=10, retries=0)
     with pytest.raises(PipelineError, match=r"blob\.bin: download failed after 1 tries .*run again"):
         download.fetch("http://127.0.0.1:9/file", "blob.bin", tmp_path, timeout=2, retries=0)
 
@@ -119,8 +117,7 @@ def test_quota_page_is_refused_in_one_line(tmp_path, drive):
     drive.serve(download.DRIVE_FILES[rawdata.TRAIN_LESION], quota, "text/html; charset=utf-8")
     line = error_line(_run_data(tmp_path, drive))
     assert line == (
-        "error: tr_mask.nii.gz: the server sent an HTML page, not the file "
-        "(Google Drive quota reached, or no access?)"
+        "error: tr_mask.nii.gz: the server sent an HTML page, not the file (Google Drive quota reached, or no access?)"
     )
     assert not (tmp_path / "raw").exists()
 
