@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from pipeline import models, transforms
 from pipeline.dataset import experiment_inputs
@@ -31,11 +32,14 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[tor
 
 
 @torch.no_grad()
-def probabilities(model: torch.nn.Module, inputs: np.ndarray, batch_size: int = 8) -> np.ndarray:
+def probabilities(
+    model: torch.nn.Module, inputs: np.ndarray, batch_size: int = 8, progress: bool = False
+) -> np.ndarray:
     """Sigmoid outputs (N, S, S) for normalised inputs (N, S, S) at the working size."""
     device = next(model.parameters()).device
     out = np.empty(inputs.shape, dtype=np.float32)
-    for start in range(0, inputs.shape[0], batch_size):
+    starts = range(0, inputs.shape[0], batch_size)
+    for start in tqdm(starts, desc="segment", unit="batch", disable=not progress, leave=False):
         batch = torch.from_numpy(np.array(inputs[start : start + batch_size], dtype=np.float32))
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits = model(batch[:, None].to(device))

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from pipeline.grid import UPSTREAM
+from pipeline.publish import direct_url
 from tests.conftest import project_copy
 
 pytestmark = pytest.mark.slow
@@ -51,10 +52,19 @@ def _leaderboard(project: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def test_profile_switch_and_full_repro(tmp_path):
-    project = project_copy(tmp_path / "project")
+@pytest.fixture(scope="module")
+def tiny_project(tmp_path_factory) -> Path:
+    """A copy of the project switched to the tiny profile and run end to end with `dvc exp run`."""
+    project = project_copy(tmp_path_factory.mktemp("tiny") / "project")
     result = dvc(project, "exp", "run", "-S", "profile=tiny")
     assert result.returncode == 0, result.stdout + result.stderr
+    run(project, "git", "add", "-A")
+    assert run(project, "git", "commit", "-q", "-m", "tiny results").returncode == 0
+    return project
+
+
+def test_profile_switch_and_full_repro(tiny_project):
+    project = tiny_project
     assert yaml.safe_load((project / "params.yaml").read_text())["profile"] == "tiny"
     meta = json.loads((project / "data" / "prepared" / "meta.json").read_text())
     assert (meta["profile"], meta["data_source"], meta["preprocess"]["size"]) == ("tiny", "phantom", 32)
@@ -78,6 +88,47 @@ def test_profile_switch_and_full_repro(tmp_path):
     assert stale_stages(project) == ["evaluate"]
     _edit_params(project, "preprocess", "size", 64)
     assert stale_stages(project) == ["evaluate", "preprocess"]
+    assert run(project, "git", "checkout", "params.yaml").returncode == 0
+
+
+def test_publish_then_pull_get_and_predict_from_a_fresh_clone_over_http(tiny_project, tmp_path, file_server):
+    cell = "lung-unet-resnet18-random"
+    remote, www = tmp_path / "remote", tmp_path / "www" / "dvcstore"
+    # The maintainer pushes to a writable remote and publishes a static copy of it over HTTP ...
+    assert dvc(tiny_project, "remote", "add", "--local", "storage", str(remote)).returncode == 0
+    result = run(tiny_project, sys.executable, "-m", "pipeline.publish", str(www), "--remote", "storage")
+    assert result.returncode == 0, result.stdout + result.stderr
+    file_server.serve_tree(www.parent)
+    url = f"http://127.0.0.1:{file_server.httpd.server_port}/dvcstore"
+    # ... and commits that public copy as the repository's default remote.
+    assert dvc(tiny_project, "remote", "add", "-d", "public", url).returncode == 0
+    run(tiny_project, "git", "add", ".dvc/config")
+    assert run(tiny_project, "git", "commit", "-q", "-m", "publish the models").returncode == 0
+
+    clone = tmp_path / "clone"
+    assert run(tmp_path, "git", "clone", "-q", str(tiny_project), str(clone)).returncode == 0
+    pulled = dvc(clone, "pull", f"train@{cell}")
+    assert pulled.returncode == 0, pulled.stdout + pulled.stderr
+    assert (clone / "models" / cell / "model.pt").exists()
+    assert not (clone / "models" / "lesion_b-unet-resnet18-random").exists()  # only what was asked for
+
+    # Without a clone: dvc get reads the repository's default remote.
+    got = dvc(tmp_path, "get", str(tiny_project), f"models/{cell}/model.pt", "-o", "got.pt")
+    assert got.returncode == 0, got.stdout + got.stderr
+    assert (tmp_path / "got.pt").read_bytes() == (clone / "models" / cell / "model.pt").read_bytes()
+
+    # The direct link a model page shows serves the same file.
+    link = direct_url(url, cell, www, lock=clone / "dvc.lock")
+    assert link is not None and link.startswith(url + "/files/md5/")
+    served = www / link.removeprefix(url + "/")
+    assert served.read_bytes() == (tmp_path / "got.pt").read_bytes()
+
+    # The clone has the model but no data: segment one of the project's synthetic test volumes.
+    source = tiny_project / "data" / "raw" / "rp_im" / "3.nii.gz"
+    predicted = run(clone, sys.executable, "-m", "pipeline.predict", "--model", cell, str(source), "lungs.nii.gz")
+    assert predicted.returncode == 0, predicted.stdout + predicted.stderr
+    assert (clone / "lungs.nii.gz").exists() and not (clone / "data" / "raw").exists()
+    assert all(request.startswith("/dvcstore/") for request in file_server.requests)
 
 
 def test_grid_runner_trains_stale_cells_and_records_them(tmp_path):

@@ -1,0 +1,102 @@
+"""predict: a scan of any size in, the model's mask out with the scan's geometry; the same numbers as evaluate."""
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from pipeline import metrics, models, rawdata
+from pipeline.cells import Cell
+from pipeline.config import EvaluateParams
+from pipeline.evaluate import evaluate_model
+from pipeline.predict import load_model
+from pipeline.preprocess import preprocess
+from tests.conftest import error_line, run_module
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, tiny_raw, tiny_params):
+    out = tmp_path_factory.mktemp("prepared")
+    preprocess(tiny_raw, out, tiny_params.preprocess, tiny_params.profile)
+    return out
+
+
+def _checkpoint(directory, experiment, size=32):
+    """An untrained (random) model saved as the train stage saves one: enough to test the data path."""
+    torch.manual_seed(0)
+    model = models.build_model("unet", "resnet18", "random")
+    cell = {"experiment": experiment, "architecture": "unet", "encoder": "resnet18", "weights": "random"}
+    preprocess_params = {"size": size, "hu_offset": 500.0, "hu_scale": 500.0, "train_slices": 80}
+    path = directory / f"{experiment}.pt"
+    torch.save({"state_dict": model.state_dict(), "cell": cell, "preprocess": preprocess_params, "epoch": 1}, path)
+    return path
+
+
+def test_predict_matches_the_evaluation_of_the_same_model(tmp_path, prepared, tiny_raw):
+    """results/<id>/volumes.csv is what predict produces: per-volume Dice recomputed from predict's output."""
+    checkpoint = _checkpoint(tmp_path, "lesion_b")
+    segmenter = load_model(checkpoint, device="cpu")
+    cell = Cell("lesion_b", "unet", "resnet18", "random")
+    params = EvaluateParams(threshold=0.5, bootstrap_samples=10, confidence=0.95, seed=0)
+    _, rows = evaluate_model(segmenter.model, cell, prepared, params)
+    for row, scan in zip(rows, rawdata.iter_test_scans(tiny_raw), strict=True):
+        mask = segmenter.segment(scan.image, scan.lung)
+        assert mask.shape == scan.image.shape and mask.dtype == np.uint8
+        counts = metrics.confusion(np.moveaxis(mask, -1, 0), np.moveaxis(scan.lesion > 0, -1, 0))
+        assert metrics.scores(counts.total())["dice"][0] == pytest.approx(row["dice"], abs=1e-9)
+
+
+def test_cli_writes_a_binary_mask_with_the_input_geometry(tmp_path, tiny_raw):
+    checkpoint = _checkpoint(tmp_path, "lung")
+    scan = tiny_raw / rawdata.TEST_IMAGE_DIR / "2.nii.gz"
+    # Any in-plane size: a crop of the test volume with its own affine.
+    original = nib.load(scan)
+    cropped = np.asanyarray(original.dataobj)[5:70, 3:77, :]
+    affine = original.affine.copy()
+    affine[:3, 3] = [11.0, -7.0, 3.0]
+    source = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(cropped, affine, original.header), source)
+    output = tmp_path / "lungs.nii.gz"
+    result = run_module("pipeline.predict", "--model", str(checkpoint), "--device", "cpu", str(source), str(output))
+    assert result.returncode == 0, result.stderr
+    assert "predict:" in result.stdout
+    mask = nib.load(output)
+    assert mask.shape == cropped.shape and mask.get_data_dtype() == np.uint8
+    np.testing.assert_array_equal(mask.affine, affine)
+    assert set(np.unique(np.asanyarray(mask.dataobj))) <= {0, 1}
+    assert mask.header.get_zooms() == nib.load(source).header.get_zooms()
+
+
+def test_a_lesion_b_model_takes_its_lung_mask_from_a_file_or_a_lung_model(tmp_path, tiny_raw):
+    lesion_b, lung = _checkpoint(tmp_path, "lesion_b"), _checkpoint(tmp_path, "lung")
+    scan = tiny_raw / rawdata.TEST_IMAGE_DIR / "1.nii.gz"
+    lung_mask = tiny_raw / rawdata.TEST_LUNG_DIR / "1.nii.gz"
+    base = ("pipeline.predict", "--model", str(lesion_b), "--device", "cpu", str(scan))
+    assert run_module(*base, str(tmp_path / "a.nii.gz"), "--lung-mask", str(lung_mask)).returncode == 0
+    assert run_module(*base, str(tmp_path / "b.nii.gz"), "--lung-model", str(lung)).returncode == 0
+    line = error_line(run_module(*base, str(tmp_path / "c.nii.gz")))
+    assert "is a lesion_b model: it needs the scan's lung mask; pass --lung-mask" in line
+    assert not (tmp_path / "c.nii.gz").exists()
+
+
+def test_bad_inputs_give_one_line(tmp_path, tiny_raw):
+    checkpoint = _checkpoint(tmp_path, "lung")
+    html = tmp_path / "quota.nii.gz"
+    html.write_text("<html>Google Drive quota exceeded</html>")
+    flat = tmp_path / "flat.nii.gz"
+    nib.save(nib.Nifti1Image(np.full((32, 32), -1000, dtype=np.int16), np.eye(4)), flat)
+    scan = str(tiny_raw / rawdata.TEST_IMAGE_DIR / "1.nii.gz")
+    out = str(tmp_path / "out.nii.gz")
+    cases = {
+        (str(checkpoint), str(html)): "is an HTML page, not data",
+        (str(checkpoint), str(flat)): "expected a 3-D volume",
+        ("lung-unet-resnet18-random", scan): "not here; fetch it with `dvc pull train@lung-unet-resnet18-random`",
+        (str(tmp_path / "missing.pt"), scan): "no such checkpoint",
+        ("not-a-model", scan): "--model: 'not-a-model' is not a model id",
+    }
+    for (model, source), message in cases.items():
+        line = error_line(
+            run_module("pipeline.predict", "--model", model, "--device", "cpu", source, out, cwd=tmp_path)
+        )
+        assert message in line, line
+    assert not (tmp_path / "out.nii.gz").exists()
