@@ -60,7 +60,7 @@ class Segmenter:
         inputs = model_inputs(self.experiment, transforms.slices_first(volume), lung, self.preprocess)
         probs = probabilities(self.model, inputs, progress=progress)
         mask = to_native(probs, volume.shape[0], volume.shape[1], self.threshold)
-        return np.ascontiguousarray(np.moveaxis(mask, 0, -1))
+        return np.moveaxis(mask, 0, -1)  # a view: (H, W, slices) as the scan, without copying
 
 
 def resolve_checkpoint(model: str | Path, models_dir: Path = MODELS_DIR) -> Path:

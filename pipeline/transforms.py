@@ -18,7 +18,10 @@ CHUNK_SLICES = 32  # bounds memory when resizing hundreds of full-size slices
 
 
 def normalise(hu: np.ndarray, offset: float, scale: float) -> np.ndarray:
-    return ((hu.astype(np.float32) + np.float32(offset)) / np.float32(scale)).astype(np.float32)
+    """(hu + offset) / scale in float32, with a single new array (volumes are hundreds of MB)."""
+    out = np.asarray(hu, dtype=np.float32) + np.float32(offset)
+    out /= np.float32(scale)
+    return out
 
 
 def binarise(labels: np.ndarray) -> np.ndarray:
@@ -28,7 +31,8 @@ def binarise(labels: np.ndarray) -> np.ndarray:
 def _resize(stack: np.ndarray, height: int, width: int) -> np.ndarray:
     out = np.empty((stack.shape[0], height, width), dtype=np.float32)
     for start in range(0, stack.shape[0], CHUNK_SLICES):
-        chunk = torch.from_numpy(np.ascontiguousarray(stack[start : start + CHUNK_SLICES], dtype=np.float32))
+        # Strided views (slices_first) go to torch as they are: copying them in numpy first costs more.
+        chunk = torch.from_numpy(np.asarray(stack[start : start + CHUNK_SLICES], dtype=np.float32))
         resized = F.interpolate(chunk[:, None], size=(height, width), mode="bilinear", antialias=True)
         out[start : start + CHUNK_SLICES] = resized[:, 0].numpy()
     return out
