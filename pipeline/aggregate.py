@@ -23,7 +23,7 @@ import pandas as pd
 
 from pipeline.cells import grid_cells
 from pipeline.config import PARAMS_FILE, load_params
-from pipeline.errors import run_stage
+from pipeline.errors import PipelineError, run_stage
 from pipeline.evaluate import EVALUATION_DIR, read_train_record
 from pipeline.outputs import replace_directory
 from pipeline.train import MODELS_DIR
@@ -122,6 +122,9 @@ def findings(frame: pd.DataFrame, paper: dict[tuple, float], reference_dir: Path
     ok = frame[frame["status"] == "ok"]
     reported = paper_summary(reference_dir)
     result: dict = {
+        # Results of different data sources never mix: say which one (and which profile) these are.
+        "data_source": ", ".join(sorted(frame["data_source"].dropna().unique())),
+        "profile": ", ".join(sorted(frame["profile"].dropna().unique())),
         "models": len(frame),
         "failed": int((frame["status"] != "ok").sum()),
         "paper": {
@@ -193,6 +196,12 @@ def aggregate(cells, models_dir: Path, evaluation_dir: Path, out_dir: Path, refe
         for name, source in (("history.csv", models_dir), ("volumes.csv", evaluation_dir)):
             if (source / cell.id / name).exists():
                 shutil.copyfile(source / cell.id / name, folder / name)
+    sources = sorted({row["data_source"] for row in rows})
+    if len(sources) > 1:
+        raise PipelineError(
+            f"{models_dir}: the models were trained on different data sources ({', '.join(sources)}); "
+            "one leaderboard never mixes them: retrain the stale ones (`dvc repro`)"
+        )
     with open(out_dir / "leaderboard.csv", "w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(COLUMNS)
