@@ -25,7 +25,7 @@ from pipeline.cells import grid_cells
 from pipeline.config import PARAMS_FILE, load_params
 from pipeline.errors import PipelineError, run_stage
 from pipeline.evaluate import EVALUATION_DIR, read_train_record
-from pipeline.outputs import replace_directory
+from pipeline.outputs import read_json, replace_directory
 from pipeline.train import MODELS_DIR
 
 RESULTS_DIR = Path("results")
@@ -187,7 +187,9 @@ def aggregate(cells, models_dir: Path, evaluation_dir: Path, out_dir: Path, refe
     rows = []
     for cell in cells:
         train = read_train_record(models_dir / cell.id)
-        evaluation = json.loads((evaluation_dir / cell.id / "metrics.json").read_text())
+        evaluation = read_json(
+            evaluation_dir / cell.id / "metrics.json", "evaluate the models first (`dvc repro evaluate`)"
+        )
         row = model_row(train, evaluation, paper)
         rows.append(row)
         folder = out_dir / cell.id

@@ -11,7 +11,6 @@ data/prepared/ (written by ``python -m pipeline.preprocess``):
 Arrays are memory-mapped, so opening a split costs milliseconds whatever its size.
 """
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -19,6 +18,7 @@ from typing import Literal
 import numpy as np
 
 from pipeline.errors import DataError
+from pipeline.outputs import read_json
 
 PREPARED_DIR = Path("data/prepared")
 SPLITS = ("train", "val", "test")
@@ -69,11 +69,7 @@ def load_native(volume: str, prepared_dir: Path = PREPARED_DIR) -> Split:
 
 
 def load_meta(prepared_dir: Path = PREPARED_DIR) -> dict:
-    path = Path(prepared_dir) / "meta.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(path, "is missing; run `dvc repro preprocess`") from None
+    return read_json(Path(prepared_dir) / "meta.json", "run `dvc repro preprocess`")
 
 
 def experiment_inputs(experiment: str, image, lung, lesion):

@@ -18,6 +18,7 @@ import argparse
 import csv
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +27,10 @@ from tqdm import tqdm
 from pipeline import metrics
 from pipeline.cells import Cell, grid_cells
 from pipeline.config import PARAMS_FILE, EvaluateParams, load_params
-from pipeline.dataset import PREPARED_DIR, experiment_arrays, load_meta, load_native, load_split
-from pipeline.errors import DataError, run_stage
+from pipeline.dataset import PREPARED_DIR, Split, experiment_arrays, load_meta, load_native, load_split
+from pipeline.errors import run_stage
 from pipeline.inference import load_checkpoint, probabilities, to_native
-from pipeline.outputs import replace_directory
+from pipeline.outputs import read_json, replace_directory
 from pipeline.train import CHECKPOINT, MODELS_DIR, select_device
 
 EVALUATION_DIR = Path("evaluation")
@@ -37,39 +38,40 @@ VOLUME_FIELDS = ("volume", "slices", "dice", "sensitivity", "specificity", "prec
 
 
 def read_train_record(model_dir: Path) -> dict:
-    path = model_dir / "train.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(path, "is missing; train this model first (`dvc repro train`)") from None
-    except json.JSONDecodeError:
-        raise DataError(path, "is not valid JSON") from None
+    return read_json(model_dir / "train.json", "train this model first (`dvc repro train`)")
 
 
-def _volume_rows(slice_volumes: list[str]) -> dict[str, np.ndarray]:
-    """Test-slice indices of each volume, in file order."""
-    names = list(dict.fromkeys(slice_volumes))
-    volumes = np.asarray(slice_volumes)
-    return {name: np.flatnonzero(volumes == name) for name in names}
+@dataclass(frozen=True)
+class HeldOutSet:
+    """The prepared test data, read once for all models: working-size slices and where each comes from."""
+
+    split: Split
+    volume_rows: dict[str, np.ndarray]  # volume file name -> its rows in ``split``
+    volume_dirs: dict[str, str]  # volume file name -> its folder under native/
+    prepared_dir: Path
+
+    @classmethod
+    def load(cls, prepared_dir: Path) -> "HeldOutSet":
+        with open(prepared_dir / "test" / "slices.csv") as handle:
+            volumes = np.asarray([row["volume"] for row in csv.DictReader(handle)])
+        rows = {name: np.flatnonzero(volumes == name) for name in dict.fromkeys(volumes.tolist())}
+        dirs = {volume["name"]: volume["dir"] for volume in load_meta(prepared_dir)["volumes"]}
+        return cls(load_split("test", prepared_dir), rows, dirs, prepared_dir)
 
 
 def _round(values: dict) -> dict:
     return {key: (None if np.isnan(value) else round(float(value), 6)) for key, value in values.items()}
 
 
-def evaluate_model(model, cell: Cell, prepared_dir: Path, params: EvaluateParams) -> tuple[dict, list[dict]]:
+def evaluate_model(model, cell: Cell, test: HeldOutSet, params: EvaluateParams) -> tuple[dict, list[dict]]:
     """(metrics record, per-volume rows) of one model."""
-    test = load_split("test", prepared_dir)
-    inputs, targets = experiment_arrays(test, cell.experiment)
+    inputs, targets = experiment_arrays(test.split, cell.experiment)
     probs = probabilities(model, inputs)
     working = metrics.confusion(probs >= params.threshold, targets)
-    with open(prepared_dir / "test" / "slices.csv") as handle:
-        slice_volumes = [row["volume"] for row in csv.DictReader(handle)]
-    volume_dirs = {volume["name"]: volume["dir"] for volume in load_meta(prepared_dir)["volumes"]}
 
     rows, native_counts = [], []
-    for name, index in _volume_rows(slice_volumes).items():
-        native = load_native(volume_dirs[name], prepared_dir)
+    for name, index in test.volume_rows.items():
+        native = load_native(test.volume_dirs[name], test.prepared_dir)
         truth = np.asarray(native.lung if cell.experiment == "lung" else native.lesion)
         prediction = to_native(probs[index], truth.shape[1], truth.shape[2], params.threshold)
         counts = metrics.confusion(prediction, truth)
@@ -114,6 +116,7 @@ def main() -> None:
     grid = params.grid
     cells = grid_cells(grid.experiments, grid.architectures, grid.encoders, grid.weights)
     device = select_device(params.train.device)
+    test = HeldOutSet.load(args.prepared)
     started, evaluated = time.perf_counter(), 0
     with replace_directory(args.out) as staging:
         for cell in tqdm(cells, desc="evaluate", unit="model"):
@@ -123,7 +126,7 @@ def main() -> None:
             rows: list[dict] = []
             if trained["status"] == "ok":
                 model, _ = load_checkpoint(model_dir / CHECKPOINT, device)
-                scores, rows = evaluate_model(model, cell, args.prepared, params.evaluate)
+                scores, rows = evaluate_model(model, cell, test, params.evaluate)
                 record.update(scores)
                 evaluated += 1
             out = staging / cell.id

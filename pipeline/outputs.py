@@ -1,14 +1,18 @@
-"""Write a stage's output directory so that a failed or killed run never damages the previous one.
+"""Stage outputs: written so that a failed or killed run never damages the previous ones, read back with
+one clear error when they are missing or broken.
 
-The stage writes into a hidden sibling directory; only when it has finished is the old directory swapped
+A stage writes into a hidden sibling directory; only when it has finished is the old directory swapped
 out. A run killed half-way leaves a ``.name.tmp-PID`` sibling behind, which the next run removes.
 """
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from pipeline.errors import DataError
 
 
 def _remove_leftovers(target: Path) -> None:
@@ -36,3 +40,13 @@ def replace_directory(target: Path) -> Iterator[Path]:
         target.rename(retired)
     staging.rename(target)
     shutil.rmtree(retired, ignore_errors=True)
+
+
+def read_json(path: Path, remedy: str) -> dict:
+    """A JSON record another stage wrote; ``remedy`` says what to run when it is missing."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise DataError(path, f"is missing; {remedy}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise DataError(path, "is not valid JSON") from None

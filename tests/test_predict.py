@@ -8,7 +8,7 @@ import torch
 from pipeline import metrics, models, rawdata
 from pipeline.cells import Cell
 from pipeline.config import EvaluateParams
-from pipeline.evaluate import evaluate_model
+from pipeline.evaluate import HeldOutSet, evaluate_model
 from pipeline.predict import load_model
 from pipeline.preprocess import preprocess
 from tests.conftest import error_line, run_module
@@ -38,7 +38,7 @@ def test_predict_matches_the_evaluation_of_the_same_model(tmp_path, prepared, ti
     segmenter = load_model(checkpoint, device="cpu")
     cell = Cell("lesion_b", "unet", "resnet18", "random")
     params = EvaluateParams(threshold=0.5, bootstrap_samples=10, confidence=0.95, seed=0)
-    _, rows = evaluate_model(segmenter.model, cell, prepared, params)
+    _, rows = evaluate_model(segmenter.model, cell, HeldOutSet.load(prepared), params)
     for row, scan in zip(rows, rawdata.iter_test_scans(tiny_raw), strict=True):
         mask = segmenter.segment(scan.image, scan.lung)
         assert mask.shape == scan.image.shape and mask.dtype == np.uint8
