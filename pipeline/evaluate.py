@@ -18,7 +18,7 @@ import argparse
 import csv
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +49,7 @@ class HeldOutSet:
     volume_rows: dict[str, np.ndarray]  # volume file name -> its rows in ``split``
     volume_dirs: dict[str, str]  # volume file name -> its folder under native/
     prepared_dir: Path
+    _experiments: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def load(cls, prepared_dir: Path) -> "HeldOutSet":
@@ -58,6 +59,12 @@ class HeldOutSet:
         dirs = {volume["name"]: volume["dir"] for volume in load_meta(prepared_dir)["volumes"]}
         return cls(load_split("test", prepared_dir), rows, dirs, prepared_dir)
 
+    def experiment(self, experiment: str) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs, targets) of an experiment, built once for all its models (lesion B's is a full copy)."""
+        if experiment not in self._experiments:
+            self._experiments[experiment] = experiment_arrays(self.split, experiment)
+        return self._experiments[experiment]
+
 
 def _round(values: dict) -> dict:
     return {key: (None if np.isnan(value) else round(float(value), 6)) for key, value in values.items()}
@@ -65,7 +72,7 @@ def _round(values: dict) -> dict:
 
 def evaluate_model(model, cell: Cell, test: HeldOutSet, params: EvaluateParams) -> tuple[dict, list[dict]]:
     """(metrics record, per-volume rows) of one model."""
-    inputs, targets = experiment_arrays(test.split, cell.experiment)
+    inputs, targets = test.experiment(cell.experiment)
     probs = probabilities(model, inputs)
     working = metrics.confusion(probs >= params.threshold, targets)
 
