@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # Stage commands in dvc.yaml call `python`: make it the project's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo test lint preview clean-venv
+.PHONY: setup demo test lint preview browser site clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,18 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/dvc repro
 
-test: setup lint
+test: setup lint browser
 	$(BIN)/python -m pytest
+
+# The site's browser tests drive Debian's chromium (never `playwright install`).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] \
+		&& { apt-get install -y -qq chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; }; } \
+		|| { echo "install Debian's chromium: sudo apt-get install -y chromium" >&2; exit 1; }
+
+# Rebuild only the website from results/ and figures/ (as the `site` stage does).
+site: setup
+	$(BIN)/python -m pipeline.site_build
 
 lint: setup
 	$(BIN)/ruff check pipeline tests benchmarks

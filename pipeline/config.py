@@ -165,6 +165,18 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class SiteParams:
+    """The website. ``remote_url``: the public HTTP address of the published DVC remote (``pipeline.publish``);
+    when set, every model page gives a direct link to its checkpoint. Empty: no direct links."""
+
+    remote_url: str
+
+    def __post_init__(self) -> None:
+        if self.remote_url and not self.remote_url.startswith(("http://", "https://")):
+            raise ValueError("remote_url must be empty or an http(s):// address")
+
+
+@dataclass(frozen=True)
 class Params:
     profile: str
     data: DataParams
@@ -172,6 +184,7 @@ class Params:
     grid: GridParams
     train: TrainParams
     evaluate: EvaluateParams
+    site: SiteParams
 
 
 def _type_name(kind: Any) -> str:

@@ -82,12 +82,18 @@ def test_profile_switch_and_full_repro(tiny_project):
     metrics = dvc(project, "metrics", "show", "--json")
     assert "lesion_b" in metrics.stdout and "best_dice" in metrics.stdout
     assert stale_stages(project) == []
+    # The run ends with the website, for the experiments of this grid only.
+    home = (project / "public" / "index.html").read_text()
+    assert "Synthetic results" in home and "synthetic CT phantoms" in home
+    assert (project / "public" / "leaderboard" / "lesion_b.html").exists()
+    assert not (project / "public" / "leaderboard" / "lesion_a.html").exists()
+    assert (project / "public" / "models" / "lung-pspnet-resnet18-random.html").exists()
 
     # A change to evaluation never retrains a model; a change to preprocessing never regenerates the data.
     _edit_params(project, "evaluate", "threshold", 0.4)
-    assert stale_stages(project) == ["evaluate"]
+    assert stale_stages(project) == ["evaluate", "figures"]
     _edit_params(project, "preprocess", "size", 64)
-    assert stale_stages(project) == ["evaluate", "preprocess"]
+    assert stale_stages(project) == ["evaluate", "figures", "preprocess"]
     assert run(project, "git", "checkout", "params.yaml").returncode == 0
 
 

@@ -1,0 +1,179 @@
+"""Stage ``figures``: the pictures the website shows that need the models or the data, not only results/.
+
+    python -m pipeline.figures        (as dvc.yaml runs it; reads params `grid`, `evaluate`)
+
+Writes figures/ (a DVC output of its own: at the paper's 512 px these images are too big for git):
+
+- ``masks/<id>.png``: every model's prediction on the same few test slices of its experiment (the slices
+  with the largest target area, from different volumes where possible), true positives green, false
+  positives red, false negatives blue, over the CT image (the paper's Fig. 3, for every model);
+- ``filters/<id>.png``: the first convolution's kernels of the models of the first architecture on the lung
+  experiment, one per encoder and initialisation, on the paper's fixed colour range (Fig. 8);
+- ``intensity.json``: histograms of the normalised test inputs, all pixels and pixels inside the target,
+  per experiment (Fig. 2);
+- ``slices.json``: which test slices the mask pictures show.
+"""
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from pipeline.cells import Cell, grid_cells
+from pipeline.config import PARAMS_FILE, load_params
+from pipeline.dataset import EXPERIMENTS, PREPARED_DIR, experiment_arrays, load_split
+from pipeline.errors import run_stage
+from pipeline.evaluate import read_train_record
+from pipeline.inference import load_checkpoint, probabilities
+from pipeline.outputs import replace_directory
+from pipeline.train import CHECKPOINT, MODELS_DIR, select_device
+
+FIGURES_DIR = Path("figures")
+SLICES_SHOWN = 3
+PANEL_PIXELS = 192  # each slice is drawn at least this big (nearest-neighbour), so 64 px demo slices are legible
+# The normalised CT shown in a lung window: (HU + 500) / 500, so -1 is air and 0.2 is soft tissue.
+WINDOW = (-1.2, 0.6)
+COLOURS = {"tp": (40, 200, 80), "fp": (230, 50, 50), "fn": (60, 120, 255)}
+OVERLAY_ALPHA = 0.6
+FILTER_RANGE = 0.4  # the paper's Fig. 8 colour range
+HISTOGRAM_BINS = np.linspace(-1.5, 3.5, 101)
+
+
+def shown_slices(targets: np.ndarray, volumes: np.ndarray, count: int = SLICES_SHOWN) -> list[int]:
+    """Indices of the slices with the largest target area, one per volume first, then any."""
+    area = targets.reshape(targets.shape[0], -1).sum(axis=1)
+    order = [int(i) for i in np.argsort(-area, kind="stable") if area[i] > 0]
+    chosen, seen = [], set()
+    for index in order:
+        if volumes[index] not in seen:
+            chosen.append(index)
+            seen.add(volumes[index])
+        if len(chosen) == count:
+            return sorted(chosen)
+    chosen += [i for i in order if i not in chosen][: count - len(chosen)]
+    return sorted(chosen)
+
+
+def overlay(image: np.ndarray, truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """RGB uint8 picture of one slice: the CT in grey, TP/FP/FN blended in their colours."""
+    low, high = WINDOW
+    grey = np.clip((image - low) / (high - low), 0, 1) * 255
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    truth, predicted = truth.astype(bool), predicted.astype(bool)
+    for name, where in (("tp", truth & predicted), ("fp", ~truth & predicted), ("fn", truth & ~predicted)):
+        rgb[where] = (1 - OVERLAY_ALPHA) * rgb[where] + OVERLAY_ALPHA * np.array(COLOURS[name])
+    return rgb.astype(np.uint8)
+
+
+def _enlarged(rgb: np.ndarray) -> Image.Image:
+    picture = Image.fromarray(rgb)
+    factor = max(1, -(-PANEL_PIXELS // rgb.shape[0]))
+    return picture.resize((rgb.shape[1] * factor, rgb.shape[0] * factor), Image.Resampling.NEAREST)
+
+
+def mask_strip(images: np.ndarray, truths: np.ndarray, predictions: np.ndarray) -> Image.Image:
+    """The shown slices side by side, 4 px apart."""
+    panels = [_enlarged(overlay(i, t, p)) for i, t, p in zip(images, truths, predictions, strict=True)]
+    width = sum(panel.width for panel in panels) + 4 * (len(panels) - 1)
+    strip = Image.new("RGB", (width, panels[0].height), (255, 255, 255))
+    left = 0
+    for panel in panels:
+        strip.paste(panel, (left, 0))
+        left += panel.width + 4
+    return strip
+
+
+def filter_grid(weight: torch.Tensor, limit: float = FILTER_RANGE, columns: int = 8) -> Image.Image:
+    """The first convolution's kernels (out, 1, k, k) as a grid, blue negative, red positive, clipped."""
+    kernels = weight.detach().float().cpu().numpy()[:, 0][:64]
+    count, k = kernels.shape[0], kernels.shape[-1]
+    rows = -(-count // columns)
+    cell = max(1, 48 // k)
+    canvas = np.full((rows * (k * cell + 2), columns * (k * cell + 2), 3), 255, dtype=np.uint8)
+    for index, kernel in enumerate(kernels):
+        value = np.clip(kernel / limit, -1, 1)
+        rgb = np.stack([1 - np.clip(-value, 0, 1), 1 - np.abs(value), 1 - np.clip(value, 0, 1)], axis=-1)
+        rgb = np.kron(rgb, np.ones((cell, cell, 1)))
+        row, column = divmod(index, columns)
+        top, left = row * (k * cell + 2), column * (k * cell + 2)
+        canvas[top : top + k * cell, left : left + k * cell] = (rgb * 255).astype(np.uint8)
+    return Image.fromarray(canvas)
+
+
+def first_convolution(model: torch.nn.Module) -> torch.Tensor:
+    return next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d)).weight
+
+
+def intensity_histograms(test) -> dict:
+    """Per experiment: density histograms of the normalised inputs, all pixels and inside the target."""
+    out = {"bins": [round(float(b), 4) for b in HISTOGRAM_BINS], "experiments": {}}
+    for experiment in EXPERIMENTS:
+        inputs, targets = experiment_arrays(test, experiment)
+        inputs = np.asarray(inputs)
+        everything, _ = np.histogram(inputs, HISTOGRAM_BINS, density=True)
+        inside, _ = np.histogram(inputs[np.asarray(targets).astype(bool)], HISTOGRAM_BINS, density=True)
+        out["experiments"][experiment] = {
+            "image": [round(float(v), 6) for v in everything],
+            "target": [round(float(v), 6) for v in np.nan_to_num(inside)],
+        }
+    return out
+
+
+def filter_cells(cells: list[Cell]) -> list[Cell]:
+    """The models whose first-layer filters are drawn: the lung experiment, first architecture."""
+    lung = [cell for cell in cells if cell.experiment == cells[0].experiment]
+    return [cell for cell in lung if cell.architecture == lung[0].architecture]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Draw the website's figures from the models and the test set.")
+    parser.add_argument("--params", type=Path, default=PARAMS_FILE)
+    parser.add_argument("--prepared", type=Path, default=PREPARED_DIR)
+    parser.add_argument("--models", type=Path, default=MODELS_DIR)
+    parser.add_argument("--out", type=Path, default=FIGURES_DIR)
+    args = parser.parse_args()
+    params = load_params(args.params)
+    grid = params.grid
+    cells = grid_cells(grid.experiments, grid.architectures, grid.encoders, grid.weights)
+    device = select_device(params.train.device)
+    test = load_split("test", args.prepared)
+    with open(args.prepared / "test" / "slices.csv") as handle:
+        slice_rows = list(csv.DictReader(handle))
+    volumes = np.asarray([row["volume"] for row in slice_rows])
+    shown, arrays = {}, {}
+    for experiment in grid.experiments:
+        inputs, targets = experiment_arrays(test, experiment)
+        shown[experiment] = shown_slices(np.asarray(targets), volumes)
+        arrays[experiment] = (np.asarray(inputs)[shown[experiment]], np.asarray(targets)[shown[experiment]])
+    filtered = set(filter_cells(cells))
+    drawn = 0
+    with replace_directory(args.out) as staging:
+        (staging / "masks").mkdir()
+        (staging / "filters").mkdir()
+        for cell in tqdm(cells, desc="figures", unit="model"):
+            if read_train_record(args.models / cell.id)["status"] != "ok":
+                continue
+            model, _ = load_checkpoint(args.models / cell.id / CHECKPOINT, device)
+            inputs, targets = arrays[cell.experiment]
+            predicted = probabilities(model, inputs) >= params.evaluate.threshold
+            images = np.asarray(test.image)[shown[cell.experiment]]
+            mask_strip(images, targets, predicted).save(staging / "masks" / f"{cell.id}.png", optimize=True)
+            if cell in filtered:
+                filter_grid(first_convolution(model)).save(staging / "filters" / f"{cell.id}.png", optimize=True)
+            drawn += 1
+        (staging / "intensity.json").write_text(json.dumps(intensity_histograms(test)) + "\n")
+        slices = {
+            experiment: [{"volume": slice_rows[i]["volume"], "slice": int(slice_rows[i]["slice"])} for i in rows]
+            for experiment, rows in shown.items()
+        }
+        (staging / "slices.json").write_text(json.dumps(slices, indent=2) + "\n")
+    print(f"figures: {drawn} models drawn ({len(cells) - drawn} failed or skipped) -> {args.out}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
