@@ -252,8 +252,10 @@ def encoder_heatmap(board: pd.DataFrame, experiment: str, model_href: Callable[[
     return _spec(chart.properties(title=EXPERIMENT_NAMES[experiment], width=alt.Step(34), height=alt.Step(26)))
 
 
-def paired_scatter(pairs: pd.DataFrame, x: str, y: str, x_title: str, y_title: str, title: str) -> dict:
-    """One point per pair of models (e.g. random vs ImageNet), the diagonal y = x drawn."""
+def paired_scatter(pairs: pd.DataFrame, x: str, y: str, x_title: str, y_title: str, title: str) -> dict | None:
+    """One point per pair of models (e.g. random vs ImageNet), the diagonal y = x drawn; None without pairs."""
+    if pairs.empty:
+        return None
     points = (
         alt.Chart(pairs)
         .mark_point(filled=True, size=50)
@@ -264,8 +266,7 @@ def paired_scatter(pairs: pd.DataFrame, x: str, y: str, x_title: str, y_title: s
             tooltip=[c for c in pairs.columns if not c.startswith("url")],
         )
     )
-    low = float(min(pairs[x].min(), pairs[y].min())) if len(pairs) else 0.0
-    high = float(max(pairs[x].max(), pairs[y].max())) if len(pairs) else 1.0
+    low, high = float(min(pairs[x].min(), pairs[y].min())), float(max(pairs[x].max(), pairs[y].max()))
     diagonal = alt.Chart(pd.DataFrame({"a": [low, high]})).mark_line(color="gray", strokeDash=[4, 3])
     diagonal = diagonal.encode(x="a:Q", y="a:Q")
     return _spec(alt.layer(diagonal, points).properties(width=WIDTH, height=WIDTH, title=title))

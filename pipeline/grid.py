@@ -2,6 +2,8 @@
 
     python -m pipeline.grid                     # every stale train@<id>, then `dvc repro` for the rest
     python -m pipeline.grid --glob 'lung-unet-*' --dry-run
+    python -m pipeline.grid --engine ray --models-per-gpu 4            # all GPUs of this machine, or of the
+    python -m pipeline.grid --engine ray --address auto                # Ray cluster this node belongs to
 
 Why: `dvc repro` rewrites the whole dvc.lock after every stage, which costs minutes of pure bookkeeping for
 600 cells (DESIGN.md). This runner asks DVC which train cells are stale, runs exactly their stage commands,
@@ -9,12 +11,15 @@ and records finished cells with one `dvc commit` per batch. Afterwards `dvc stat
 has nothing left to train. A cell whose command fails is reported and left stale; it never stops the others.
 A rerun after a kill skips committed cells, commits finished-but-unrecorded ones (their train.json carries
 the fingerprint of the inputs they were trained on) and resumes interrupted ones from their epoch state.
+
+Engines (pipeline.grid_engines): ``serial`` runs one cell at a time; ``ray`` runs them as Ray tasks, several
+per GPU, retrying a killed one. Only this process writes dvc.lock, whatever the engine; two runners at once
+share the cells through per-cell locks (pipeline.cellrun) and take turns on DVC's repository lock.
 """
 
 import argparse
 import fnmatch
 import json
-import shlex
 import subprocess
 import sys
 import time
@@ -23,15 +28,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from pipeline.cellrun import LOG_DIR, Outcome, finished
 from pipeline.cells import parse_cell_id
 from pipeline.config import PARAMS_FILE, load_params
 from pipeline.dataset import PREPARED_DIR
 from pipeline.errors import PipelineError, run_stage
+from pipeline.grid_engines import DEFAULT_MODELS_PER_GPU, SerialEngine
 from pipeline.models import IMAGENET_DIR
-from pipeline.train import MODELS_DIR, inputs_key
+from pipeline.train import inputs_key
 from pipeline.train_inputs import describe
 
-LOG_DIR = Path(".cache/grid-logs")
 UPSTREAM = ("preprocess", "weights", "train_inputs")
 
 
@@ -40,16 +46,49 @@ def dvc_command(*args: str) -> list[str]:
     return [str(Path(sys.executable).parent / "dvc"), "--wait-for-lock", *args]
 
 
+RWLOCK_PATIENCE_S = 3600  # how long to wait for another runner's stage to release its outputs
+
+
 def _dvc(*args: str) -> None:
-    result = subprocess.run(dvc_command(*args), capture_output=True, text=True)
-    if result.returncode != 0:
+    """Run dvc; while another runner's stage holds the outputs (DVC's rwlock, which ``--wait-for-lock`` does
+    not cover), wait and try again."""
+    deadline = time.monotonic() + RWLOCK_PATIENCE_S
+    while True:
+        result = subprocess.run(dvc_command(*args), capture_output=True, text=True)
+        if result.returncode == 0:
+            return
         message = (result.stderr or result.stdout).strip().splitlines()
+        if "rwlock" in (result.stderr + result.stdout) and time.monotonic() < deadline:
+            time.sleep(2)
+            continue
         raise PipelineError(f"dvc {' '.join(args[:2])} failed: {message[-1] if message else result.returncode}")
+
+
+def _status(targets: list[str], with_deps: bool) -> dict:
+    """`dvc status` through DVC's API, waiting while another runner holds the repository or an output lock."""
+    from dvc.lock import LockError
+    from dvc.repo import Repo
+
+    deadline = time.monotonic() + RWLOCK_PATIENCE_S
+    while True:
+        try:
+            return Repo(".", _wait_for_lock=True).status(targets=targets, with_deps=with_deps)
+        except LockError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
+def bring_upstream_up_to_date() -> None:
+    """`dvc repro` of the stages the cells read, only when one is stale: two runners starting together would
+    otherwise both take DVC's output locks for a no-op."""
+    if _status(list(UPSTREAM), with_deps=True):
+        _dvc("repro", *UPSTREAM)
 
 
 @dataclass
 class Plan:
-    run: list[tuple[str, str]] = field(default_factory=list)  # (stage name, command)
+    run: list[tuple[str, str, str]] = field(default_factory=list)  # (stage name, command, inputs key)
     commit: list[str] = field(default_factory=list)  # finished but not recorded
     current: int = 0  # already up to date
 
@@ -66,26 +105,19 @@ def plan_cells(pattern: str) -> Plan:
     }
     if not stages:
         raise PipelineError(f"no train cell matches '{pattern}' in dvc.yaml")
-    stale = repo.status(targets=list(stages), with_deps=False)
+    stale = _status(list(stages), with_deps=False)
     description = describe(load_params(PARAMS_FILE), PREPARED_DIR, IMAGENET_DIR)
     plan = Plan(current=len(stages) - len(stale))
     for name, stage in stages.items():
         if name not in stale:
             continue
         cell = parse_cell_id(name.removeprefix("train@"))
-        record = MODELS_DIR / cell.id / "train.json"
-        if record.exists() and json.loads(record.read_text()).get("inputs") == inputs_key(cell, description):
+        key = inputs_key(cell, description)
+        if finished(Path("."), cell.id, key):
             plan.commit.append(name)
         else:
-            plan.run.append((name, stage.cmd))
+            plan.run.append((name, stage.cmd, key))
     return plan
-
-
-def run_cell(name: str, command: str) -> bool:
-    """Run a stage command as DVC would (a shell in the project root); its output goes to a log file."""
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    with open(LOG_DIR / f"{name.removeprefix('train@')}.log", "w") as log:
-        return subprocess.run(command, shell=True, stdout=log, stderr=subprocess.STDOUT).returncode == 0
 
 
 def commit(names: list[str]) -> None:
@@ -108,44 +140,117 @@ def commit(names: list[str]) -> None:
         chosen[0].dvcfile.dump_stages(chosen, update_pipeline=False)
 
 
+class Progress:
+    """Cells done / running / failed / left, with an ETA, on one tqdm line."""
+
+    def __init__(self, total: int, slots: int):
+        self.total, self.slots = total, slots
+        self.done = self.failed = self.busy = 0
+        self.bar = tqdm(total=total, desc="grid", unit="model", dynamic_ncols=True)
+        self.update(None)
+
+    def update(self, outcome: Outcome | None) -> None:
+        if outcome is not None:
+            self.done += outcome.status == "ok"
+            self.failed += outcome.status == "failed"
+            self.busy += outcome.status == "busy"
+        left = self.total - self.done - self.failed - self.busy
+        self.bar.set_postfix_str(
+            f"done {self.done}, running {min(self.slots, left)}, failed {self.failed}, left {left}"
+            + (f", elsewhere {self.busy}" if self.busy else ""),
+            refresh=outcome is None,
+        )
+        if outcome is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def record_failures(failures: list[Outcome], log_dir: Path = LOG_DIR) -> Path:
+    """The failed cells of this run, for people and scripts: ``.cache/grid-logs/failed.json``."""
+    path = log_dir / "failed.json"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    rows = [{"stage": f.name, "error": f.error or "non-zero exit", "log": f.log, "host": f.host} for f in failures]
+    path.write_text(json.dumps(rows, indent=2) + "\n")
+    return path
+
+
+def make_engine(args: argparse.Namespace):
+    if args.engine == "serial":
+        return SerialEngine(Path("."))
+    from pipeline.grid_engines import RayEngine
+
+    return RayEngine(Path("."), args.address, args.models_per_gpu, args.cpus_per_model, args.retries, args.num_cpus)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Train the grid's stale cells and record them in DVC.")
     parser.add_argument("--glob", default="*", help="only cells whose id matches, e.g. 'lesion_*-unet-*'")
+    parser.add_argument("--engine", choices=("serial", "ray"), default="serial",
+                        help="serial: one cell at a time (default); ray: Ray tasks, local or on a cluster")  # fmt: skip
+    parser.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else start a local one)")
+    parser.add_argument("--models-per-gpu", type=int, default=DEFAULT_MODELS_PER_GPU,
+                        help=f"Ray: models trained at once on each GPU (default {DEFAULT_MODELS_PER_GPU})")  # fmt: skip
+    parser.add_argument("--cpus-per-model", type=int, default=1, help="Ray without GPUs: CPUs per model")
+    parser.add_argument("--num-cpus", type=int, help="Ray: CPUs of the local cluster (default: all)")
+    parser.add_argument("--retries", type=int, default=2, help="Ray: reruns of a killed cell (each resumes)")
     parser.add_argument("--batch", type=int, default=50, help="finished cells recorded per `dvc commit`")
     parser.add_argument("--dry-run", action="store_true", help="list what would run and exit")
     parser.add_argument("--train-only", action="store_true", help="skip the final `dvc repro` of later stages")
     args = parser.parse_args()
     started = time.perf_counter()
     if not args.dry_run:
-        _dvc("repro", "--quiet", *UPSTREAM)  # the data the cells read must be current first
+        bring_upstream_up_to_date()  # the data the cells read must be current first
     plan = plan_cells(args.glob)
     print(f"grid: {len(plan.run)} to train, {len(plan.commit)} finished to record, {plan.current} up to date")
     if args.dry_run:
-        for name, command in plan.run:
-            print(f"  {name}: {shlex.split(command)[-1]}")
+        for name, command, _ in plan.run:
+            print(f"  {name}: {command}")
         return
     commit(plan.commit)
-    failed, pending = [], []
-    progress = tqdm(plan.run, desc="grid", unit="model")
-    for name, command in progress:
-        progress.set_postfix(failed=len(failed), running=name.removeprefix("train@"))
-        if run_cell(name, command):
-            pending.append(name)
-        else:
-            failed.append(name)
-            tqdm.write(f"failed: {name} (log: {LOG_DIR / name.removeprefix('train@')}.log)")
-        if len(pending) >= args.batch:
-            commit(pending)
-            pending = []
-    commit(pending)
-    if not args.train_only and not failed:
-        _dvc("repro", "--quiet")
+    failures: list[Outcome] = []
+    elsewhere, pending = [], []
+    engine = make_engine(args) if plan.run else None
+    if engine is not None:
+        if engine.name == "ray":
+            print(f"grid: Ray engine, {engine.describe()}")
+        progress = Progress(len(plan.run), engine.slots)
+        try:
+            for outcome in engine.run(plan.run):
+                progress.update(outcome)
+                if outcome.status == "ok":
+                    pending.append(outcome.name)
+                elif outcome.status == "busy":
+                    elsewhere.append(outcome.name)
+                else:
+                    failures.append(outcome)
+                    tqdm.write(f"failed: {outcome.name} ({outcome.error or 'non-zero exit'}; log: {outcome.log})")
+                if len(pending) >= args.batch:
+                    commit(pending)
+                    pending = []
+        finally:
+            progress.close()
+            commit(pending)  # what finished is recorded even when the run is interrupted
+            engine.close()
+    if failures:
+        record_failures(failures)
+    # The later stages run once every cell is recorded; with two runners, the last one to finish runs them.
+    others_training = bool(elsewhere) and bool(_status([name for name, _, _ in plan.run], with_deps=False))
+    if others_training:
+        print("grid: some cells are still training in another runner, which runs the later stages when done")
+    if not args.train_only and not failures and not others_training:
+        _dvc("repro")
+    trained = len(plan.run) - len(failures) - len(elsewhere)
     print(
-        f"grid: {len(plan.run) - len(failed)} trained, {len(failed)} failed, {len(plan.commit)} recorded, "
-        f"{plan.current} were up to date, in {time.perf_counter() - started:.1f} s"
+        f"grid: {trained} trained, {len(failures)} failed, {len(plan.commit)} recorded, {plan.current} were up to "
+        f"date{f', {len(elsewhere)} left to another runner' if elsewhere else ''}, "
+        f"in {time.perf_counter() - started:.1f} s"
     )
-    if failed:
-        raise PipelineError(f"{len(failed)} cells failed: {', '.join(failed[:5])}; see {LOG_DIR}/")
+    if failures:
+        raise PipelineError(
+            f"{len(failures)} cells failed: {', '.join(f.name for f in failures[:5])}; see {LOG_DIR / 'failed.json'}"
+        )
 
 
 if __name__ == "__main__":

@@ -327,9 +327,7 @@ def compare_contexts(results: Results, model_href: Callable[[str], str]) -> dict
                 "Dice, random init",
                 "Dice, ImageNet init",
                 "Same model, two initialisations",
-            )
-            if len(init_pairs)
-            else None,
+            ),
             "findings": summary["dice"]["imagenet_vs_random"],
             "experiments": results.experiments,
             "filters": filters,
@@ -344,9 +342,7 @@ def compare_contexts(results: Results, model_href: Callable[[str], str]) -> dict
                 "Dice, lesion A",
                 "Dice, lesion B",
                 "Same model, without and with the lung mask",
-            )
-            if len(lesion_pairs)
-            else None,
+            ),
             "ours": summary["dice"]["lesion_b_vs_lesion_a"],
             "paper_gap": _paper_lesion_gap(summary),
         },

@@ -26,3 +26,10 @@ def test_overhead_benchmark_times_both_loops():
     for timer in (train_overhead.time_pipeline, train_overhead.time_bare):
         model = gpu_train.models.build_model("pspnet", "resnet18", "random")
         assert timer(setup, model, image, masks, 1) > 0
+
+
+def test_gpu_packing_measures_a_pack_on_the_cpu():
+    from benchmarks import gpu_packing
+
+    row = gpu_packing.measure_pack("pspnet-resnet18", 2, "cpu", size=32, images=4, epochs=1)
+    assert row["k"] == 2 and row["failed"] == 0 and row["rate"] > 0 and row["wall"] > 0

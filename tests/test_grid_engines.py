@@ -1,0 +1,165 @@
+"""The grid runner's engines on the tiny grid: Ray on a local 2-CPU cluster against the serial engine, a killed
+Ray worker, a killed runner, and two runners at once on one project.
+
+One base project (tiny profile, data stages run) is copied for each test, so each starts from the same state.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from pipeline.grid import UPSTREAM
+from tests.conftest import project_copy
+from tests.test_dvc_pipeline import dvc, run, stale_stages
+
+pytestmark = pytest.mark.slow
+CELLS = ("lung-unet-resnet18-random", "lung-pspnet-resnet18-random",
+         "lesion_b-unet-resnet18-random", "lesion_b-pspnet-resnet18-random")  # fmt: skip
+RAY = ("--engine", "ray", "--num-cpus", "2")
+
+
+@pytest.fixture(scope="module")
+def base_project(tmp_path_factory) -> Path:
+    project = project_copy(tmp_path_factory.mktemp("grid") / "project")
+    assert run(project, sys.executable, "-m", "pipeline.profiles", "tiny").returncode == 0
+    assert dvc(project, "repro", *UPSTREAM).returncode == 0
+    assert run(project, "git", "commit", "-qam", "tiny").returncode == 0
+    return project
+
+
+@pytest.fixture
+def project(base_project, tmp_path) -> Path:
+    copy = tmp_path / "project"
+    shutil.copytree(base_project, copy, symlinks=True)
+    return copy
+
+
+def grid(project: Path, *args: str) -> subprocess.CompletedProcess:
+    return run(project, sys.executable, "-m", "pipeline.grid", *args)
+
+
+def start_grid(project: Path, *args: str) -> subprocess.Popen:
+    """The runner in its own session, so the test can kill it with everything it started."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.Popen([sys.executable, "-m", "pipeline.grid", *args], cwd=project, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+
+
+def wait_for(condition, timeout: float = 300, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def trainer_pids(cell: str) -> list[int]:
+    """Processes running `python -m pipeline.train <cell>`."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                command = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"pipeline.train" in command and cell.encode() in command:
+                pids.append(int(proc.name))
+    return pids
+
+
+def parent(pid: int) -> int:
+    return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def set_epochs(project: Path, epochs: int) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["epochs"] = epochs
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def histories(project: Path) -> dict[str, pd.DataFrame]:
+    return {cell: pd.read_csv(project / "models" / cell / "history.csv") for cell in CELLS}
+
+
+def test_ray_engine_gives_the_serial_results_and_a_clean_dvc_status(project, base_project, tmp_path):
+    serial = tmp_path / "serial"
+    shutil.copytree(project, serial, symlinks=True)
+    assert grid(serial, "--train-only").returncode == 0
+    # Two CPUs per model: the same thread count as the serial engine, so the same arithmetic.
+    result = grid(project, *RAY, "--cpus-per-model", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Ray engine, 1 slots of 2 CPU(s)" in result.stdout
+    assert "grid: 4 trained, 0 failed, 0 recorded" in result.stdout
+    assert stale_stages(project) == []  # the later stages ran too: nothing left for `dvc repro`
+    for cell, expected in histories(serial).items():
+        got = histories(project)[cell]
+        assert (got[["train_loss", "val_loss"]] - expected[["train_loss", "val_loss"]]).abs().max().max() <= 1e-4
+        ours = json.loads((project / "models" / cell / "train.json").read_text())
+        theirs = json.loads((serial / "models" / cell / "train.json").read_text())
+        assert abs(ours["best_val_loss"] - theirs["best_val_loss"]) <= 1e-4
+        assert ours["best_epoch"] == theirs["best_epoch"]
+
+
+def test_a_killed_ray_worker_is_retried_and_resumes(project):
+    set_epochs(project, 6)
+    cell = CELLS[0]
+    state_dir = project / ".cache" / "train-state"
+    runner = start_grid(project, *RAY, "--glob", cell, "--train-only")
+    try:
+        # A complete state file (``.pt``; ``.partial`` while it is being written) marks a finished epoch.
+        wait_for(lambda: any(state_dir.glob("*.pt")), what="the first epoch's state")
+        (trainer,) = trainer_pids(cell)
+        worker = parent(trainer)
+        os.kill(worker, signal.SIGKILL)  # the Ray worker running the task; its trainer dies with it
+        wait_for(lambda: not Path(f"/proc/{trainer}").exists(), timeout=30, what="the trainer to die")
+        output, _ = runner.communicate(timeout=600)
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
+            runner.communicate()
+    assert runner.returncode == 0, output
+    log = (project / ".cache" / "grid-logs" / f"{cell}.log").read_text()
+    assert log.count("--- ") == 2, log  # two attempts ...
+    assert f"{cell}: resuming after epoch" in log  # ... the second resumed, it did not start over
+    assert len(pd.read_csv(project / "models" / cell / "history.csv")) == 6
+    assert f"train@{cell}" not in stale_stages(project)
+
+
+def test_a_killed_runner_is_resumed_by_the_next_run(project):
+    runner = start_grid(project, *RAY, "--train-only")
+    records = [project / "models" / cell / "train.json" for cell in CELLS]
+    try:
+        wait_for(lambda: any(record.exists() for record in records), what="a first finished cell")
+    finally:
+        os.killpg(runner.pid, signal.SIGKILL)  # the runner and its local Ray cluster, as a scheduler would
+        runner.communicate()
+    finished = {record.parent.name: record.stat().st_mtime_ns for record in records if record.exists()}
+    assert 1 <= len(finished) < 4
+    result = grid(project, *RAY)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(finished)} finished to record" in result.stdout  # committed, not retrained
+    for cell, mtime in finished.items():
+        assert (project / "models" / cell / "train.json").stat().st_mtime_ns == mtime
+    assert stale_stages(project) == []
+
+
+def test_two_runners_at_once_share_the_cells_and_keep_dvc_lock_whole(project):
+    first = start_grid(project)
+    second = start_grid(project)
+    outputs = [runner.communicate(timeout=900)[0] for runner in (first, second)]
+    assert [runner.returncode for runner in (first, second)] == [0, 0], outputs
+    for cell in CELLS:  # every cell trained exactly once, by one runner or the other
+        log = (project / ".cache" / "grid-logs" / f"{cell}.log").read_text()
+        assert log.count("--- ") == 1, log
+    assert sum("left to another runner" in output for output in outputs) >= 1
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    assert {f"train@{cell}" for cell in CELLS} <= set(lock["stages"])
+    assert stale_stages(project) == []  # the runner that finished last ran the later stages
