@@ -47,11 +47,14 @@ def grid(project: Path, *args: str) -> subprocess.CompletedProcess:
     return run(project, sys.executable, "-m", "pipeline.grid", *args)
 
 
-def start_grid(project: Path, *args: str) -> subprocess.Popen:
+def start_grid(project: Path, *args: str, threads: int | None = None) -> subprocess.Popen:
     """The runner in its own session, so the test can kill it with everything it started."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.Popen([sys.executable, "-m", "pipeline.grid", *args], cwd=project, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    command = [sys.executable, "-m", "pipeline.grid", *args]
+    return subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)  # fmt: skip
 
 
 def wait_for(condition, timeout: float = 300, what: str = "") -> None:
@@ -152,8 +155,9 @@ def test_a_killed_runner_is_resumed_by_the_next_run(project):
 
 
 def test_two_runners_at_once_share_the_cells_and_keep_dvc_lock_whole(project):
-    first = start_grid(project)
-    second = start_grid(project)
+    # One thread per trainer: two runners training at once on a 2-core machine, not four threads fighting.
+    first = start_grid(project, threads=1)
+    second = start_grid(project, threads=1)
     outputs = [runner.communicate(timeout=900)[0] for runner in (first, second)]
     assert [runner.returncode for runner in (first, second)] == [0, 0], outputs
     for cell in CELLS:  # every cell trained exactly once, by one runner or the other
