@@ -18,7 +18,7 @@ import pytest
 from benchmarks.results_fixture import write_results_fixture
 from pipeline import charts
 from pipeline.errors import DataError
-from pipeline.site_build import Provenance, build, embed, environment, generate
+from pipeline.site_build import Provenance, build, embed, environment, generate, model_context
 from pipeline.site_data import load_results
 from tests.conftest import ROOT, error_line, run_module
 
@@ -231,3 +231,25 @@ def test_vendored_javascript_is_one_copy_in_the_sources():
     vendor = ROOT / "site" / "assets" / "js" / "vendor"
     assert {p.name for p in vendor.glob("*.js")} >= {"vega.min.js", "vega-lite.min.js", "vega-embed.min.js"}
     assert len(list((vendor / "licenses").iterdir())) == 5  # the licences travel with them
+
+
+def test_model_page_links_the_checkpoint_when_a_public_remote_is_set(fixture_results, tmp_path, monkeypatch):
+    model_id = "lung-unet-resnet18-imagenet"
+    manifest = [{"md5": "ab" + "c" * 30, "relpath": "model.pt"}, {"md5": "de" + "f" * 30, "relpath": "train.json"}]
+    folder_md5 = "12" + "3" * 30 + ".dir"
+    cache = tmp_path / ".dvc" / "cache"
+    (cache / "files" / "md5" / "12").mkdir(parents=True)
+    (cache / "files" / "md5" / "12" / folder_md5[2:]).write_text(json.dumps(manifest))
+    lock = {"schema": "2.0", "stages": {f"train@{model_id}": {"outs": [{"path": f"models/{model_id}",
+                                                                         "md5": folder_md5}]}}}  # fmt: skip
+    (tmp_path / "dvc.lock").write_text(json.dumps(lock))
+    monkeypatch.chdir(tmp_path)
+    provenance = Provenance("rev", {}, "https://models.example.org/dvcstore/", cache)
+    context = model_context(fixture_results, model_id, provenance)
+    assert context["direct_url"] == "https://models.example.org/dvcstore/files/md5/ab/" + "c" * 30
+    page = environment().get_template("model.md.j2").render(**context)
+    assert "Direct link to the checkpoint" in page and context["direct_url"] in page
+    # A model the published remote does not hold yet gets no link, and says so.
+    other = model_context(fixture_results, "lesion_a-unet-resnet18-random", provenance)
+    assert other["direct_url"] is None
+    assert "not in the published remote" in environment().get_template("model.md.j2").render(**other)
