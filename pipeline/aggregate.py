@@ -51,16 +51,25 @@ def _format(value, decimals: int | None) -> str:
     return f"{float(value):.{decimals}f}" if decimals else str(int(value))
 
 
-def paper_table(reference_dir: Path) -> dict[tuple[str, str, str, str], float]:
-    """The paper's reported Dice (percent) by (experiment, architecture, encoder, weights), where it survives."""
+def paper_rows(reference_dir: Path) -> dict[tuple[str, str, str, str], dict[str, float]]:
+    """The paper's Table II (percent: sensitivity, specificity, Dice, as its code defined them) by
+    (experiment, architecture, encoder, weights), where the row survives."""
     path = reference_dir / "paper_table2_metrics.csv"
     if not path.exists():
         return {}
     with open(path) as handle:
         return {
-            (row["experiment"], row["architecture"], row["encoder"], row["encoder_weights"]): float(row["dice"])
+            (row["experiment"], row["architecture"], row["encoder"], row["encoder_weights"]): {
+                name: float(row[name]) for name in ("sensitivity", "specificity", "dice")
+            }
             for row in csv.DictReader(handle)
         }
+
+
+def paper_reported(cell, rows: dict) -> dict:
+    """A model's Table II sensitivity and specificity for its metrics.json, when the paper reports them."""
+    row = rows.get((cell.experiment, cell.architecture, cell.encoder, cell.weights))
+    return {f"paper_reported_{name}": row[name] for name in ("sensitivity", "specificity")} if row else {}
 
 
 def model_row(train: dict, evaluation: dict, paper: dict) -> dict:
@@ -183,7 +192,8 @@ def _write_json(data: dict, path: Path) -> None:
 
 
 def aggregate(cells, models_dir: Path, evaluation_dir: Path, out_dir: Path, reference_dir: Path) -> pd.DataFrame:
-    paper = paper_table(reference_dir)
+    reported = paper_rows(reference_dir)
+    paper = {key: row["dice"] for key, row in reported.items()}
     rows = []
     for cell in cells:
         train = read_train_record(models_dir / cell.id)
@@ -194,7 +204,8 @@ def aggregate(cells, models_dir: Path, evaluation_dir: Path, out_dir: Path, refe
         rows.append(row)
         folder = out_dir / cell.id
         folder.mkdir()
-        _write_json({**train, **evaluation, **{k: v for k, v in row.items() if v is not None}}, folder / "metrics.json")
+        record = {**train, **evaluation, **{k: v for k, v in row.items() if v is not None}}
+        _write_json({**record, **paper_reported(cell, reported)}, folder / "metrics.json")
         for name, source in (("history.csv", models_dir), ("volumes.csv", evaluation_dir)):
             if (source / cell.id / name).exists():
                 shutil.copyfile(source / cell.id / name, folder / name)

@@ -47,6 +47,9 @@ def test_leaderboard_columns_order_and_fixed_bytes(tmp_path):
     # The paper's own Dice where Table II has the row (Unet-resnet18, random, lesion A: 82.26).
     assert rows[0]["paper_reported_dice"] == "82.26"
     assert (tmp_path / "first" / CELLS[0].id / "volumes.csv").exists()
+    # The model's record carries that row's sensitivity and specificity too (for its page).
+    record = json.loads((tmp_path / "first" / CELLS[0].id / "metrics.json").read_text())
+    assert (record["paper_reported_sensitivity"], record["paper_reported_specificity"]) == (80.69, 99.86)
 
 
 def test_findings_by_name(tmp_path):
