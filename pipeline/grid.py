@@ -168,7 +168,7 @@ class Progress:
 
 
 def record_failures(failures: list[Outcome], log_dir: Path = LOG_DIR) -> Path:
-    """The failed cells of this run, for people and scripts: ``.cache/grid-logs/failed.json``."""
+    """The failed cells of this run, for people and scripts: ``.cache/grid-logs/failed.json`` (``[]`` if none)."""
     path = log_dir / "failed.json"
     log_dir.mkdir(parents=True, exist_ok=True)
     rows = [{"stage": f.name, "error": f.error or "non-zero exit", "log": f.log, "host": f.host} for f in failures]
@@ -233,8 +233,8 @@ def main() -> None:
             progress.close()
             commit(pending)  # what finished is recorded even when the run is interrupted
             engine.close()
-    if failures:
-        record_failures(failures)
+    if plan.run:
+        record_failures(failures)  # this run's failures (none: an empty list), never an older run's
     # The later stages run once every cell is recorded; with two runners, the last one to finish runs them.
     others_training = bool(elsewhere) and bool(_status([name for name, _, _ in plan.run], with_deps=False))
     if others_training:
