@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.cells import grid_cells
 from pipeline.config import PARAMS_FILE, load_params
 from pipeline.errors import PipelineError, run_stage
 from pipeline.evaluate import EVALUATION_DIR, read_train_record
@@ -235,7 +234,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
     grid = load_params(args.params).grid
-    cells = grid_cells(grid.experiments, grid.architectures, grid.encoders, grid.weights)
+    cells = grid.cells()
     with replace_directory(args.out) as staging:
         frame = aggregate(cells, args.models, args.evaluation, staging, args.reference)
     ok = frame[frame["status"] == "ok"]

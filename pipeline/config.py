@@ -105,6 +105,12 @@ class GridParams:
     encoders: list[str]
     weights: list[str]
 
+    def cells(self) -> list:
+        """Every model of the grid (pipeline.cells.Cell), in the order of dvc.yaml's matrix."""
+        from pipeline.cells import grid_cells
+
+        return grid_cells(self.experiments, self.architectures, self.encoders, self.weights)
+
     def __post_init__(self) -> None:
         import segmentation_models_pytorch as smp  # validated against smp's own lists
 

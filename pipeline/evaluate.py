@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline import metrics
-from pipeline.cells import Cell, grid_cells
+from pipeline.cells import Cell
 from pipeline.config import PARAMS_FILE, EvaluateParams, load_params
 from pipeline.dataset import PREPARED_DIR, Split, experiment_arrays, load_meta, load_native, load_split
 from pipeline.errors import run_stage
@@ -121,7 +121,7 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params(args.params)
     grid = params.grid
-    cells = grid_cells(grid.experiments, grid.architectures, grid.encoders, grid.weights)
+    cells = grid.cells()
     device = select_device(params.train.device)
     test = HeldOutSet.load(args.prepared)
     started, evaluated = time.perf_counter(), 0

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from pipeline.cells import Cell, grid_cells
+from pipeline.cells import Cell
 from pipeline.config import PARAMS_FILE, load_params
 from pipeline.dataset import EXPERIMENTS, PREPARED_DIR, experiment_arrays, load_split
 from pipeline.errors import run_stage
@@ -139,7 +139,7 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params(args.params)
     grid = params.grid
-    cells = grid_cells(grid.experiments, grid.architectures, grid.encoders, grid.weights)
+    cells = grid.cells()
     device = select_device(params.train.device)
     test = load_split("test", args.prepared)
     with open(args.prepared / "test" / "slices.csv") as handle:
