@@ -149,7 +149,9 @@ def main() -> None:
     for experiment in grid.experiments:
         inputs, targets = experiment_arrays(test, experiment)
         shown[experiment] = shown_slices(np.asarray(targets), volumes)
-        arrays[experiment] = (np.asarray(inputs)[shown[experiment]], np.asarray(targets)[shown[experiment]])
+        rows = shown[experiment]
+        # (model inputs, targets, plain CT) of the shown slices, read once for all models of the experiment
+        arrays[experiment] = (np.asarray(inputs)[rows], np.asarray(targets)[rows], np.asarray(test.image)[rows])
     filtered = set(filter_cells(cells))
     drawn = 0
     with replace_directory(args.out) as staging:
@@ -159,9 +161,8 @@ def main() -> None:
             if read_train_record(args.models / cell.id)["status"] != "ok":
                 continue
             model, _ = load_checkpoint(args.models / cell.id / CHECKPOINT, device)
-            inputs, targets = arrays[cell.experiment]
+            inputs, targets, images = arrays[cell.experiment]
             predicted = probabilities(model, inputs) >= params.evaluate.threshold
-            images = np.asarray(test.image)[shown[cell.experiment]]
             mask_strip(images, targets, predicted).save(staging / "masks" / f"{cell.id}.png", optimize=True)
             if cell in filtered:
                 filter_grid(first_convolution(model)).save(staging / "filters" / f"{cell.id}.png", optimize=True)
