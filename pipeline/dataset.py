@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 
 from pipeline.errors import DataError
-from pipeline.outputs import read_json
+from pipeline.outputs import read_json, require_keys
 
 PREPARED_DIR = Path("data/prepared")
 SPLITS = ("train", "val", "test")
@@ -69,7 +69,22 @@ def load_native(volume: str, prepared_dir: Path = PREPARED_DIR) -> Split:
 
 
 def load_meta(prepared_dir: Path = PREPARED_DIR) -> dict:
-    return read_json(Path(prepared_dir) / "meta.json", "run `dvc repro preprocess`")
+    """meta.json of the prepared data, checked for what the later stages read."""
+    path, remedy = Path(prepared_dir) / "meta.json", "rerun `dvc repro preprocess`"
+    meta = require_keys(read_json(path, remedy), ("profile", "data_source", "preprocess", "splits", "volumes"),
+                        path, remedy)  # fmt: skip
+    if not isinstance(meta["preprocess"], dict) or not isinstance(meta["splits"], dict):
+        raise DataError(path, f"has a malformed 'preprocess' or 'splits'; {remedy}")
+    require_keys(meta["preprocess"], ("size", "hu_offset", "hu_scale"), path, f"(in 'preprocess') {remedy}")
+    require_keys(meta["splits"], SPLITS, path, f"(in 'splits') {remedy}")
+    volumes = meta["volumes"]
+    if not isinstance(volumes, list) or not all(isinstance(volume, dict) for volume in volumes):
+        raise DataError(path, f"'volumes' is not a list of records; {remedy}")
+    for volume in volumes:
+        require_keys(volume, ("name", "dir", "shape", "spacing_mm"), path, f"(in 'volumes') {remedy}")
+        if Path(str(volume["dir"])).name != volume["dir"] or volume["dir"] in ("", ".", ".."):
+            raise DataError(path, f"names the volume folder {volume['dir']!r}, which is not a plain folder name")
+    return meta
 
 
 def experiment_inputs(experiment: str, image, lung, lesion):

@@ -1,6 +1,6 @@
 """Run the grid's stale training cells outside DVC's per-stage bookkeeping, then record them in DVC.
 
-    python -m pipeline.grid                     # every stale train@<id>, then `dvc repro` for the rest
+    python -m pipeline.grid                     # every stale train@<id> and repeat@<id>-<seed>, then `dvc repro`
     python -m pipeline.grid --glob 'lung-unet-*' --dry-run
     python -m pipeline.grid --engine ray --models-per-gpu 4            # all GPUs of this machine, or of the
     python -m pipeline.grid --engine ray --address auto                # Ray cluster this node belongs to
@@ -29,7 +29,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pipeline.cellrun import LOG_DIR, Outcome, finished
-from pipeline.cells import parse_cell_id
+from pipeline.cells import run_id_of_stage, run_of_stage
 from pipeline.config import PARAMS_FILE, load_params
 from pipeline.dataset import PREPARED_DIR
 from pipeline.errors import PipelineError, run_stage
@@ -49,6 +49,13 @@ def dvc_command(*args: str) -> list[str]:
 RWLOCK_PATIENCE_S = 3600  # how long to wait for another runner's stage to release its outputs
 
 
+def dvc_message(result: subprocess.CompletedProcess) -> str:
+    """The cause of a failed dvc command: its ERROR line, not the support banner DVC prints after it."""
+    lines = [line.strip() for line in (result.stderr + "\n" + result.stdout).splitlines() if line.strip()]
+    errors = [line.removeprefix("ERROR:").strip() for line in lines if line.startswith("ERROR")]
+    return errors[0] if errors else (lines[-1] if lines else f"exit status {result.returncode}")
+
+
 def _dvc(*args: str) -> None:
     """Run dvc; while another runner's stage holds the outputs (DVC's rwlock, which ``--wait-for-lock`` does
     not cover), wait and try again."""
@@ -57,11 +64,10 @@ def _dvc(*args: str) -> None:
         result = subprocess.run(dvc_command(*args), capture_output=True, text=True)
         if result.returncode == 0:
             return
-        message = (result.stderr or result.stdout).strip().splitlines()
         if "rwlock" in (result.stderr + result.stdout) and time.monotonic() < deadline:
             time.sleep(2)
             continue
-        raise PipelineError(f"dvc {' '.join(args[:2])} failed: {message[-1] if message else result.returncode}")
+        raise PipelineError(f"dvc {' '.join(args[:2])} failed: {dvc_message(result)}")
 
 
 def _status(targets: list[str], with_deps: bool) -> dict:
@@ -101,19 +107,19 @@ def plan_cells(pattern: str) -> Plan:
     stages = {
         stage.name: stage
         for stage in repo.index.stages
-        if stage.name.startswith("train@") and fnmatch.fnmatch(stage.name.removeprefix("train@"), pattern)
+        if stage.name.startswith(("train@", "repeat@")) and fnmatch.fnmatch(run_id_of_stage(stage.name), pattern)
     }
     if not stages:
-        raise PipelineError(f"no train cell matches '{pattern}' in dvc.yaml")
+        raise PipelineError(f"no train or repeat cell matches '{pattern}' in dvc.yaml")
     stale = _status(list(stages), with_deps=False)
     description = describe(load_params(PARAMS_FILE), PREPARED_DIR, IMAGENET_DIR)
     plan = Plan(current=len(stages) - len(stale))
     for name, stage in stages.items():
         if name not in stale:
             continue
-        cell = parse_cell_id(name.removeprefix("train@"))
-        key = inputs_key(cell, description)
-        if finished(Path("."), cell.id, key):
+        run = run_of_stage(name)
+        key = inputs_key(run, description)
+        if finished(Path("."), run.id, key):
             plan.commit.append(name)
         else:
             plan.run.append((name, stage.cmd, key))

@@ -1,8 +1,11 @@
-"""Stage outputs: written so that a failed or killed run never damages the previous ones, read back with
-one clear error when they are missing or broken.
+"""Stage outputs: written so that a failed or killed run never loses the previous ones, read back with one
+clear error when they are missing or broken.
 
-A stage writes into a hidden sibling directory; only when it has finished is the old directory swapped
-out. A run killed half-way leaves a ``.name.tmp-PID`` sibling behind, which the next run removes.
+A stage writes into a hidden sibling directory (``.name.tmp-PID``); only when it has finished is the old
+output renamed to a backup (``.name.old-PID``), the new one renamed into place, and the backup removed. So
+there is always one complete copy of the last good output on disk: a run killed between the two renames
+leaves it under the backup name, and the next run (of any stage writing that output) puts it back before
+doing anything else. Leftover staging folders are incomplete by construction and are removed.
 """
 
 import json
@@ -15,26 +18,27 @@ from pathlib import Path
 from pipeline.errors import DataError
 
 
-def _remove_leftovers(target: Path) -> None:
-    for leftover in target.parent.glob(f".{target.name}.tmp-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
-    for leftover in target.parent.glob(f".{target.name}.old-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
-
-
-@contextmanager
-def replace_directory(target: Path) -> Iterator[Path]:
-    """Yield an empty staging directory that replaces ``target`` when the block ends without error."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(target)
-    staging = target.parent / f".{target.name}.tmp-{os.getpid()}"
-    staging.mkdir()
+def _pid_of(leftover: Path) -> int:
     try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        return int(leftover.name.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
+def recover(target: Path) -> None:
+    """Undo what a killed run left around ``target``: a missing output comes back from its newest backup,
+    backups of an output that is in place and staging folders are removed."""
+    target = Path(target)
+    backups = sorted(target.parent.glob(f".{target.name}.old-*"), key=lambda path: path.stat().st_mtime_ns)
+    if backups and not target.exists():
+        backups.pop().rename(target)  # the kill came between the two renames: the backup is the last good output
+    for leftover in [*backups, *target.parent.glob(f".{target.name}.tmp-*")]:
+        if _pid_of(leftover) != os.getpid():
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    """Replace ``target`` by ``staging``; at every moment one of them, complete, is on disk."""
     retired = target.parent / f".{target.name}.old-{os.getpid()}"
     if target.exists():
         target.rename(retired)
@@ -42,11 +46,51 @@ def replace_directory(target: Path) -> Iterator[Path]:
     shutil.rmtree(retired, ignore_errors=True)
 
 
+@contextmanager
+def replace_directory(target: Path) -> Iterator[Path]:
+    """Yield an empty staging directory that replaces ``target`` when the block ends without error."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    recover(target)
+    staging = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _swap_in(staging, target)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write a small file so that a reader (or a kill) never sees half of it."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
 def read_json(path: Path, remedy: str) -> dict:
     """A JSON record another stage wrote; ``remedy`` says what to run when it is missing."""
     try:
-        return json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise DataError(path, f"is missing; {remedy}") from None
+    except IsADirectoryError:
+        raise DataError(path, "is a folder, not a JSON file") from None
+    except PermissionError:
+        raise DataError(path, "cannot be read (permission denied)") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise DataError(path, "is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise DataError(path, "is not a JSON object (a mapping of keys to values)")
+    return data
+
+
+def require_keys(record: dict, keys, path: Path, remedy: str) -> dict:
+    """``record`` (read from ``path``) with every key of ``keys``, or one DataError naming the first missing."""
+    missing = [key for key in keys if key not in record]
+    if missing:
+        raise DataError(path, f"lacks the key '{missing[0]}'; {remedy}")
+    return record

@@ -21,17 +21,31 @@ def available(conf_dir: Path = CONF_DIR) -> list[str]:
 
 def compose(profile: str, conf_dir: Path = CONF_DIR, overrides: tuple[str, ...] = ()) -> dict[str, Any]:
     """params.yaml's content for a profile, exactly as ``dvc exp run -S profile=...`` writes it."""
+    import yaml
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.errors import HydraException
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
     names = available(conf_dir)
     if profile not in names:
         raise ConfigError(f"unknown profile '{profile}'; valid choices: {', '.join(names)}")
-    with initialize_config_dir(config_dir=str(Path(conf_dir).resolve()), version_base=None):
-        config = hydra_compose(config_name="config", overrides=[f"profile={profile}", *overrides])
-    raw = OmegaConf.to_container(config, resolve=True)
-    parse_params(raw)  # fail here, not in a stage, when a profile is malformed
+    profile_file = Path(conf_dir) / "profile" / f"{profile}.yaml"
+    try:
+        with initialize_config_dir(config_dir=str(Path(conf_dir).resolve()), version_base=None):
+            config = hydra_compose(config_name="config", overrides=[f"profile={profile}", *overrides])
+        raw = OmegaConf.to_container(config, resolve=True)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{mark.name}: not valid YAML at line {mark.line + 1}" if mark else f"{profile_file}: not valid YAML"
+        raise ConfigError(where) from None
+    except (HydraException, OmegaConfBaseException, UnicodeDecodeError) as error:
+        raise ConfigError(f"{profile_file}: cannot be composed ({str(error).splitlines()[0]})") from None
+    try:
+        parse_params(raw)  # fail here, not in a stage, when a profile is malformed
+    except ConfigError as error:
+        raise ConfigError(f"{profile_file} (over {Path(conf_dir) / 'config.yaml'}): {error}") from None
     return raw
 
 
@@ -39,6 +53,11 @@ def write(profile: str, path: Path = PARAMS_FILE, conf_dir: Path = CONF_DIR) -> 
     """Write params.yaml for a profile without running anything (``dvc exp run -S`` does this and runs)."""
     from dvc.utils.serialize import dump_yaml
 
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ConfigError(f"{path}: its folder {path.parent} does not exist")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a params file")
     dump_yaml(path, compose(profile, conf_dir))
 
 

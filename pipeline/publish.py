@@ -1,16 +1,25 @@
-"""Publish the trained models: push them to the DVC remote and write a static, read-only HTTP copy of it.
+"""Publish the trained models: push them to the DVC remote and write a static, read-only HTTP copy of it; or
+export them as Hugging Face hub model folders with their model cards.
 
     python -m pipeline.publish public/dvcstore              # push, then copy the default remote there
     python -m pipeline.publish /srv/www/dvcstore --remote storage
+    python -m pipeline.publish --hub export/                # export/<id>/: what smp.from_pretrained loads + card
 
 A DVC remote is a directory of content-addressed files (``files/md5/<2>/<30>``); served as static files over
 plain HTTP it is a working read-only remote: ``dvc pull train@<id>`` and ``dvc get`` fetch from it, and each
 checkpoint has a direct URL, ``<url>/files/md5/<2>/<30>``, found from dvc.lock (``direct_url``). Push needs
 a writable remote (a local directory, S3, SSH, ...); the copy needs one DVC can read as a local path. Copying
 is incremental: files already in the destination are skipped.
+
+``--hub DIR`` writes, for every trained model of the grid (``--glob`` narrows it), ``DIR/<id>/`` with the
+model folder's ``config.json``, ``model.safetensors`` and ``preprocessing.json`` and a ``README.md`` model card
+made from results/ (pipeline.model_card). ``smp.from_pretrained("DIR/<id>")`` loads it with no network;
+uploading one to the hub is then ``huggingface_hub.upload_folder(repo_id=..., folder_path="DIR/<id>")``.
 """
 
 import argparse
+import csv
+import fnmatch
 import json
 import shutil
 import subprocess
@@ -18,9 +27,15 @@ from pathlib import Path
 
 import yaml
 
+from pipeline import model_card
+from pipeline.aggregate import RESULTS_DIR
+from pipeline.checkpoints import CONFIG, PREPROCESSING, WEIGHTS, read_preprocessing
+from pipeline.config import PARAMS_FILE, load_params
 from pipeline.errors import PipelineError, run_stage
-from pipeline.grid import dvc_command
-from pipeline.train import CHECKPOINT
+from pipeline.grid import dvc_command, dvc_message
+from pipeline.outputs import read_json, replace_directory
+from pipeline.train import MODELS_DIR
+from pipeline.train_inputs import TRAIN_INPUTS
 
 
 def remote_path(name: str | None) -> tuple[str, Path]:
@@ -59,7 +74,7 @@ def _object(md5: str) -> str:
 
 
 def direct_url(base_url: str, model_id: str, store: Path, lock: Path = Path("dvc.lock")) -> str | None:
-    """The URL of models/<id>/model.pt in a published copy of the remote (``store``), or None if absent.
+    """The URL of models/<id>/model.safetensors in a published copy of the remote (``store``), or None if absent.
 
     dvc.lock gives the md5 of the model's folder; the folder's manifest in the store lists its files' md5s.
     """
@@ -71,21 +86,64 @@ def direct_url(base_url: str, model_id: str, store: Path, lock: Path = Path("dvc
     if not manifest.exists():
         return None
     for entry in json.loads(manifest.read_text()):
-        if entry["relpath"] == CHECKPOINT:
+        if entry["relpath"] == WEIGHTS:
             return f"{base_url.rstrip('/')}/{_object(entry['md5'])}"
     return None
 
 
+def export_hub(out: Path, pattern: str, params_file: Path = PARAMS_FILE, results_dir: Path = RESULTS_DIR,
+               models_dir: Path = MODELS_DIR) -> int:  # fmt: skip
+    """Write a hub-ready folder per trained model; returns how many."""
+    from pipeline.site_build import git_revision
+
+    params = load_params(params_file)
+    inputs = read_json(TRAIN_INPUTS, "run `dvc repro train_inputs`")
+    revision = git_revision()
+    with open(results_dir / "leaderboard.csv") as handle:
+        board = {row["id"]: row for row in csv.DictReader(handle)}
+    ranked = {}
+    for row in board.values():
+        ranked[row["experiment"]] = ranked.get(row["experiment"], 0) + (row["status"] == "ok")
+    written = 0
+    for cell in params.grid.cells():
+        if not fnmatch.fnmatch(cell.id, pattern) or board.get(cell.id, {}).get("status") == "failed":
+            continue
+        source = models_dir / cell.id
+        if not (source / WEIGHTS).exists():
+            raise PipelineError(f"{source}: no {WEIGHTS}; fetch the models first (`dvc pull train@{cell.id}`)")
+        metrics = read_json(results_dir / cell.id / "metrics.json", "run `dvc repro aggregate`")
+        with replace_directory(out / cell.id) as staging:
+            for name in (CONFIG, WEIGHTS, PREPROCESSING):
+                shutil.copyfile(source / name, staging / name)
+            preprocessing = read_preprocessing(staging)
+            tolerance = params.evaluate.nsd_tolerance_mm(cell.experiment)
+            model_card.write(staging, metrics, preprocessing, inputs.get("train", {}), revision,
+                             ranked[cell.experiment], tolerance)  # fmt: skip
+        written += 1
+    return written
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Push the models and write a static HTTP copy of the remote.")
-    parser.add_argument("destination", type=Path, help="folder a web server serves, e.g. public/dvcstore")
+    parser.add_argument("destination", type=Path, nargs="?", help="folder a web server serves, e.g. public/dvcstore")
     parser.add_argument("--remote", help="the DVC remote to push to and copy (default: the default remote)")
+    parser.add_argument("--hub", type=Path, help="instead: export hub model folders with model cards into this folder")
+    parser.add_argument("--glob", default="*", help="--hub: only the models whose id matches")
     args = parser.parse_args()
+    if args.hub is not None:
+        if args.hub.exists() and not args.hub.is_dir():
+            raise PipelineError(f"{args.hub}: is a file; give a folder for the hub export")
+        count = export_hub(args.hub, args.glob)
+        print(f"publish: {count} model folders with model cards in {args.hub}/ (smp.from_pretrained loads each)")
+        return
+    if args.destination is None:
+        raise PipelineError("give the folder to publish the remote to, or --hub DIR")
+    if args.destination.exists() and not args.destination.is_dir():
+        raise PipelineError(f"{args.destination}: is a file; give the folder a web server serves")
     name, source = remote_path(args.remote)
     push = subprocess.run(dvc_command("push", "--remote", name), capture_output=True, text=True)
     if push.returncode != 0:
-        lines = (push.stderr or push.stdout).strip().splitlines()
-        raise PipelineError(f"dvc push to '{name}' failed: {lines[-1] if lines else push.returncode}")
+        raise PipelineError(f"dvc push to '{name}' ({source}) failed: {dvc_message(push)}")
     copied = copy_tree(source, args.destination)
     print(f"publish: pushed to '{name}' ({source}); {copied} new files in {args.destination}")
 

@@ -36,6 +36,9 @@ TRAIN_SLICES = 100
 TEST_VOLUMES = 9
 LESION_LABELS = (0, 1, 2, 3)
 LUNG_LABELS = (0, 1, 2)
+# The most voxels a volume may hold before it is read: a real CT is well under 1e9 (512 x 512 x 1000 is 2.6e8);
+# a header claiming more is corrupt or not a CT, and reading it would exhaust memory.
+MAX_VOXELS = 1_000_000_000
 
 # A NIfTI volume inside a test folder: "3.nii.gz" (or uncompressed "3.nii").
 _VOLUME_NAME = re.compile(r"^(\d+)\.nii(\.gz)?$")
@@ -50,16 +53,28 @@ class Scan:
     lung: np.ndarray  # uint8 labels in LUNG_LABELS
     lesion: np.ndarray  # uint8 labels in LESION_LABELS
     affine: np.ndarray
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)  # voxel size in mm per array axis (NIfTI header)
 
     @property
     def slices(self) -> int:
         return self.image.shape[-1]
 
 
+def _head(path: Path, size: int) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(size)
+    except PermissionError:
+        raise DataError(path, "cannot be read (permission denied)") from None
+    except IsADirectoryError:
+        raise DataError(path, "is a folder, not a NIfTI file") from None
+    except OSError as error:
+        raise DataError(path, f"cannot be read ({error.strerror or error})") from None
+
+
 def check_not_html(path: Path) -> None:
     """Refuse an empty file or an HTML page saved under a data file's name (a Google Drive quota page)."""
-    with open(path, "rb") as handle:
-        head = handle.read(512)
+    head = _head(path, 512)
     if not head:
         raise DataError(path, "is empty")
     lowered = head.lstrip().lower()
@@ -68,18 +83,23 @@ def check_not_html(path: Path) -> None:
 
 
 def _read_array(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    if not path.is_file():
+    if not path.exists():
         raise DataError(path, "is missing")
     check_not_html(path)
-    if path.name.endswith(".gz"):
-        with open(path, "rb") as handle:
-            if handle.read(2) != b"\x1f\x8b":
-                raise DataError(path, "is not gzip-compressed although its name ends in .gz")
+    if path.name.endswith(".gz") and _head(path, 2) != b"\x1f\x8b":
+        raise DataError(path, "is not gzip-compressed although its name ends in .gz")
     try:
         image = nib.load(path)
+        voxels = int(np.prod(image.shape, dtype=np.float64))
+        if voxels > MAX_VOXELS:
+            shape = " x ".join(map(str, image.shape))
+            raise DataError(path, f"its header claims {shape} voxels ({voxels:.2g}), more than a CT volume holds "
+                                  f"(at most {MAX_VOXELS:.0e} here): a corrupt or non-CT file?")  # fmt: skip
         data = np.asanyarray(image.dataobj)
     except (EOFError, zlib.error) as error:
         raise DataError(path, f"is truncated or its gzip stream is corrupt ({error})") from None
+    except MemoryError:
+        raise DataError(path, "is too large to read into memory") from None
     except (ImageFileError, OSError, ValueError) as error:
         raise DataError(path, f"is not a readable NIfTI file ({error})") from None
     # Some writers add trailing singleton axes (H, W, S, 1).
@@ -128,7 +148,10 @@ def _load_scan(name: str, image_path: Path, lung_path: Path, lesion_path: Path) 
     _check_same_shape(image, lung, lung_path, image_path)
     lesion = read_labels(lesion_path, LESION_LABELS)
     _check_same_shape(image, lesion, lesion_path, image_path)
-    return Scan(name=name, image=image, lung=lung, lesion=lesion, affine=affine)
+    zooms = tuple(float(zoom) for zoom in nib.load(image_path).header.get_zooms()[:3])
+    if len(zooms) != 3 or not all(np.isfinite(zooms)) or min(zooms) <= 0:
+        raise DataError(image_path, f"its header gives the voxel size {zooms}; expected three positive millimetres")
+    return Scan(name=name, image=image, lung=lung, lesion=lesion, affine=affine, spacing=zooms)
 
 
 def load_train(raw_dir: Path) -> Scan:

@@ -17,6 +17,7 @@ no web fonts, no instant navigation, and model pages reached by links (not all l
 
 import argparse
 import json
+import logging
 import math
 import shutil
 import subprocess
@@ -26,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
-import numpy as np
 import pandas as pd
+from markupsafe import Markup, escape
 
-from pipeline import charts
+from pipeline import charts, site_format
 from pipeline.aggregate import RESULTS_DIR
 from pipeline.config import PARAMS_FILE, load_params
 from pipeline.errors import DataError, run_stage
@@ -80,31 +81,13 @@ def git_revision(root: Path = Path(".")) -> str:
     return head.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
 
 
-# ---------------------------------------------------------------- formatting helpers used by the templates
-
-
-def number(value, decimals: int = 4) -> str:
-    """A table cell: fixed decimals, empty for a missing value (so numeric sorting still works)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, (int, np.integer)) and decimals == 0:
-        return str(int(value))
-    return f"{float(value):.{decimals}f}"
-
-
-def interval(low, high, decimals: int = 4) -> str:
-    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (low, high)):
-        return ""
-    return f"[{low:.{decimals}f}, {high:.{decimals}f}]"
-
-
-def embed(spec: dict, chart_id: str) -> str:
+def embed(spec: dict, chart_id: str) -> Markup:
     """A chart as a placeholder div and its spec; charts.js renders it. ``</`` is escaped so no string in
-    the data can close the script element."""
+    the data can close the script element (the spec is JSON for a script, not Markdown: trusted as it is)."""
     text = json.dumps(spec, separators=(",", ":"), sort_keys=True).replace("</", "<\\/")
-    return (
-        f'<div class="vega-chart" id="{chart_id}"></div>\n\n'
-        f'<script type="application/json" class="vega-spec" data-target="{chart_id}">{text}</script>\n'
+    return Markup(
+        f'<div class="vega-chart" id="{escape(chart_id)}"></div>\n\n'
+        f'<script type="application/json" class="vega-spec" data-target="{escape(chart_id)}">{text}</script>\n'
     )
 
 
@@ -115,11 +98,14 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        autoescape=False,  # Markdown out; every value is a number or an id we made
+        # Every value is escaped for Markdown and HTML (pipeline.site_format) unless it is marked as trusted.
+        autoescape=True,
+        finalize=site_format.finalize,
     )
-    env.filters.update(number=number)
+    env.filters.update(number=site_format.number)
     env.globals.update(
-        interval=interval,
+        interval=site_format.interval,
+        code_block=site_format.code_block,
         embed=embed,
         experiment_names=EXPERIMENT_NAMES,
         architecture_names=ARCHITECTURE_NAMES,
@@ -210,8 +196,9 @@ def model_context(results: Results, model_id: str, provenance: Provenance) -> di
     metrics = model.metrics
     ok = metrics["status"] == "ok"
     direct = None
-    if provenance.remote_url:
-        direct = direct_url(provenance.remote_url, model_id, provenance.dvc_cache)
+    if provenance.remote_url:  # a plain http(s) URL (params validation), a content hash appended
+        link = direct_url(provenance.remote_url, model_id, provenance.dvc_cache)
+        direct = Markup(link) if link else None
     rows = results.leaderboard
     same_experiment = rows[(rows["experiment"] == metrics["experiment"]) & (rows["status"] == "ok")]
     rank = None
@@ -417,12 +404,27 @@ def navigation(experiments: list[str], config: Path = MKDOCS_CONFIG) -> list:
     return [{"Leaderboards": leaderboards} if "Leaderboards" in entry else entry for entry in nav]
 
 
+class _Warnings(logging.Handler):
+    """Collects what mkdocs warns about: in strict mode each warning aborts the build, and the abort alone
+    does not say which page and which link."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(" ".join(record.getMessage().split()))
+
+
 def build(docs: Path, public: Path, config: Path = MKDOCS_CONFIG, experiments: list[str] | None = None) -> None:
-    """``mkdocs build --strict`` of ``docs`` into ``public``; a warning fails the build."""
+    """``mkdocs build --strict`` of ``docs`` into ``public``; a warning fails the build, and the error names it."""
     from mkdocs.commands.build import build as mkdocs_build
     from mkdocs.config import load_config
     from mkdocs.exceptions import Abort, ConfigurationError
 
+    warnings = _Warnings()
+    logger = logging.getLogger("mkdocs")
+    logger.addHandler(warnings)
     try:
         overrides = {"nav": navigation(experiments, config)} if experiments else {}
         settings = load_config(
@@ -430,7 +432,11 @@ def build(docs: Path, public: Path, config: Path = MKDOCS_CONFIG, experiments: l
         )
         mkdocs_build(settings)
     except (Abort, ConfigurationError) as error:
-        raise DataError(config, f"mkdocs build failed: {error}") from None
+        first = f": {warnings.messages[0]}" if warnings.messages else ""
+        more = f" (and {len(warnings.messages) - 1} more warnings)" if len(warnings.messages) > 1 else ""
+        raise DataError(config, f"mkdocs build failed ({' '.join(str(error).split())}){first}{more}") from None
+    finally:
+        logger.removeHandler(warnings)
 
 
 def load_provenance(params_file: Path, train_inputs: Path = TRAIN_INPUTS) -> Provenance:

@@ -13,7 +13,7 @@ import pandas as pd
 from pipeline.aggregate import COLUMNS, RESULTS_DIR
 from pipeline.errors import DataError
 from pipeline.figures import FIGURES_DIR
-from pipeline.outputs import read_json
+from pipeline.outputs import read_json, require_keys
 
 EXPERIMENT_NAMES = {
     "lung": "Lung segmentation",
@@ -28,6 +28,38 @@ EXPERIMENT_BLURBS = {
 ARCHITECTURE_NAMES = {"unet": "Unet", "linknet": "Linknet", "fpn": "FPN", "pspnet": "PSPNet"}
 # Sources that are not measurements of a real dataset: the site says so on every page.
 SYNTHETIC_SOURCES = {"phantom": "synthetic CT phantoms", "fixture": "a made-up results fixture (for tests)"}
+
+
+AGGREGATE = "rerun the aggregate stage (`dvc repro aggregate`)"
+# What the pages read of each record: checked when the results are loaded, so a hand-edited or stale file
+# is one error naming it, never a traceback in the middle of a template.
+MODEL_KEYS = ("id", "experiment", "architecture", "encoder", "encoder_weights", "status", "data_source", "profile")
+OK_MODEL_KEYS = (
+    "dice", "dice_ci_low", "dice_ci_high", "sensitivity", "specificity", "precision",
+    "slice_dice", "slice_sensitivity", "slice_specificity", "slice_precision",
+    "pooled_dice", "pooled_sensitivity", "pooled_specificity", "pooled_precision",
+    "paper_dice", "paper_sensitivity", "paper_specificity",
+    "params", "trained_params", "gflops", "size", "train_images_per_s", "infer_images_per_s", "train_seconds",
+    "device", "epochs", "best_epoch", "best_val_loss", "loss", "seed",
+)  # fmt: skip
+SUMMARY_KEYS = ("data_source", "profile", "models", "failed", "paper", "dice", "paper_dice")
+FINDING_KEYS = ("best_model", "by_experiment", "by_architecture", "by_encoder", "imagenet_vs_random",
+                "lesion_b_vs_lesion_a")  # fmt: skip
+
+
+def check_model_id(row: dict, path: Path, line: int) -> None:
+    """A leaderboard row's id must be a model id of the grammar and agree with its own columns: ids become
+    file names and URLs, so ``../../x`` or markup must never get that far."""
+    from pipeline.cells import parse_cell_id
+
+    model_id = str(row["id"])
+    try:
+        cell = parse_cell_id(model_id)
+    except ValueError as error:
+        raise DataError(path, f"row {line}: {error}") from None
+    columns = (row["experiment"], row["architecture"], row["encoder"], row["encoder_weights"])
+    if (cell.experiment, cell.architecture, cell.encoder, cell.weights) != columns:
+        raise DataError(path, f"row {line}: the id {model_id} disagrees with its columns {'/'.join(map(str, columns))}")
 
 
 @dataclass(frozen=True)
@@ -78,16 +110,29 @@ def _csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
 
 def load_results(results_dir: Path = RESULTS_DIR, figures_dir: Path = FIGURES_DIR) -> Results:
     """Everything the site shows; one DataError naming the file when something is missing or malformed."""
-    board = _csv(results_dir / "leaderboard.csv", tuple(COLUMNS))
+    board_path = results_dir / "leaderboard.csv"
+    board = _csv(board_path, tuple(COLUMNS))
     board["error"] = board["error"].fillna("")
     if board.empty:
-        raise DataError(results_dir / "leaderboard.csv", "has no models")
-    summary = read_json(results_dir / "summary.json", "run the aggregate stage (`dvc repro aggregate`)")
+        raise DataError(board_path, "has no models")
+    for line, row in enumerate(board.to_dict("records"), start=2):
+        check_model_id(row, board_path, line)
+    if board["id"].duplicated().any():
+        raise DataError(board_path, f"lists {board['id'][board['id'].duplicated()].iloc[0]} twice")
+    summary_path = results_dir / "summary.json"
+    summary = require_keys(read_json(summary_path, AGGREGATE), SUMMARY_KEYS, summary_path, AGGREGATE)
+    for section in ("dice", "paper_dice"):
+        require_keys(summary[section], FINDING_KEYS, summary_path, f"(section {section}) {AGGREGATE}")
     models = {}
     for model_id, status in zip(board["id"], board["status"], strict=True):
         folder = results_dir / model_id
-        metrics = read_json(folder / "metrics.json", "run the aggregate stage (`dvc repro aggregate`)")
+        metrics_path = folder / "metrics.json"
+        metrics = require_keys(read_json(metrics_path, AGGREGATE), MODEL_KEYS, metrics_path, AGGREGATE)
         ok = status == "ok"
+        if ok:
+            require_keys(metrics, OK_MODEL_KEYS, metrics_path, AGGREGATE)
+        if metrics["id"] != model_id:
+            raise DataError(metrics_path, f"is the record of {metrics['id']!r}, not of {model_id}")
         history = _csv(folder / "history.csv", ("epoch", "train_loss", "val_loss")) if ok else pd.DataFrame()
         volumes = _csv(folder / "volumes.csv", ("volume", "dice")) if ok else pd.DataFrame()
         models[model_id] = Model(model_id, metrics, history, volumes)

@@ -19,6 +19,7 @@ from pipeline.config import PARAMS_FILE, Params, as_dict, load_params
 from pipeline.dataset import PREPARED_DIR
 from pipeline.errors import run_stage
 from pipeline.models import IMAGENET_DIR
+from pipeline.outputs import write_text_atomically
 
 TRAIN_INPUTS = Path("models/train_inputs.json")
 # The code a trained model depends on; dvc.yaml lists the same files as this stage's deps.
@@ -58,9 +59,7 @@ def main() -> None:
     params = load_params(args.params)
     inputs = describe(params)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    partial = args.out.with_suffix(".partial")
-    partial.write_text(json.dumps(inputs, indent=2, sort_keys=True) + "\n")
-    partial.replace(args.out)
+    write_text_atomically(args.out, json.dumps(inputs, indent=2, sort_keys=True) + "\n")
     print(f"train_inputs: {args.out} (profile {params.profile}, code {inputs['code'][:8]}, data {inputs['data'][:8]})")
 
 

@@ -235,7 +235,10 @@ def test_vendored_javascript_is_one_copy_in_the_sources():
 
 def test_model_page_links_the_checkpoint_when_a_public_remote_is_set(fixture_results, tmp_path, monkeypatch):
     model_id = "lung-unet-resnet18-imagenet"
-    manifest = [{"md5": "ab" + "c" * 30, "relpath": "model.pt"}, {"md5": "de" + "f" * 30, "relpath": "train.json"}]
+    manifest = [
+        {"md5": "ab" + "c" * 30, "relpath": "model.safetensors"},
+        {"md5": "de" + "f" * 30, "relpath": "train.json"},
+    ]
     folder_md5 = "12" + "3" * 30 + ".dir"
     cache = tmp_path / ".dvc" / "cache"
     (cache / "files" / "md5" / "12").mkdir(parents=True)
@@ -248,7 +251,7 @@ def test_model_page_links_the_checkpoint_when_a_public_remote_is_set(fixture_res
     context = model_context(fixture_results, model_id, provenance)
     assert context["direct_url"] == "https://models.example.org/dvcstore/files/md5/ab/" + "c" * 30
     page = environment().get_template("model.md.j2").render(**context)
-    assert "Direct link to the checkpoint" in page and context["direct_url"] in page
+    assert "Direct link to the weights" in page and context["direct_url"] in page
     # A model the published remote does not hold yet gets no link, and says so.
     other = model_context(fixture_results, "lesion_a-unet-resnet18-random", provenance)
     assert other["direct_url"] is None

@@ -35,6 +35,32 @@ def test_replace_directory_clears_leftovers_of_a_killed_run(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]
 
 
+def test_a_kill_between_the_two_renames_loses_nothing(tmp_path, monkeypatch):
+    """The old output is renamed away, then the new one in: a kill in between leaves the old one under its
+    backup name, and the next run, even one that fails, puts it back first."""
+    from pathlib import Path
+
+    target = tmp_path / "public"
+    with replace_directory(target) as staging:
+        (staging / "index.html").write_text("the last good site")
+    real_rename = Path.rename
+
+    def killed_before_the_new_output_is_in(self, destination):
+        if self.name.startswith(".public.tmp-"):
+            raise KeyboardInterrupt  # the process dies here
+        return real_rename(self, destination)
+
+    monkeypatch.setattr(Path, "rename", killed_before_the_new_output_is_in)
+    with pytest.raises(KeyboardInterrupt), replace_directory(target) as staging:
+        (staging / "index.html").write_text("the new site")
+    monkeypatch.setattr(Path, "rename", real_rename)
+    assert not target.exists() and len(list(tmp_path.glob(".public.old-*"))) == 1  # the window
+    with pytest.raises(RuntimeError), replace_directory(target):
+        raise RuntimeError("a failing rebuild")
+    assert (target / "index.html").read_text() == "the last good site"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["public"]
+
+
 def test_data_then_preprocess_from_the_command_line(tmp_path, tiny_params_file):
     raw, prepared = tmp_path / "raw", tmp_path / "prepared"
     result = run_module("pipeline.data", "--params", str(tiny_params_file), "--out", str(raw))

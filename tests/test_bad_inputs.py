@@ -1,0 +1,380 @@
+"""Bad input at every entry point: one `error:` line naming the file and the problem, exit status 2, no
+traceback, and the earlier outputs unchanged (compared by hash). Grouped by entry point.
+
+Most cases run the stage's ``main`` in this process, exactly as ``python -m`` does (``run_stage``), which keeps
+the suite fast; those that need a process of their own (a file-size limit, dropped privileges) run one.
+"""
+
+import contextlib
+import gzip
+import hashlib
+import importlib
+import io
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from pipeline import profiles, rawdata
+from pipeline.errors import run_stage
+from pipeline.preprocess import preprocess
+from tests.conftest import ROOT, error_line
+
+BIN = Path(sys.executable).parent
+
+
+def run_main(module: str, *args: str, cwd: Path | None = None) -> tuple[int, str]:
+    """(exit status, stderr) of ``python -m module args`` run in this process."""
+    stage = importlib.import_module(module)
+    stderr, argv, here = io.StringIO(), sys.argv, Path.cwd()
+    sys.argv = [module, *args]
+    code = 0
+    try:
+        if cwd:
+            os.chdir(cwd)
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                run_stage(stage.main)
+            except SystemExit as stop:
+                code = stop.code
+    finally:
+        sys.argv = argv
+        os.chdir(here)
+    return code, stderr.getvalue()
+
+
+def one_line(code: int, stderr: str) -> str:
+    assert code == 2, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+def hashes(path: Path) -> dict[str, str]:
+    """Every file under ``path`` (or the file itself) by its sha256: what 'unchanged' is checked against."""
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return {str(p.relative_to(path.parent)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+@pytest.fixture
+def params_file(tmp_path) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(profiles.compose("tiny", ROOT / "conf")))
+    return path
+
+
+def _edit(path: Path, section: str, key: str, text: str) -> None:
+    """Replace one value in params.yaml by raw YAML text (e.g. ``.nan``)."""
+    params = yaml.safe_load(path.read_text())
+    params[section][key] = "@@"
+    path.write_text(yaml.safe_dump(params).replace("'@@'", text))
+
+
+# ---------------------------------------------------------------- params.yaml (every stage loads it first)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("train", "learning_rate", ".nan", "'train.learning_rate' must be a finite number, not nan"),
+        ("preprocess", "hu_scale", ".inf", "'preprocess.hu_scale' must be a finite number, not inf"),
+        ("evaluate", "threshold", "-.inf", "'evaluate.threshold' must be a finite number, not -inf"),
+    ],
+)
+def test_params_refuse_nan_and_infinity(tmp_path, params_file, section, key, value, message):
+    out = tmp_path / "train_inputs.json"
+    out.write_text("{}\n")
+    before = hashes(out)
+    _edit(params_file, section, key, value)
+    for module in ("pipeline.train_inputs", "pipeline.train"):
+        extra = ("lung-unet-resnet18-random",) if module == "pipeline.train" else ("--out", str(out))
+        line = one_line(*run_main(module, *extra, "--params", str(params_file)))
+        assert line == f"error: {params_file}: {message}"
+    assert hashes(out) == before
+
+
+def test_params_that_are_not_text_or_not_a_file(tmp_path, params_file):
+    params_file.write_bytes(b"profile: tiny\n\xff\xfe broken\n")
+    assert "not UTF-8 text" in one_line(*run_main("pipeline.train_inputs", "--params", str(params_file)))
+    folder = tmp_path / "folder.yaml"
+    folder.mkdir()
+    assert one_line(*run_main("pipeline.train_inputs", "--params", str(folder))) == (
+        f"error: {folder}: is a folder, not a params file"
+    )
+
+
+# ---------------------------------------------------------------- profiles (conf/)
+
+
+@pytest.fixture
+def conf_copy(tmp_path) -> Path:
+    shutil.copytree(ROOT / "conf", tmp_path / "conf")
+    (tmp_path / "params.yaml").write_text("earlier: params\n")
+    return tmp_path
+
+
+def test_a_yaml_error_in_a_profile_names_the_profile(conf_copy):
+    profile = conf_copy / "conf" / "profile" / "tiny.yaml"
+    profile.write_text(profile.read_text() + "grid: [unclosed\n")
+    before = hashes(conf_copy / "params.yaml")
+    line = one_line(*run_main("pipeline.profiles", "tiny", cwd=conf_copy))
+    assert line.startswith(f"error: {profile.resolve()}: not valid YAML at line ")
+    assert hashes(conf_copy / "params.yaml") == before
+
+
+def test_a_bad_value_in_a_profile_names_the_profile(conf_copy):
+    profile = conf_copy / "conf" / "profile" / "tiny.yaml"
+    profile.write_text(profile.read_text().replace("epochs: 2", "epochs: 0"))
+    line = one_line(*run_main("pipeline.profiles", "tiny", cwd=conf_copy))
+    assert line.startswith("error: conf/profile/tiny.yaml (over conf/config.yaml): ")
+    assert "epochs and batch_size must be at least 1" in line
+
+
+def test_profiles_into_a_missing_folder(conf_copy):
+    line = one_line(*run_main("pipeline.profiles", "tiny", "--out", "nowhere/params.yaml", cwd=conf_copy))
+    assert line == "error: nowhere/params.yaml: its folder nowhere does not exist"
+
+
+# ---------------------------------------------------------------- preprocess (the data loader)
+
+
+def _huge_header(path: Path) -> None:
+    """A NIfTI file whose header claims 30000 x 30000 x 400 int16 voxels (720 GB) but holds a few bytes."""
+    header = nib.Nifti1Header()
+    header.set_data_shape((30000, 30000, 400))
+    header.set_data_dtype(np.int16)
+    with gzip.open(path, "wb") as handle:
+        handle.write(header.binaryblock + b"\0" * 4 + b"\0" * 64)
+
+
+def test_a_header_claiming_a_huge_volume_is_refused_before_reading(tmp_path, raw_copy, params_file):
+    target = raw_copy / rawdata.TEST_IMAGE_DIR / "1.nii.gz"
+    _huge_header(target)
+    out = tmp_path / "prepared"
+    out.mkdir()
+    (out / "earlier.txt").write_text("earlier output")
+    before = hashes(out)
+    line = one_line(*run_main("pipeline.preprocess", "--params", str(params_file), "--raw", str(raw_copy),
+                              "--out", str(out)))  # fmt: skip
+    assert line.startswith(f"error: {target}: its header claims 30000 x 30000 x 400 voxels (3.6e+11)")
+    assert hashes(out) == before
+
+
+def _without_file_permission_override() -> list[str]:
+    """A command prefix that makes file permissions apply to this user: root reads anything otherwise."""
+    if os.geteuid() != 0:
+        return []
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def test_an_unreadable_data_file(tmp_path, raw_copy, params_file):
+    target = raw_copy / rawdata.TRAIN_IMAGE
+    target.chmod(0)
+    try:
+        command = [*_without_file_permission_override(), sys.executable, "-m", "pipeline.preprocess", "--params",
+                   str(params_file), "--raw", str(raw_copy), "--out", str(tmp_path / "prepared")]  # fmt: skip
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    finally:
+        target.chmod(0o644)
+    assert error_line(result) == f"error: {target}: cannot be read (permission denied)"
+    assert not (tmp_path / "prepared").exists()
+
+
+# ---------------------------------------------------------------- predict
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory) -> Path:
+    """An untrained lung model in the train stage's folder format (the data path needs no training)."""
+    from pipeline import checkpoints, models
+    from pipeline.cells import Cell
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("model") / "lung-model"
+    folder.mkdir()
+    state = models.build_model("unet", "resnet18", "random").state_dict()
+    checkpoints.save(state, Cell("lung", "unet", "resnet18", "random"), {"size": 32, "hu_offset": 500.0,
+                                                                          "hu_scale": 500.0}, folder)  # fmt: skip
+    return folder
+
+
+@pytest.fixture
+def scan(tmp_path, tiny_raw) -> Path:
+    path = tmp_path / "scan.nii.gz"
+    shutil.copyfile(tiny_raw / rawdata.TEST_IMAGE_DIR / "1.nii.gz", path)
+    return path
+
+
+def _predict(model_folder, *args) -> tuple[int, str]:
+    return run_main("pipeline.predict", "--model", str(model_folder), "--device", "cpu", *map(str, args))
+
+
+def test_predict_never_writes_over_its_input(tmp_path, model_folder, scan, tiny_raw):
+    before = hashes(scan)
+    line = one_line(*_predict(model_folder, scan, scan))
+    assert line == f"error: {scan}: is an input of this command ({scan}); the mask would destroy it"
+    same = tmp_path / "sub" / ".." / "scan.nii.gz"
+    (tmp_path / "sub").mkdir()
+    assert "is an input of this command" in one_line(*_predict(model_folder, scan, same))
+    lungs = tmp_path / "lungs.nii.gz"
+    shutil.copyfile(tiny_raw / rawdata.TEST_LUNG_DIR / "1.nii.gz", lungs)
+    lesion_model = model_folder.parent / "lesion-b"
+    if not lesion_model.exists():
+        shutil.copytree(model_folder, lesion_model)
+        record = json.loads((lesion_model / "preprocessing.json").read_text())
+        (lesion_model / "preprocessing.json").write_text(json.dumps({**record, "experiment": "lesion_b"}))
+    before_lungs = hashes(lungs)
+    line = one_line(*_predict(lesion_model, scan, lungs, "--lung-mask", lungs))
+    assert "is an input of this command" in line
+    assert hashes(scan) == before and hashes(lungs) == before_lungs
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("missing/mask.nii.gz", "its folder {tmp}/missing does not exist"),
+        ("a-folder", "is a folder; give a file name for the mask"),
+        ("mask.txt", "the mask is written as NIfTI; give a name ending in .nii or .nii.gz"),
+    ],
+)
+def test_predict_checks_its_output_before_any_work(tmp_path, model_folder, scan, output, message):
+    (tmp_path / "a-folder").mkdir()
+    target = tmp_path / output
+    line = one_line(*_predict(model_folder, scan, target))
+    assert line == f"error: {target}: {message.format(tmp=tmp_path)}"
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+@pytest.mark.parametrize("threshold", ["1.5", "nan", "0"])
+def test_predict_threshold_must_lie_in_the_open_unit_interval(tmp_path, model_folder, scan, threshold):
+    line = one_line(*_predict(model_folder, scan, tmp_path / "mask.nii.gz", "--threshold", threshold))
+    assert line == f"error: --threshold {float(threshold)}: must lie strictly between 0 and 1"
+    assert not (tmp_path / "mask.nii.gz").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_predict_on_cuda_without_a_gpu_blames_the_option(tmp_path, model_folder, scan):
+    line = one_line(*_predict(model_folder, scan, tmp_path / "mask.nii.gz", "--device", "cuda"))
+    assert line.startswith("error: --device is cuda, but no CUDA device is available")
+
+
+def _limit_file_size() -> None:
+    """In the child: writes past 64 bytes fail (EFBIG) instead of killing it, as a full disk makes them fail."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
+
+
+def test_predict_on_a_full_disk_fails_in_one_line_and_leaves_no_partial_file(tmp_path, model_folder, scan):
+    output = tmp_path / "mask.nii.gz"
+    command = [sys.executable, "-m", "pipeline.predict", "--model", str(model_folder), "--device", "cpu",
+               str(scan), str(output)]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            preexec_fn=_limit_file_size)  # fmt: skip
+    assert error_line(result).startswith(f"error: {output}: cannot be written (File too large)")
+    assert not output.exists() and not list(tmp_path.glob(".*partial*"))
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, tiny_raw, tiny_params) -> Path:
+    out = tmp_path_factory.mktemp("prepared") / "prepared"
+    preprocess(tiny_raw, out, tiny_params.preprocess, tiny_params.profile)
+    return out
+
+
+def _evaluate(tmp_path, params_file, prepared_dir) -> tuple[int, str]:
+    return run_main("pipeline.evaluate", "--params", str(params_file), "--prepared", str(prepared_dir),
+                    "--models", str(tmp_path / "models"), "--out", str(tmp_path / "evaluation"))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("damage", "file", "message"),
+    [
+        (lambda p: (p / "test" / "slices.csv").unlink(), "test/slices.csv", "is missing; rerun `dvc repro preprocess`"),
+        (lambda p: (p / "meta.json").write_text('{"profile": "tiny"'), "meta.json", "is not valid JSON"),
+        (lambda p: (p / "meta.json").write_text(json.dumps({k: v for k, v in json.loads((p / "meta.json").read_text())
+                                                            .items() if k != "volumes"})),
+         "meta.json", "lacks the key 'volumes'; rerun `dvc repro preprocess`"),
+    ],
+)  # fmt: skip
+def test_evaluate_with_broken_prepared_data(tmp_path, params_file, prepared, damage, file, message):
+    copy = Path(shutil.copytree(prepared, tmp_path / "prepared"))
+    damage(copy)
+    (tmp_path / "evaluation" / "earlier").mkdir(parents=True)
+    (tmp_path / "evaluation" / "earlier" / "metrics.json").write_text("{}")
+    before = hashes(tmp_path / "evaluation")
+    assert one_line(*_evaluate(tmp_path, params_file, copy)) == f"error: {copy / file}: {message}"
+    assert hashes(tmp_path / "evaluation") == before
+
+
+# ---------------------------------------------------------------- aggregate
+
+
+def test_aggregate_with_a_key_missing_from_a_train_record(tmp_path):
+    from tests.test_aggregate import _params, _records
+
+    params = _params()
+    models, evaluation = _records(tmp_path, params)
+    record_path = models / "lesion_b-unet-resnet18-imagenet" / "train.json"
+    record = json.loads(record_path.read_text())
+    del record["experiment"]
+    record_path.write_text(json.dumps(record))
+    params_file = tmp_path / "params.yaml"
+    raw = profiles.compose("tiny", ROOT / "conf")
+    raw["grid"] = {name: list(value) for name, value in params.grid.__dict__.items()}
+    params_file.write_text(yaml.safe_dump(raw))
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "leaderboard.csv").write_text("earlier results\n")
+    before = hashes(results)
+    line = one_line(*run_main("pipeline.aggregate", "--params", str(params_file), "--models", str(models),
+                              "--evaluation", str(evaluation), "--out", str(results)))  # fmt: skip
+    assert line.startswith(f"error: {record_path}: lacks the key 'experiment'")
+    assert hashes(results) == before and not list(tmp_path.glob(".results.*"))
+
+
+# ---------------------------------------------------------------- publish
+
+
+def test_publish_to_a_path_that_is_a_file(tmp_path):
+    target = tmp_path / "a-file"
+    target.write_text("not a folder")
+    assert one_line(*run_main("pipeline.publish", str(target))) == (
+        f"error: {target}: is a file; give the folder a web server serves"
+    )
+    assert one_line(*run_main("pipeline.publish", "--hub", str(target))) == (
+        f"error: {target}: is a file; give a folder for the hub export"
+    )
+    assert target.read_text() == "not a folder"
+
+
+def test_publish_to_a_broken_remote_says_why_not_dvcs_banner(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    for command in (["git", "init", "-q"], [str(BIN / "dvc"), "init", "-q"]):
+        subprocess.run(command, cwd=project, check=True, env=env)
+    (project / "data.txt").write_text("a tracked file\n")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the remote's folder should be")
+    for command in ([str(BIN / "dvc"), "add", "-q", "data.txt"],
+                    [str(BIN / "dvc"), "remote", "add", "-d", "storage", str(blocker / "store")]):  # fmt: skip
+        subprocess.run(command, cwd=project, check=True, env=env, capture_output=True)
+    result = subprocess.run([sys.executable, "-m", "pipeline.publish", str(tmp_path / "www")], cwd=project, env=env,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    line = error_line(result)
+    assert line.startswith(f"error: dvc push to 'storage' ({blocker / 'store'}) failed: ")
+    assert "Not a directory" in line and "Having any troubles" not in result.stderr.splitlines()[-1]
