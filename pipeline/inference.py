@@ -5,30 +5,14 @@ size exactly as in training (pipeline.transforms), the model's probabilities are
 grid (bilinear) and thresholded.
 """
 
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from pipeline import models, transforms
+from pipeline import transforms
 from pipeline.dataset import experiment_inputs
 from pipeline.errors import PipelineError
-
-
-def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
-    """A trained model (eval mode) and its checkpoint record; needs no ImageNet weights to load."""
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: no such checkpoint (run `dvc pull` or train the model)") from None
-    except Exception as error:  # torch raises several unrelated types for a corrupt file
-        raise PipelineError(f"{path}: not a readable checkpoint ({error})") from None
-    cell = checkpoint["cell"]
-    model = models.build_model(cell["architecture"], cell["encoder"], "random")
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.to(device).eval(), checkpoint
 
 
 @torch.no_grad()

@@ -1,14 +1,17 @@
 """Segment a CT volume with a trained model of the grid: NIfTI in, binary NIfTI mask out.
 
     python -m pipeline.predict --model lung-unet-resnet18-random scan.nii.gz lungs.nii.gz
-    python -m pipeline.predict --model models/lesion_b-unet-resnet18-random/model.pt scan.nii.gz lesions.nii.gz \\
+    python -m pipeline.predict --model path/to/lesion_b-unet-resnet18-random/ scan.nii.gz lesions.nii.gz \\
         --lung-mask lungs.nii.gz
 
-``--model`` takes a model id (its checkpoint is models/<id>/model.pt: ``dvc pull train@<id>`` fetches it) or
-a checkpoint path. Any in-plane size and slice count; slices are the last array axis as nibabel returns them,
-in Hounsfield units. The model's own preprocessing is applied (pipeline.inference) and the mask is written
-with the input's affine and header. A lesion_b model sees the image only inside the lungs: give the lung mask
-(``--lung-mask``) or a lung model to compute it (``--lung-model``).
+``--model`` takes a model id (its folder is models/<id>/: ``dvc pull train@<id>`` fetches it) or a model
+folder (``config.json``, ``model.safetensors``, ``preprocessing.json``: a ``dvc get`` of models/<id>, or a
+hub export of ``python -m pipeline.publish --hub``). A pickled ``.pt`` checkpoint is refused, never opened
+(pipeline.checkpoints). Any in-plane size and slice count; slices are the last array axis as nibabel returns
+them, in Hounsfield units. The model's own preprocessing is applied (pipeline.inference) and the mask is
+written with the input's affine and header. A lesion_b model sees the image only inside the lungs: give the
+lung mask (``--lung-mask``) or a lung model to compute it (``--lung-model``). The output is checked before
+the work starts: it must be a new ``.nii``/``.nii.gz`` name in an existing folder, never the input itself.
 
 From Python (a notebook):
 
@@ -26,11 +29,12 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from pipeline import rawdata, transforms
-from pipeline.cells import parse_cell_id
+from pipeline import checkpoints, rawdata, transforms
 from pipeline.errors import DataError, PipelineError, run_stage
-from pipeline.inference import load_checkpoint, model_inputs, probabilities, to_native
-from pipeline.train import CHECKPOINT, MODELS_DIR, select_device
+from pipeline.inference import model_inputs, probabilities, to_native
+from pipeline.train import MODELS_DIR, select_device
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
 @dataclass
@@ -63,30 +67,33 @@ class Segmenter:
         return np.moveaxis(mask, 0, -1)  # a view: (H, W, slices) as the scan, without copying
 
 
-def resolve_checkpoint(model: str | Path, models_dir: Path = MODELS_DIR) -> Path:
-    """A model id or a checkpoint path -> the checkpoint's path, with a clear error when it is absent."""
-    path = Path(model)
-    if path.suffix == ".pt" or path.is_file():
-        if not path.is_file():
-            raise PipelineError(f"{path}: no such checkpoint")
-        return path
-    try:
-        cell = parse_cell_id(str(model))
-    except ValueError as error:
-        raise PipelineError(f"--model: {error}") from None
-    path = models_dir / cell.id / CHECKPOINT
-    if not path.is_file():
-        raise PipelineError(f"{path}: not here; fetch it with `dvc pull train@{cell.id}` (or train it)")
-    return path
-
-
 def load_model(model: str | Path, device: str = "auto", threshold: float = 0.5,
                models_dir: Path = MODELS_DIR) -> Segmenter:  # fmt: skip
-    """A model of the grid by id (``lung-unet-resnet18-random``) or checkpoint path, ready to segment."""
-    path = resolve_checkpoint(model, models_dir)
-    network, checkpoint = load_checkpoint(path, select_device(device))
-    experiment = checkpoint["cell"]["experiment"]
-    return Segmenter(network, experiment, checkpoint["preprocess"], str(model), threshold)
+    """A model by id (``lung-unet-resnet18-random``) or model folder, ready to segment; never a pickle."""
+    check_threshold(threshold)
+    folder = checkpoints.resolve(model, models_dir)
+    network, preprocessing = checkpoints.load(folder, select_device(device, "--device"))
+    return Segmenter(network, preprocessing["experiment"], preprocessing, str(model), threshold)
+
+
+def check_threshold(threshold: float) -> None:
+    if not 0 < threshold < 1:  # also refuses NaN
+        raise PipelineError(f"--threshold {threshold}: must lie strictly between 0 and 1")
+
+
+def check_output(output: Path, inputs: list[Path]) -> None:
+    """Refuse, before any work, an output that cannot be written or that would overwrite an input."""
+    if output.is_dir():
+        raise PipelineError(f"{output}: is a folder; give a file name for the mask")
+    if not output.name.endswith(NIFTI_SUFFIXES):
+        raise PipelineError(f"{output}: the mask is written as NIfTI; give a name ending in .nii or .nii.gz")
+    if not output.parent.is_dir():
+        raise PipelineError(f"{output}: its folder {output.parent} does not exist")
+    if not os.access(output.parent, os.W_OK):
+        raise PipelineError(f"{output}: its folder {output.parent} is not writable")
+    for source in inputs:
+        if output.resolve() == source.resolve() or (output.exists() and os.path.samefile(output, source)):
+            raise PipelineError(f"{output}: is an input of this command ({source}); the mask would destroy it")
 
 
 def save_mask(mask: np.ndarray, like: nib.Nifti1Image, path: Path) -> None:
@@ -95,22 +102,30 @@ def save_mask(mask: np.ndarray, like: nib.Nifti1Image, path: Path) -> None:
     header.set_data_dtype(np.uint8)
     header.set_slope_inter(1, 0)
     image = nib.Nifti1Image(mask.astype(np.uint8), like.affine, header)
-    partial = path.with_name(f".{path.name}.partial{''.join(path.suffixes)}")
-    nib.save(image, partial)
-    os.replace(partial, path)
+    suffix = ".nii.gz" if path.name.endswith(".gz") else ".nii"
+    partial = path.with_name(f".{path.name}.partial{suffix}")
+    try:
+        nib.save(image, partial)
+        os.replace(partial, path)
+    except OSError as error:
+        raise PipelineError(f"{path}: cannot be written ({error.strerror or error})") from None
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Segment a CT volume (NIfTI) with a trained model.")
     parser.add_argument("input", type=Path, help="CT volume, NIfTI, Hounsfield units")
     parser.add_argument("output", type=Path, help="where to write the binary mask (NIfTI)")
-    parser.add_argument("--model", required=True, help="a model id (e.g. lung-unet-resnet18-random) or a .pt path")
+    parser.add_argument("--model", required=True, help="a model id (e.g. lung-unet-resnet18-random) or model folder")
     parser.add_argument("--lung-mask", type=Path, help="lung mask of the scan (lesion_b models need one)")
     parser.add_argument("--lung-model", help="or a lung model to compute that mask")
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     args = parser.parse_args()
     started = time.perf_counter()
+    check_threshold(args.threshold)
+    check_output(args.output, [path for path in (args.input, args.lung_mask) if path is not None])
     segmenter = load_model(args.model, args.device, args.threshold)
     volume, _ = rawdata.read_image(args.input)
     like = nib.load(args.input)

@@ -1,16 +1,20 @@
 """Stage ``train@<id>``: train one model of the grid per PROTOCOL.md and keep its best-validation checkpoint.
 
-    python -m pipeline.train lung-unet-resnet18-random      (as dvc.yaml runs each matrix item)
+    python -m pipeline.train lung-unet-resnet18-random            (as dvc.yaml runs each train@<id>)
+    python -m pipeline.train lung-unet-resnet18-random --seed 1   (a repeat, repeat@<id>-1)
 
-Reads params `profile`, `train` and data/prepared/. Writes models/<id>/: ``model.pt`` (the epoch with the
-strictly lowest mean validation loss), ``train.json`` (status, parameter counts, FLOPs, throughput, device)
-and ``history.csv`` (losses and wall time per epoch).
+Reads params `profile`, `train` and data/prepared/. Writes models/<run id>/ (the run id is the model's id,
+or ``<id>~seed<k>`` for a repeat): the model of the epoch with the strictly lowest mean validation loss in
+segmentation-models-pytorch's own format (``config.json``, ``model.safetensors``, ``preprocessing.json``:
+pipeline.checkpoints), ``train.json`` (status, parameter counts, FLOPs, throughput during training, device
+and software, the checkpoint's size and hashes) and ``history.csv`` (losses and wall time per epoch).
 
 Fast by construction: the training set lives on the device as tensors, augmentation runs there in batches,
 no DataLoader; on CUDA bf16 autocast (the loss in fp32), channels_last, cudnn.benchmark and fused Adam; no
-host synchronisation inside an epoch. A killed run resumes from its last finished epoch (state kept in
-.cache/train-state/, keyed by everything the result depends on). A non-finite loss or running out of memory
-ends the cell with ``status: failed`` and the error in train.json: a row on the leaderboard, not a crashed grid.
+host synchronisation inside an epoch. A killed run resumes from its last finished epoch, exactly (state kept
+in .cache/train-state/, keyed by everything the result depends on: pipeline.train_state). A non-finite loss
+or running out of memory ends the cell with ``status: failed`` and the error in train.json: a row on the
+leaderboard, not a crashed grid.
 """
 
 import argparse
@@ -18,7 +22,6 @@ import csv
 import dataclasses
 import hashlib
 import json
-import os
 import platform
 import time
 from pathlib import Path
@@ -26,18 +29,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline import losses, models
+from pipeline import checkpoints, losses, models
 from pipeline.augment import augment, pad_value
-from pipeline.cells import Cell, parse_cell_id
+from pipeline.cells import Cell, Run, parse_cell_id
 from pipeline.config import PARAMS_FILE, Params, TrainParams, load_params
 from pipeline.dataset import PREPARED_DIR, experiment_inputs, load_meta, load_split
 from pipeline.errors import PipelineError, run_stage
 from pipeline.outputs import replace_directory
 from pipeline.train_inputs import describe
+from pipeline.train_state import Progress, load_state, save_state
 
 MODELS_DIR = Path("models")
 STATE_DIR = Path(".cache/train-state")
-CHECKPOINT = "model.pt"
 HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "train_seconds", "val_seconds")
 
 
@@ -50,9 +53,10 @@ def cell_seed(base_seed: int, cell_id: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{base_seed}:{cell_id}".encode()).digest()[:4], "little")
 
 
-def select_device(choice: str) -> torch.device:
+def select_device(choice: str, source: str = "params.yaml: train.device") -> torch.device:
+    """``source`` names where the choice came from, for the error when CUDA is asked for and absent."""
     if choice == "cuda" and not torch.cuda.is_available():
-        raise PipelineError("params: train.device is cuda, but no CUDA device is available")
+        raise PipelineError(f"{source} is cuda, but no CUDA device is available (torch {torch.__version__})")
     if choice == "auto":
         choice = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(choice)
@@ -62,6 +66,23 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
     return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def software(device: torch.device) -> dict:
+    """What makes two runs of the same cell differ across machines: versions, device, threads, determinism."""
+    import segmentation_models_pytorch as smp
+
+    return {
+        "torch": torch.__version__,
+        "segmentation_models_pytorch": smp.__version__,
+        "cuda": torch.version.cuda if device.type == "cuda" else None,
+        "device": device_name(device),
+        "threads": torch.get_num_threads(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "autocast": "bf16" if device.type == "cuda" else "off",
+    }
 
 
 def stack_split(name: str, prepared_dir: Path, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,30 +156,21 @@ def synchronise(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _state_path(cell: Cell, key: str, state_dir: Path) -> Path:
-    return state_dir / f"{cell.id}-{key}.pt"
-
-
-def _save_atomically(payload: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    torch.save(payload, partial)
-    os.replace(partial, path)  # a kill during the save leaves the previous state intact
+def _state_path(run: Run, key: str, state_dir: Path) -> Path:
+    return state_dir / f"{run.id}-{key}.safetensors"
 
 
 def _cpu_copy(state: dict) -> dict:
     return {name: tensor.detach().to("cpu", copy=True) for name, tensor in state.items()}
 
 
-@dataclasses.dataclass
-class Progress:
-    """What a resumed run needs besides the model and optimizer."""
-
-    history: list[dict]
-    best_epoch: int = 0
-    best_loss: float = float("inf")
-    best_state: dict | None = None
-    trained_params: int = 0
+@torch.no_grad()
+def null_loss(setup: Setup, image: torch.Tensor, masks: torch.Tensor) -> float:
+    """The validation loss of a model that predicts nothing: a run whose loss never gets below it did not learn
+    (for the paper's loss it is 1: on an empty target the loss is 1 whatever is predicted)."""
+    _, targets = batch_for(setup.cell.experiment, image, masks)
+    nothing = torch.full(targets.shape, -30.0, device=targets.device)
+    return float(losses.per_sample_loss(setup.params.loss, nothing, targets).mean())
 
 
 def fit(setup: Setup, model, prepared_dir: Path, state_path: Path, seed: int) -> Progress:
@@ -178,11 +190,7 @@ def fit(setup: Setup, model, prepared_dir: Path, state_path: Path, seed: int) ->
     generator.manual_seed(seed)
     progress = Progress(history=[])
     if state_path.exists():
-        saved = torch.load(state_path, map_location=device, weights_only=False)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        generator.set_state(saved["generator"].to("cpu"))
-        progress = saved["progress"]
+        progress = load_state(state_path, model, optimizer, generator, device)
         print(f"{setup.cell}: resuming after epoch {len(progress.history)}")
     for epoch in range(len(progress.history) + 1, params.epochs + 1):
         started = time.perf_counter()
@@ -203,16 +211,14 @@ def fit(setup: Setup, model, prepared_dir: Path, state_path: Path, seed: int) ->
         if val_loss < progress.best_loss:  # strictly lower: ties keep the earlier epoch
             progress.best_epoch, progress.best_loss = epoch, val_loss
             progress.best_state = _cpu_copy(model.state_dict())
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "generator": generator.get_state(), "progress": progress}  # fmt: skip
-        _save_atomically(state, state_path)
+        save_state(state_path, model, optimizer, generator, progress)
     return progress
 
 
-def inputs_key(cell: Cell, description: dict) -> str:
-    """A fingerprint of a cell: its id and what training depends on (pipeline.train_inputs.describe).
+def inputs_key(run: Run, description: dict) -> str:
+    """A fingerprint of a run: its id and what training depends on (pipeline.train_inputs.describe).
     A resumed run, or a finished run recorded later, must match it."""
-    inputs = {"cell": cell.id, **description}
+    inputs = {"cell": run.id, **description}
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -227,37 +233,39 @@ def _throughput(progress: Progress, train_images: int, val_images: int) -> tuple
 
 
 def run(
-    cell: Cell,
+    training: Run,
     params: Params,
     prepared_dir: Path,
     out_dir: Path,
     state_dir: Path,
     imagenet_dir: Path = models.IMAGENET_DIR,
 ) -> dict:
-    """Train one cell into out_dir (replaced only at the end); returns the train.json record."""
+    """Train one run of a cell into out_dir (replaced only at the end); returns the train.json record."""
+    cell = training.cell
     meta = load_meta(prepared_dir)
     device = select_device(params.train.device)
-    seed = cell_seed(params.train.seed, cell.id)
+    base_seed = params.train.seed if training.seed is None else training.seed
+    seed = cell_seed(base_seed, cell.id)
     torch.manual_seed(seed)  # the model's initial weights
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     model = models.build_model(cell.architecture, cell.encoder, cell.weights, imagenet_dir)
     size = meta["preprocess"]["size"]
     record = {
-        "id": cell.id, "experiment": cell.experiment, "architecture": cell.architecture,
+        "id": training.id, "model_id": cell.id, "experiment": cell.experiment, "architecture": cell.architecture,
         "encoder": cell.encoder, "encoder_weights": cell.weights, "profile": params.profile,
-        "data_source": meta["data_source"], "status": "ok", "error": "", "seed": seed,
+        "data_source": meta["data_source"], "status": "ok", "error": "", "base_seed": base_seed, "seed": seed,
         "loss": params.train.loss, "epochs": params.train.epochs, "size": size,
         "params": models.count_parameters(model), "gflops": models.forward_flops(model, size) / 1e9,
-        "device": device_name(device),
+        "device": device_name(device), "software": software(device),
     }  # fmt: skip
     model = model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     setup = Setup(cell, params.train, device, pad_value(params.train.augment, **_normalisation(meta)))
-    key = inputs_key(cell, describe(params, prepared_dir, imagenet_dir))
+    key = inputs_key(training, describe(params, prepared_dir, imagenet_dir))
     record["inputs"] = key
-    state_path = _state_path(cell, key, state_dir)
+    state_path = _state_path(training, key, state_dir)
     started = time.perf_counter()
     try:
         progress = fit(setup, model, prepared_dir, state_path, seed)
@@ -267,14 +275,14 @@ def run(
     with replace_directory(out_dir) as staging:
         if progress is not None:
             train_rate, infer_rate = _throughput(progress, meta["splits"]["train"], meta["splits"]["val"])
+            val_image, val_masks = stack_split("val", prepared_dir, device)
             record.update(
                 best_epoch=progress.best_epoch, best_val_loss=progress.best_loss,
+                null_val_loss=null_loss(setup, val_image, val_masks),
                 trained_params=progress.trained_params, train_images_per_s=train_rate,
                 infer_images_per_s=infer_rate, train_seconds=time.perf_counter() - started,
             )  # fmt: skip
-            checkpoint = {"state_dict": progress.best_state, "cell": dataclasses.asdict(cell),
-                          "preprocess": meta["preprocess"], "epoch": progress.best_epoch}  # fmt: skip
-            torch.save(checkpoint, staging / CHECKPOINT)
+            record["checkpoint"] = checkpoints.save(progress.best_state, cell, meta["preprocess"], staging)
             _write_history(progress.history, staging / "history.csv")
         (staging / "train.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     state_path.unlink(missing_ok=True)
@@ -294,8 +302,9 @@ def _write_history(history: list[dict], path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Train one model of the grid.")
+    parser = argparse.ArgumentParser(description="Train one model of the grid (or a repeat of one with --seed).")
     parser.add_argument("cell", help="the model's id, e.g. lung-unet-resnet18-random")
+    parser.add_argument("--seed", type=int, help="a repeat's base seed (params repeats.seeds); default: train.seed")
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
     parser.add_argument("--prepared", type=Path, default=PREPARED_DIR)
     parser.add_argument("--models", type=Path, default=MODELS_DIR)
@@ -303,17 +312,19 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params(args.params)
     try:
-        cell = parse_cell_id(args.cell)
+        training = Run(parse_cell_id(args.cell), args.seed)
     except ValueError as error:
         raise PipelineError(str(error)) from None
-    record = run(cell, params, args.prepared, args.models / cell.id, args.state)
+    if args.seed is not None and args.seed < 0:
+        raise PipelineError(f"--seed {args.seed}: a seed must not be negative")
+    record = run(training, params, args.prepared, args.models / training.id, args.state)
     if record["status"] == "ok":
         print(
-            f"{cell}: best epoch {record['best_epoch']}/{record['epochs']}, validation loss "
+            f"{training}: best epoch {record['best_epoch']}/{record['epochs']}, validation loss "
             f"{record['best_val_loss']:.4f}, {record['train_images_per_s']:.1f} train images/s on {record['device']}"
         )
     else:
-        print(f"{cell}: failed, recorded in {args.models / cell.id / 'train.json'}: {record['error']}")
+        print(f"{training}: failed, recorded in {args.models / training.id / 'train.json'}: {record['error']}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import metrics, models, rawdata
+from pipeline import checkpoints, metrics, models, rawdata
 from pipeline.cells import Cell
 from pipeline.config import EvaluateParams
 from pipeline.evaluate import HeldOutSet, evaluate_model
@@ -25,11 +25,11 @@ def _checkpoint(directory, experiment, size=32):
     """An untrained (random) model saved as the train stage saves one: enough to test the data path."""
     torch.manual_seed(0)
     model = models.build_model("unet", "resnet18", "random")
-    cell = {"experiment": experiment, "architecture": "unet", "encoder": "resnet18", "weights": "random"}
     preprocess_params = {"size": size, "hu_offset": 500.0, "hu_scale": 500.0, "train_slices": 80}
-    path = directory / f"{experiment}.pt"
-    torch.save({"state_dict": model.state_dict(), "cell": cell, "preprocess": preprocess_params, "epoch": 1}, path)
-    return path
+    folder = directory / f"{experiment}-model"
+    folder.mkdir()
+    checkpoints.save(model.state_dict(), Cell(experiment, "unet", "resnet18", "random"), preprocess_params, folder)
+    return folder
 
 
 def test_predict_matches_the_evaluation_of_the_same_model(tmp_path, prepared, tiny_raw):
@@ -37,8 +37,9 @@ def test_predict_matches_the_evaluation_of_the_same_model(tmp_path, prepared, ti
     checkpoint = _checkpoint(tmp_path, "lesion_b")
     segmenter = load_model(checkpoint, device="cpu")
     cell = Cell("lesion_b", "unet", "resnet18", "random")
-    params = EvaluateParams(threshold=0.5, bootstrap_samples=10, confidence=0.95, seed=0)
-    _, rows = evaluate_model(segmenter.model, cell, HeldOutSet.load(prepared), params)
+    params = EvaluateParams(threshold=0.5, bootstrap_samples=10, confidence=0.95, seed=0, nsd_tolerance_mm_lung=1.0,
+                            nsd_tolerance_mm_lesion=3.0, workers=1)  # fmt: skip
+    _, rows = evaluate_model(segmenter.model, cell.experiment, HeldOutSet.load(prepared), params)
     for row, scan in zip(rows, rawdata.iter_test_scans(tiny_raw), strict=True):
         mask = segmenter.segment(scan.image, scan.lung)
         assert mask.shape == scan.image.shape and mask.dtype == np.uint8
@@ -91,7 +92,7 @@ def test_bad_inputs_give_one_line(tmp_path, tiny_raw):
         (str(checkpoint), str(html)): "is an HTML page, not data",
         (str(checkpoint), str(flat)): "expected a 3-D volume",
         ("lung-unet-resnet18-random", scan): "not here; fetch it with `dvc pull train@lung-unet-resnet18-random`",
-        (str(tmp_path / "missing.pt"), scan): "no such checkpoint",
+        (str(tmp_path / "missing"), scan): "no such model folder",
         ("not-a-model", scan): "--model: 'not-a-model' is not a model id",
     }
     for (model, source), message in cases.items():

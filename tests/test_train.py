@@ -6,8 +6,8 @@ import pytest
 import torch
 import yaml
 
-from pipeline import losses, profiles, train
-from pipeline.cells import parse_cell_id
+from pipeline import checkpoints, losses, profiles, train
+from pipeline.cells import Run, parse_cell_id
 from pipeline.config import parse_params
 from pipeline.preprocess import preprocess
 from pipeline.train_inputs import TRAINING_CODE, describe
@@ -31,25 +31,38 @@ def params():
     return parse_params(raw)
 
 
-def _train(params, prepared, tmp_path, name="run"):
-    out = tmp_path / name / "models" / CELL
-    record = train.run(parse_cell_id(CELL), params, prepared, out, tmp_path / "state")
+def _train(params, prepared, tmp_path, name="run", cell=CELL, seed=None):
+    run = Run(parse_cell_id(cell), seed)
+    out = tmp_path / name / "models" / run.id
+    record = train.run(run, params, prepared, out, tmp_path / "state")
     return record, out
 
 
-def test_a_cell_writes_checkpoint_record_and_history(params, prepared, tmp_path):
+def _weights(folder):
+    from safetensors.torch import load_file
+
+    return load_file(folder / checkpoints.WEIGHTS)
+
+
+def test_a_cell_writes_a_model_folder_its_record_and_history(params, prepared, tmp_path):
     record, out = _train(params, prepared, tmp_path)
-    assert sorted(path.name for path in out.iterdir()) == ["history.csv", "model.pt", "train.json"]
+    assert sorted(path.name for path in out.iterdir()) == [
+        "config.json", "history.csv", "model.safetensors", "preprocessing.json", "train.json"
+    ]  # fmt: skip
     assert json.loads((out / "train.json").read_text()) == record
     assert record["status"] == "ok" and record["epochs"] == 2 and 1 <= record["best_epoch"] <= 2
     assert record["params"] == 14_321_937 and record["trained_params"] == record["params"]
     assert record["train_images_per_s"] > 0 and record["infer_images_per_s"] > 0
     assert record["device"].startswith("cpu") and record["profile"] == "tiny"
+    assert record["checkpoint"] == checkpoints.file_digests(out / checkpoints.WEIGHTS)
+    assert record["null_val_loss"] == pytest.approx(1.0)  # the paper's loss of predicting nothing
+    assert record["software"]["torch"] == torch.__version__ and record["software"]["threads"] >= 1
     history = (out / "history.csv").read_text().splitlines()
     assert history[0] == "epoch,train_loss,val_loss,train_seconds,val_seconds" and len(history) == 3
-    checkpoint = torch.load(out / "model.pt", weights_only=False)
-    assert checkpoint["epoch"] == record["best_epoch"] and checkpoint["cell"]["encoder"] == "resnet18"
-    assert not list((tmp_path / "state").glob("*.pt"))  # the resume state goes once the run is complete
+    model, preprocessing = checkpoints.load(out)
+    assert preprocessing["experiment"] == "lesion_b" and preprocessing["size"] == 32
+    assert type(model).__name__ == "Unet"
+    assert not list((tmp_path / "state").iterdir())  # the resume state goes once the run is complete
 
 
 def test_seed_comes_from_the_id_alone():
@@ -58,8 +71,9 @@ def test_seed_comes_from_the_id_alone():
     assert train.cell_seed(0, CELL) != train.cell_seed(1, CELL)
 
 
-def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(params, prepared, tmp_path, monkeypatch):
-    reference, reference_out = _train(params, prepared, tmp_path, "reference")
+@pytest.mark.parametrize("cell", [CELL, "lung-fpn-resnet18-random"])  # FPN trains with dropout
+def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(cell, params, prepared, tmp_path, monkeypatch):
+    reference, reference_out = _train(params, prepared, tmp_path, "reference", cell)
 
     calls = {"n": 0}
     real_evaluate = train.evaluate_loss
@@ -71,28 +85,37 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(params, p
         return real_evaluate(*args)
 
     monkeypatch.setattr(train, "evaluate_loss", killed_in_epoch_two)
+    torch.manual_seed(12345)  # whatever the global generators hold when the killed process dies ...
     with pytest.raises(KeyboardInterrupt):
-        _train(params, prepared, tmp_path, "interrupted")
-    assert len(list((tmp_path / "state").glob("*.pt"))) == 1
-    assert not (tmp_path / "interrupted" / "models" / CELL).exists()  # no half-written output
+        _train(params, prepared, tmp_path, "interrupted", cell)
+    assert [path.suffix for path in (tmp_path / "state").iterdir()] == [".safetensors"]  # no pickle
+    assert not (tmp_path / "interrupted" / "models" / cell).exists()  # no half-written output
 
     monkeypatch.setattr(train, "evaluate_loss", real_evaluate)
-    resumed, resumed_out = _train(params, prepared, tmp_path, "interrupted")
+    torch.manual_seed(999)  # ... and whatever a new process starts with: the saved state decides
+    resumed, resumed_out = _train(params, prepared, tmp_path, "interrupted", cell)
     first = (reference_out / "history.csv").read_text().splitlines()
     second = (resumed_out / "history.csv").read_text().splitlines()
     assert [line.split(",")[:3] for line in first] == [line.split(",")[:3] for line in second]
-    a = torch.load(reference_out / "model.pt", weights_only=False)["state_dict"]
-    b = torch.load(resumed_out / "model.pt", weights_only=False)["state_dict"]
-    assert all(torch.equal(a[name], b[name]) for name in a)
+    a, b = _weights(reference_out), _weights(resumed_out)
+    assert a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)
     assert resumed["best_val_loss"] == reference["best_val_loss"]
+
+
+def test_a_repeat_is_the_same_cell_with_another_seed(params, prepared, tmp_path):
+    main, _ = _train(params, prepared, tmp_path)
+    repeat, out = _train(params, prepared, tmp_path, seed=1)
+    assert out.name == f"{CELL}~seed1" and repeat["id"] == out.name and repeat["model_id"] == CELL
+    assert (repeat["base_seed"], main["base_seed"]) == (1, 0) and repeat["seed"] != main["seed"]
+    assert repeat["seed"] == train.cell_seed(1, CELL) and repeat["inputs"] != main["inputs"]
 
 
 def test_changed_parameters_never_resume_an_old_run(params, tmp_path):
     other = parse_params({**profiles.compose("tiny", ROOT / "conf"), "train": {
         **profiles.compose("tiny", ROOT / "conf")["train"], "learning_rate": 0.01}})  # fmt: skip
-    cell = parse_cell_id(CELL)
+    run = Run(parse_cell_id(CELL))
     first, second = (describe(choice, tmp_path, tmp_path) for choice in (params, other))
-    assert train.inputs_key(cell, first) != train.inputs_key(cell, second)
+    assert train.inputs_key(run, first) != train.inputs_key(run, second)
 
 
 def test_non_finite_loss_is_a_recorded_failure_not_a_crash(params, prepared, tmp_path, monkeypatch):
