@@ -1,14 +1,20 @@
-"""Stage ``aggregate``: the tidy results that the site and researchers read, and the paper's findings recomputed.
+"""Stage ``aggregate``: the tidy results that the site and researchers read, with how sure each claim is.
 
-    python -m pipeline.aggregate       (as dvc.yaml runs it; reads params `profile` and `grid`)
+    python -m pipeline.aggregate       (as dvc.yaml runs it; reads params `profile`, `grid`, `repeats`, `evaluate`)
 
-Reads models/<id>/{train.json, history.csv} and evaluation/<id>/; writes results/ (small, committed to git):
+Reads models/<run>/{train.json, history.csv}, evaluation/<run>/, speed.json and reference/; writes results/
+(small, committed to git):
 
-- ``leaderboard.csv``: one row per model in grid order, fixed precision, so the same inputs give the same bytes;
-- ``<id>/``: ``metrics.json`` (the model's row plus every metric), ``history.csv``, ``volumes.csv``;
-- ``summary.json``: the paper's findings by name (best model per experiment; mean and standard deviation of
-  Dice per experiment, architecture and encoder; ImageNet vs random; lesion B vs A), for the correct Dice
-  and for the paper-compatible one, with the paper's own numbers from reference/ alongside where they exist;
+- ``leaderboard.csv``: one row per model of the grid in grid order, fixed precision (same inputs, same bytes):
+  status (``ok``, ``failed``, or ``degenerate`` for a run that did not learn, with the reason), the headline
+  metrics with bootstrap intervals over test volumes, the rank with its bootstrap interval, P(rank 1) and
+  tier (pipeline.ranking), the spread of Dice over training seeds where repeats were run, size and the
+  dedicated speed timing with its device (pipeline.speed);
+- ``rankings.csv``: the rank statistics of every experiment for each ranked metric (Dice, NSD, HD95);
+- ``<id>/``: ``metrics.json`` (the model's row plus every metric and its training record), ``history.csv``,
+  ``volumes.csv``, and ``seeds.csv`` (each run's scores) where repeats were run;
+- ``summary.json``: the findings (pipeline.findings), the ranking stability per experiment (Kendall's tau,
+  tiers, blob-plot data), the seed spread against the rank gaps, and the paper's numbers from reference/;
 - ``headline.json``: a few numbers per experiment for ``dvc metrics show``.
 """
 
@@ -19,27 +25,45 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from pipeline.config import PARAMS_FILE, load_params
-from pipeline.errors import PipelineError, run_stage
+from pipeline import findings, ranking, surface
+from pipeline.cells import Run
+from pipeline.config import PARAMS_FILE, Params, load_params
+from pipeline.errors import DataError, PipelineError, run_stage
 from pipeline.evaluate import EVALUATION_DIR, read_train_record
-from pipeline.outputs import read_json, replace_directory
+from pipeline.outputs import read_json, replace_directory, require_keys
+from pipeline.speed import SPEED_FILE
 from pipeline.train import MODELS_DIR
 
 RESULTS_DIR = Path("results")
 REFERENCE_DIR = Path("reference")
+BLOB_MODELS = 20  # models per experiment in the blob plot
+# The metrics models are ranked by, and whether higher is better.
+RANKED = {"dice": True, "nsd": True, "hd95": False}
+# A run whose best validation loss stays within this of the loss of predicting nothing did not learn.
+NULL_LOSS_MARGIN = 0.001
+EVALUATE = "evaluate the models first (`dvc repro evaluate`)"
 
-# Column -> decimals. Scores in [0, 1] get 4, percentages 2, sizes 2, rates 1.
+# Column -> decimals. Scores in [0, 1] get 4, percentages 2, millimetres 2, sizes 2, rates 1.
 COLUMNS = {
     "id": None, "experiment": None, "architecture": None, "encoder": None, "encoder_weights": None,
-    "data_source": None, "profile": None, "status": None,
-    "dice": 4, "dice_ci_low": 4, "dice_ci_high": 4, "sensitivity": 4, "specificity": 4, "precision": 4,
+    "data_source": None, "profile": None, "status": None, "status_reason": None,
+    "dice": 4, "dice_ci_low": 4, "dice_ci_high": 4,
+    "rank": 0, "rank_median": 0, "rank_low": 0, "rank_high": 0, "p_rank1": 3, "tier": 0,
+    "seeds": 0, "seed_dice_sd": 4,
+    "nsd": 4, "nsd_ci_low": 4, "nsd_ci_high": 4, "hd95": 2, "hd95_ci_low": 2, "hd95_ci_high": 2,
+    "sensitivity": 4, "specificity": 4, "precision": 4, "precision_volumes": 0,
     "slice_dice": 4, "pooled_dice": 4, "paper_sensitivity": 2, "paper_specificity": 2, "paper_dice": 2,
     "paper_reported_dice": 2, "params_m": 2, "trained_params_m": 2, "gflops": 2,
-    "train_images_per_s": 1, "infer_images_per_s": 1, "epochs": 0, "best_epoch": 0, "device": None, "error": None,
+    "infer_images_per_s": 1, "train_images_per_s": 1, "speed_device": None, "training_images_per_s": 1,
+    "epochs": 0, "best_epoch": 0, "device": None,
 }  # fmt: skip
-FINDING_METRICS = ("dice", "paper_dice")
+EVALUATED = ("dice", "dice_ci_low", "dice_ci_high", "nsd", "nsd_ci_low", "nsd_ci_high", "hd95", "hd95_ci_low",
+             "hd95_ci_high", "sensitivity", "specificity", "precision", "precision_volumes", "slice_dice",
+             "pooled_dice", "paper_sensitivity", "paper_specificity", "paper_dice")  # fmt: skip
+TRAIN_KEYS = ("experiment", "architecture", "encoder", "encoder_weights", "params", "epochs", "device")
 
 
 def _format(value, decimals: int | None) -> str:
@@ -48,6 +72,14 @@ def _format(value, decimals: int | None) -> str:
     if decimals is None:
         return str(value)
     return f"{float(value):.{decimals}f}" if decimals else str(int(value))
+
+
+def _read_csv(path: Path, key: str) -> dict[str, dict]:
+    """The rows of a reference CSV by the value of their ``key`` column; nothing when the file is absent."""
+    if not path.exists():
+        return {}
+    with open(path) as handle:
+        return {row[key]: row for row in csv.DictReader(handle)}
 
 
 def paper_rows(reference_dir: Path) -> dict[tuple[str, str, str, str], dict[str, float]]:
@@ -71,106 +103,259 @@ def paper_reported(cell, rows: dict) -> dict:
     return {f"paper_reported_{name}": row[name] for name in ("sensitivity", "specificity")} if row else {}
 
 
-def model_row(train: dict, evaluation: dict, paper: dict) -> dict:
+def paper_summary(reference_dir: Path) -> dict:
+    """The paper's text: mean +/- std Dice per experiment ("all") and per architecture, percent."""
+    path = reference_dir / "paper_summary_dice.csv"
+    summary: dict = {}
+    if path.exists():
+        with open(path) as handle:
+            for row in csv.DictReader(handle):
+                summary.setdefault(row["scope"], {})[row["experiment"]] = {
+                    "mean": float(row["mean_dice"]), "std": float(row["std_dice"])
+                }  # fmt: skip
+    return summary
+
+
+def paper_best(reference_dir: Path, table: dict) -> dict:
+    """Per experiment: the best Dice the paper's text states, and, labelled as such, the best surviving row
+    of its Table II (the table is cut off: the two need not agree)."""
+    stated = _read_csv(reference_dir / "paper_best_dice.csv", "experiment")
+    out = {}
+    for experiment in ("lung", "lesion_a", "lesion_b"):
+        rows = [(dice["dice"], key) for key, dice in table.items() if key[0] == experiment]
+        entry: dict = {}
+        if experiment in stated:
+            row = stated[experiment]
+            entry["stated"] = {"dice": float(row["dice"]), "model": row["model_as_stated"], "source": row["source"]}
+        if rows:
+            dice, key = max(rows)
+            entry["best_table_row"] = {"dice": dice, "id": "-".join(key),
+                                       "note": "the best of the rows of Table II that survive"}  # fmt: skip
+        if entry:
+            out[experiment] = entry
+    return out
+
+
+def degenerate_reason(train: dict, history: pd.DataFrame, volumes: pd.DataFrame) -> str:
+    """Why a finished run did not learn, or "" when it did."""
+    if "null_val_loss" in train and len(history):
+        floor = float(train["null_val_loss"])
+        if float(history["val_loss"].min()) >= floor - NULL_LOSS_MARGIN:
+            return (f"did not learn: the validation loss never went below {floor:.3f}, the loss of predicting "
+                    f"nothing, in {len(history)} epochs")  # fmt: skip
+    if len(volumes) and int(volumes["predicted_voxels"].sum()) == 0:
+        return f"did not learn: it predicts no foreground on any of the {len(volumes)} test volumes"
+    return ""
+
+
+class RunRecords:
+    """One run's records from models/ and evaluation/, checked, with its status decided."""
+
+    def __init__(self, run: Run, models_dir: Path, evaluation_dir: Path):
+        self.run = run
+        self.train = require_keys(read_train_record(models_dir / run.id), TRAIN_KEYS,
+                                  models_dir / run.id / "train.json", "retrain it")  # fmt: skip
+        path = evaluation_dir / run.id / "metrics.json"
+        self.evaluation = read_json(path, EVALUATE)
+        ok = self.train["status"] == "ok"
+        if ok:
+            require_keys(self.evaluation, EVALUATED, path, EVALUATE)
+        self.history = _frame(models_dir / run.id / "history.csv", ("epoch", "val_loss")) if ok else pd.DataFrame()
+        self.volumes = (
+            _frame(evaluation_dir / run.id / "volumes.csv", ("volume", "dice", "nsd", "hd95", "predicted_voxels"))
+            if ok else pd.DataFrame()
+        )  # fmt: skip
+        self.status, self.reason = self.train["status"], self.train.get("error", "")
+        if ok and (reason := degenerate_reason(self.train, self.history, self.volumes)):
+            self.status, self.reason = "degenerate", reason
+
+
+def _frame(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise DataError(path, f"is missing; {EVALUATE}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise DataError(path, f"is not a readable CSV ({str(error).splitlines()[0]})") from None
+    missing = [name for name in required if name not in frame.columns]
+    if missing:
+        raise DataError(path, f"lacks the column {missing[0]}; {EVALUATE}")
+    return frame
+
+
+def model_row(records: RunRecords, paper: dict, speed: dict) -> dict:
+    train, evaluation = records.train, records.evaluation
     key = (train["experiment"], train["architecture"], train["encoder"], train["encoder_weights"])
-    million = 1e6
-    row = {name: evaluation.get(name) for name in COLUMNS if name in evaluation}
+    timing = speed.get("networks", {}).get(f"{train['architecture']}-{train['encoder']}", {})
+    row = {name: evaluation.get(name) for name in EVALUATED} if train["status"] == "ok" else {}
     row.update(
-        {name: train.get(name) for name in ("id", "experiment", "architecture", "encoder", "encoder_weights")},
-        data_source=train["data_source"], profile=train["profile"], status=train["status"],
-        error=train.get("error", ""), paper_reported_dice=paper.get(key),
-        params_m=train["params"] / million,
-        trained_params_m=train["trained_params"] / million if train.get("trained_params") else None,
-        gflops=train.get("gflops"), train_images_per_s=train.get("train_images_per_s"),
-        infer_images_per_s=train.get("infer_images_per_s"), epochs=train["epochs"],
+        {name: train.get(name) for name in ("experiment", "architecture", "encoder", "encoder_weights")},
+        id=records.run.id, data_source=train["data_source"], profile=train["profile"], status=records.status,
+        status_reason=records.reason, paper_reported_dice=paper.get(key), params_m=train["params"] / 1e6,
+        trained_params_m=train["trained_params"] / 1e6 if train.get("trained_params") else None,
+        gflops=train.get("gflops"), infer_images_per_s=timing.get("infer_images_per_s"),
+        train_images_per_s=timing.get("train_images_per_s"), speed_device=speed.get("device") if timing else None,
+        training_images_per_s=train.get("train_images_per_s"), epochs=train["epochs"],
         best_epoch=train.get("best_epoch"), device=train["device"],
     )  # fmt: skip
     return row
 
 
-def _stats(values: pd.Series) -> dict:
-    values = values.dropna()
-    return {
-        "mean": round(float(values.mean()), 4) if len(values) else None,
-        "std": round(float(values.std(ddof=1)), 4) if len(values) > 1 else None,
-        "n": len(values),
-    }
+def _seed_rows(main: RunRecords, repeats: list[RunRecords]) -> list[dict]:
+    return [
+        {"run": records.run.id, "base_seed": records.train.get("base_seed"), "seed": records.train.get("seed"),
+         "status": records.status, **{name: records.evaluation.get(name) for name in RANKED},
+         "best_epoch": records.train.get("best_epoch")}
+        for records in [main, *repeats]
+    ]  # fmt: skip
 
 
-def _grouped(frame: pd.DataFrame, by: str, metric: str) -> dict:
-    return {str(name): _stats(group[metric]) for name, group in frame.groupby(by, sort=False)}
+def rank_all(frame: pd.DataFrame, volumes: dict[str, pd.DataFrame], settings: tuple) -> tuple[list, dict]:
+    """Rank statistics of every experiment and ranked metric over the models with status ok: (rows for
+    rankings.csv, summary per metric and experiment)."""
+    samples, confidence, seed = settings
+    rows, summary = [], {}
+    for metric, higher in RANKED.items():
+        summary[metric] = {}
+        for experiment, group in frame[frame["status"] == "ok"].groupby("experiment", sort=False):
+            ids = list(group["id"])
+            scores = np.stack([volumes[model_id][metric].to_numpy(dtype=float) for model_id in ids])
+            result = ranking.bootstrap_ranking(ids, scores, higher, samples, confidence, seed)
+            rows += [{"experiment": experiment, "metric": metric, **row} for row in result.rows()]
+            summary[metric][experiment] = {
+                "models": len(ids), "cases": result.cases, "draws": result.draws,
+                "tau_median": round(result.tau_median, 4), "tau_low": round(result.tau_low, 4),
+                "tau_high": round(result.tau_high, 4), "tiers": int(result.tier.max()),
+                "tier1": int((result.tier == 1).sum()), "blobs": result.blobs(BLOB_MODELS),
+            }  # fmt: skip
+    return rows, summary
 
 
-def _paired_difference(frame: pd.DataFrame, axis: str, first: str, second: str, metric: str) -> dict:
-    """Mean of (second - first) over models identical but for ``axis``."""
-    keys = [name for name in ("experiment", "architecture", "encoder", "encoder_weights") if name != axis]
-    wide = frame.pivot_table(index=keys, columns=axis, values=metric)
-    if first not in wide or second not in wide:
-        return {"mean": None, "n": 0, "wins": 0}
-    difference = (wide[second] - wide[first]).dropna()
-    return {**_stats(difference), "wins": int((difference > 0).sum())}
+def _write_json(data: dict, path: Path) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
-def paper_summary(reference_dir: Path) -> dict:
-    path = reference_dir / "paper_summary_dice.csv"
+def _write_csv(rows: list[dict], columns: dict, path: Path) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_format(row.get(name), decimals) for name, decimals in columns.items()])
+
+
+def read_speed(path: Path) -> dict:
     if not path.exists():
         return {}
-    summary: dict = {}
-    with open(path) as handle:
-        for row in csv.DictReader(handle):
-            summary.setdefault(row["scope"], {})[row["experiment"]] = {
-                "mean": float(row["mean_dice"]),
-                "std": float(row["std_dice"]),
-            }
-    return summary
+    return require_keys(read_json(path, "run `dvc repro speed`"), ("device", "networks"), path, "rerun it")
 
 
-def findings(frame: pd.DataFrame, paper: dict[tuple, float], reference_dir: Path) -> dict:
-    """The paper's findings recomputed by name, for each metric of FINDING_METRICS."""
+def aggregate(params: Params, models_dir: Path, evaluation_dir: Path, out_dir: Path, reference_dir: Path,
+              speed_file: Path = SPEED_FILE) -> pd.DataFrame:  # fmt: skip
+    table = paper_rows(reference_dir)
+    paper = {key: row["dice"] for key, row in table.items()}
+    speed = read_speed(speed_file)
+    runs = params.runs()
+    records = {run.id: RunRecords(run, models_dir, evaluation_dir) for run in runs}
+    sources = sorted({r.train["data_source"] for r in records.values()})
+    if len(sources) > 1:
+        raise PipelineError(
+            f"{models_dir}: the models were trained on different data sources ({', '.join(sources)}); "
+            "one leaderboard never mixes them: retrain the stale ones (`dvc repro`)"
+        )
+    mains = [records[run.id] for run in runs if run.seed is None]
+    repeats: dict[str, list[RunRecords]] = {}
+    for run in runs:
+        if run.seed is not None:
+            repeats.setdefault(run.cell.id, []).append(records[run.id])
+    rows = [model_row(main, paper, speed) for main in mains]
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    volumes = {main.run.id: main.volumes for main in mains if main.status == "ok"}
+    settings = (params.evaluate.bootstrap_samples, params.evaluate.confidence, params.evaluate.seed)
+    ranks, rank_summary = rank_all(frame, volumes, settings)
+    dice_ranks = {row["id"]: row for row in ranks if row["metric"] == "dice"}
+    seed_dice: dict[str, list[float]] = {}
+    for row, main in zip(rows, mains, strict=True):
+        row.update({k: v for k, v in dice_ranks.get(row["id"], {}).items() if k not in ("id", "experiment", "metric")})
+        evaluated = [r for r in [main, *repeats.get(main.run.id, [])] if r.status != "failed"]
+        if main.run.id in repeats:
+            seed_dice[main.run.id] = [float(r.evaluation["dice"]) for r in evaluated]
+            row["seeds"] = len(evaluated)
+            row["seed_dice_sd"] = float(np.std(seed_dice[main.run.id], ddof=1)) if len(evaluated) > 1 else None
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    for row, main in zip(rows, mains, strict=True):
+        folder = out_dir / row["id"]
+        folder.mkdir()
+        record = {**main.train, **main.evaluation, **{k: v for k, v in row.items() if v is not None}}
+        record.update(paper_reported(main.run.cell, table), training_error=main.train.get("error", ""))
+        _write_json(record, folder / "metrics.json")
+        if not main.history.empty:
+            shutil.copyfile(models_dir / main.run.id / "history.csv", folder / "history.csv")
+        if not main.volumes.empty:
+            shutil.copyfile(evaluation_dir / main.run.id / "volumes.csv", folder / "volumes.csv")
+        if main.run.id in repeats:
+            pd.DataFrame(_seed_rows(main, repeats[main.run.id])).to_csv(folder / "seeds.csv", index=False,
+                                                                       float_format="%.6f")  # fmt: skip
+    _write_csv(rows, COLUMNS, out_dir / "leaderboard.csv")
+    rank_columns = {"experiment": None, "metric": None, "id": None, "rank": 0, "rank_median": 0, "rank_low": 0,
+                    "rank_high": 0, "p_rank1": 3, "tier": 0}  # fmt: skip
+    _write_csv(ranks, rank_columns, out_dir / "rankings.csv")
+    summary = summarise(frame, params, reference_dir, table, rank_summary, seed_dice, speed, settings)
+    summary["implementation"] = next(
+        (m.evaluation["implementation"] for m in mains if "implementation" in m.evaluation),
+        {"surface": surface.IMPLEMENTATION, "library": "not run"},
+    )
+    _write_json(summary, out_dir / "summary.json")
+    _write_json(headline(frame), out_dir / "headline.json")
+    return frame
+
+
+def summarise(frame: pd.DataFrame, params: Params, reference_dir: Path, table: dict, rank_summary: dict,
+              seed_dice: dict, speed: dict, settings: tuple) -> dict:  # fmt: skip
+    """summary.json: every finding by name, and what it rests on."""
     ok = frame[frame["status"] == "ok"]
-    reported = paper_summary(reference_dir)
-    result: dict = {
+    experiments = list(dict.fromkeys(frame["experiment"]))
+    leaders = {}
+    for experiment, group in ok.groupby("experiment", sort=False):
+        leader = group.sort_values(["rank", "id"]).iloc[0]
+        tier1 = group[group["tier"] == 1].sort_values(["rank", "id"])
+        leaders[experiment] = {
+            "id": leader["id"], "dice": round(float(leader["dice"]), 4), "p_rank1": float(leader["p_rank1"]),
+            "rank_low": int(leader["rank_low"]), "rank_high": int(leader["rank_high"]),
+            "tier1": list(tier1["id"]), "models": len(group),
+        }  # fmt: skip
+    excluded = frame[frame["status"] != "ok"]
+    return {
         # Results of different data sources never mix: say which one (and which profile) these are.
         "data_source": ", ".join(sorted(frame["data_source"].dropna().unique())),
         "profile": ", ".join(sorted(frame["profile"].dropna().unique())),
         "models": len(frame),
-        "failed": int((frame["status"] != "ok").sum()),
+        "failed": int((frame["status"] == "failed").sum()),
+        "degenerate": int((frame["status"] == "degenerate").sum()),
+        "excluded": [
+            {"id": row["id"], "status": row["status"], "reason": row["status_reason"]} for _, row in excluded.iterrows()
+        ],
+        "leaders": leaders,
+        "dice": findings.section(ok, "dice"),
+        "nsd": findings.section(ok, "nsd"),
+        "hd95": findings.section(ok, "hd95"),
+        "effects": findings.effects(ok, list(params.grid.architectures), "dice", settings),
+        "paper_comparison": findings.paper_comparison(ok, paper_summary(reference_dir), experiments),
+        "rankings": rank_summary,
+        "seed_variance": findings.seed_variance(frame, seed_dice),
+        "repeats": {"models": list(params.repeats.models), "seeds": list(params.repeats.seeds)},
+        "bootstrap": {"samples": settings[0], "confidence": settings[1], "seed": settings[2]},
+        "test_volumes": max((rank_summary["dice"][e]["cases"] for e in rank_summary["dice"]), default=0),
+        "smallest_wilcoxon_p": ranking.smallest_wilcoxon_p(
+            max((rank_summary["dice"][e]["cases"] for e in rank_summary["dice"]), default=1)
+        ),
+        "speed": {"device": speed.get("device"), "method": speed.get("method")},
         "paper": {
-            "note": "the paper's Dice (percent) from its text; its summary means match the ImageNet half of Table II",
-            "mean_dice_by_experiment": reported.get("all", {}),
-            "mean_dice_by_architecture": {k: v for k, v in reported.items() if k != "all"},
-            "best_reported_dice": {},
+            "note": "the paper's Dice (percent, its code's metric) from its text; its summary means are over the "
+            "ImageNet half of Table II with the population standard deviation",
+            "mean_dice": paper_summary(reference_dir),
+            "best": paper_best(reference_dir, table),
         },
     }
-    for experiment in ok["experiment"].unique():
-        rows = [(dice, key) for key, dice in paper.items() if key[0] == experiment]
-        if rows:
-            dice, key = max(rows)
-            result["paper"]["best_reported_dice"][experiment] = {
-                "id": "-".join(key),
-                "dice": dice,
-                "note": "among the rows of Table II that survive",
-            }
-    for metric in FINDING_METRICS:
-        section: dict = {"best_model": {}, "by_experiment": {}, "by_architecture": {}, "by_encoder": {},
-                         "imagenet_vs_random": {}, "lesion_b_vs_lesion_a": {}}  # fmt: skip
-        for experiment, group in ok.groupby("experiment", sort=False):
-            best = group.loc[group[metric].idxmax()] if group[metric].notna().any() else None
-            if best is not None:
-                section["best_model"][experiment] = {"id": best["id"], metric: round(float(best[metric]), 4)}
-            section["by_experiment"][experiment] = _stats(group[metric])
-            section["by_architecture"][experiment] = _grouped(group, "architecture", metric)
-            section["by_encoder"][experiment] = _grouped(group, "encoder", metric)
-            section["imagenet_vs_random"][experiment] = {
-                **_grouped(group, "encoder_weights", metric),
-                "imagenet_minus_random": _paired_difference(group, "encoder_weights", "random", "imagenet", metric),
-            }
-        section["lesion_b_vs_lesion_a"] = {
-            **{name: _stats(ok[ok["experiment"] == name][metric]) for name in ("lesion_a", "lesion_b")},
-            "lesion_b_minus_lesion_a": _paired_difference(ok, "experiment", "lesion_a", "lesion_b", metric),
-        }
-        result[metric] = section
-    return result
 
 
 def headline(frame: pd.DataFrame) -> dict:
@@ -178,51 +363,13 @@ def headline(frame: pd.DataFrame) -> dict:
     return {
         experiment: {
             "best_dice": round(float(group["dice"].max()), 4),
+            "median_dice": round(float(group["dice"].median()), 4),
             "mean_dice": round(float(group["dice"].mean()), 4),
-            "mean_paper_dice": round(float(group["paper_dice"].mean()), 2),
+            "mean_nsd": round(float(group["nsd"].mean()), 4),
             "models": len(group),
         }
         for experiment, group in ok.groupby("experiment", sort=False)
     }
-
-
-def _write_json(data: dict, path: Path) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
-
-
-def aggregate(cells, models_dir: Path, evaluation_dir: Path, out_dir: Path, reference_dir: Path) -> pd.DataFrame:
-    reported = paper_rows(reference_dir)
-    paper = {key: row["dice"] for key, row in reported.items()}
-    rows = []
-    for cell in cells:
-        train = read_train_record(models_dir / cell.id)
-        evaluation = read_json(
-            evaluation_dir / cell.id / "metrics.json", "evaluate the models first (`dvc repro evaluate`)"
-        )
-        row = model_row(train, evaluation, paper)
-        rows.append(row)
-        folder = out_dir / cell.id
-        folder.mkdir()
-        record = {**train, **evaluation, **{k: v for k, v in row.items() if v is not None}}
-        _write_json({**record, **paper_reported(cell, reported)}, folder / "metrics.json")
-        for name, source in (("history.csv", models_dir), ("volumes.csv", evaluation_dir)):
-            if (source / cell.id / name).exists():
-                shutil.copyfile(source / cell.id / name, folder / name)
-    sources = sorted({row["data_source"] for row in rows})
-    if len(sources) > 1:
-        raise PipelineError(
-            f"{models_dir}: the models were trained on different data sources ({', '.join(sources)}); "
-            "one leaderboard never mixes them: retrain the stale ones (`dvc repro`)"
-        )
-    with open(out_dir / "leaderboard.csv", "w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        for row in rows:
-            writer.writerow([_format(row.get(name), decimals) for name, decimals in COLUMNS.items()])
-    frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    _write_json(findings(frame, paper, reference_dir), out_dir / "summary.json")
-    _write_json(headline(frame), out_dir / "headline.json")
-    return frame
 
 
 def main() -> None:
@@ -231,18 +378,22 @@ def main() -> None:
     parser.add_argument("--models", type=Path, default=MODELS_DIR)
     parser.add_argument("--evaluation", type=Path, default=EVALUATION_DIR)
     parser.add_argument("--reference", type=Path, default=REFERENCE_DIR)
+    parser.add_argument("--speed", type=Path, default=SPEED_FILE)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
-    grid = load_params(args.params).grid
-    cells = grid.cells()
+    params = load_params(args.params)
     with replace_directory(args.out) as staging:
-        frame = aggregate(cells, args.models, args.evaluation, staging, args.reference)
-    ok = frame[frame["status"] == "ok"]
-    best = ok.loc[ok.groupby("experiment", sort=False)["dice"].idxmax()]
-    print(f"aggregate: {len(frame)} models ({len(frame) - len(ok)} failed) -> {args.out / 'leaderboard.csv'}")
-    for _, row in best.iterrows():
-        print(f"  best {row['experiment']}: {row['id']} dice {row['dice']:.4f} "
-              f"[{row['dice_ci_low']:.4f}, {row['dice_ci_high']:.4f}]")  # fmt: skip
+        frame = aggregate(params, args.models, args.evaluation, staging, args.reference, args.speed)
+    counts = frame["status"].value_counts()
+    print(
+        f"aggregate: {len(frame)} models ({counts.get('ok', 0)} ok, {counts.get('degenerate', 0)} did not learn, "
+        f"{counts.get('failed', 0)} failed) -> {args.out / 'leaderboard.csv'}"
+    )
+    for experiment, group in frame[frame["status"] == "ok"].groupby("experiment", sort=False):
+        leader = group.sort_values(["rank", "id"]).iloc[0]
+        print(f"  {experiment}: leader {leader['id']} dice {leader['dice']:.4f} [{leader['dice_ci_low']:.4f}, "
+              f"{leader['dice_ci_high']:.4f}], rank interval {int(leader['rank_low'])}-{int(leader['rank_high'])}, "
+              f"{int((group['tier'] == 1).sum())} model(s) in tier 1")  # fmt: skip
 
 
 if __name__ == "__main__":

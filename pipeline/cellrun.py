@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.cells import run_id_of_stage
+
 MODELS_DIR = Path("models")  # as pipeline.train, which this module must not import (torch) on the driver
 LOG_DIR = Path(".cache/grid-logs")
 LOCK_DIR = Path(".cache/grid-locks")
@@ -62,7 +64,7 @@ def environment(threads: int | None) -> dict[str, str]:
 
 
 def finished(root: Path, cell_id: str, inputs_key: str) -> bool:
-    """Whether the cell's train.json says it was trained on exactly these inputs (by another runner)."""
+    """Whether the run's train.json says it was trained on exactly these inputs (by another runner)."""
     try:
         return json.loads((root / MODELS_DIR / cell_id / "train.json").read_text()).get("inputs") == inputs_key
     except (OSError, ValueError):
@@ -72,7 +74,7 @@ def finished(root: Path, cell_id: str, inputs_key: str) -> bool:
 def run_cell(name: str, command: str, root: str, threads: int | None = None, inputs_key: str = "") -> Outcome:
     """Run a cell's command in ``root``; see the module docstring for what each outcome means."""
     root_path = Path(root)
-    cell_id = name.removeprefix("train@")
+    cell_id = run_id_of_stage(name)
     (root_path / LOCK_DIR).mkdir(parents=True, exist_ok=True)
     (root_path / LOG_DIR).mkdir(parents=True, exist_ok=True)
     log_path = root_path / LOG_DIR / f"{cell_id}.log"

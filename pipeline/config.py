@@ -7,6 +7,7 @@ line that names the key and lists what is valid.
 """
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +126,30 @@ class GridParams:
 
 
 @dataclass(frozen=True)
+class RepeatsParams:
+    """Training variance: these models of the grid are trained again, once per base seed of ``seeds`` (the
+    main run uses ``train.seed``). Each repeat is a DVC stage of its own, ``repeat@<id>-<seed>``."""
+
+    models: list[str]
+    seeds: list[int]
+
+    def __post_init__(self) -> None:
+        from pipeline.cells import parse_cell_id
+
+        for model in self.models:
+            try:
+                parse_cell_id(model)
+            except ValueError as error:
+                raise ValueError(f"models: {error}") from None
+        if len(set(self.models)) != len(self.models) or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("models and seeds must not list a value twice")
+        if any(seed < 0 for seed in self.seeds):
+            raise ValueError("seeds must not be negative")
+        if bool(self.models) != bool(self.seeds):
+            raise ValueError("give both models and seeds, or neither")
+
+
+@dataclass(frozen=True)
 class AugmentParams:
     """PROTOCOL.md, Training: random flips, rotation and scale, the same for image and masks."""
 
@@ -160,14 +185,42 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
+    """Test metrics. ``nsd_tolerance_mm_*``: the normalised surface distance's tolerance (Ma et al.'s COVID-19
+    CT benchmark: 1 mm for lungs, 3 mm for lesions). ``workers``: evaluation processes, 0 for one per CPU;
+    it changes how fast, never what is computed."""
+
     threshold: float
     bootstrap_samples: int
     confidence: float
     seed: int
+    nsd_tolerance_mm_lung: float
+    nsd_tolerance_mm_lesion: float
+    workers: int
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold < 1 or not 0 < self.confidence < 1 or self.bootstrap_samples < 1:
             raise ValueError("threshold and confidence must lie in (0, 1), bootstrap_samples be at least 1")
+        if min(self.nsd_tolerance_mm_lung, self.nsd_tolerance_mm_lesion) <= 0:
+            raise ValueError("the NSD tolerances must be positive (millimetres)")
+        if self.workers < 0:
+            raise ValueError("workers must be 0 (one per CPU) or more")
+
+    def nsd_tolerance_mm(self, experiment: str) -> float:
+        return self.nsd_tolerance_mm_lung if experiment == "lung" else self.nsd_tolerance_mm_lesion
+
+
+@dataclass(frozen=True)
+class SpeedParams:
+    """The dedicated timing of each network (pipeline.speed): ``warmup`` untimed passes, then the median of
+    ``repeats`` timed ones, at a fixed batch size."""
+
+    batch_size: int
+    warmup: int
+    repeats: int
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.warmup < 0 or self.repeats < 1:
+            raise ValueError("batch_size and repeats must be at least 1, warmup not negative")
 
 
 @dataclass(frozen=True)
@@ -180,6 +233,8 @@ class SiteParams:
     def __post_init__(self) -> None:
         if self.remote_url and not self.remote_url.startswith(("http://", "https://")):
             raise ValueError("remote_url must be empty or an http(s):// address")
+        if any(character in self.remote_url for character in " \t\n\"'<>()[]{}|\\`"):
+            raise ValueError("remote_url must be a plain URL (no spaces, quotes, brackets or backslashes)")
 
 
 @dataclass(frozen=True)
@@ -189,8 +244,25 @@ class Params:
     preprocess: PreprocessParams
     grid: GridParams
     train: TrainParams
+    repeats: RepeatsParams
     evaluate: EvaluateParams
+    speed: SpeedParams
     site: SiteParams
+
+    def __post_init__(self) -> None:
+        grid = {cell.id for cell in self.grid.cells()}
+        outside = [model for model in self.repeats.models if model not in grid]
+        if outside:
+            raise ValueError(f"repeats.models lists {outside[0]}, which is not a model of the grid")
+        if self.train.seed in self.repeats.seeds:
+            raise ValueError(f"repeats.seeds lists {self.train.seed}, the main run's train.seed")
+
+    def runs(self) -> list:
+        """Every training run (pipeline.cells.Run): the grid's main runs, then the repeats."""
+        from pipeline.cells import Run, parse_cell_id
+
+        repeats = [Run(parse_cell_id(model), seed) for model in self.repeats.models for seed in self.repeats.seeds]
+        return [Run(cell) for cell in self.grid.cells()] + repeats
 
 
 def _type_name(kind: Any) -> str:
@@ -209,7 +281,9 @@ def _convert(value: Any, kind: Any, key: str) -> Any:
         if value not in choices:
             raise ConfigError(f"'{key}' is {value!r}; valid choices: {', '.join(map(str, choices))}")
         return value
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ConfigError(f"'{key}' must be a finite number, not {value!r}")
         return float(value)
     if typing.get_origin(kind) is list:
         (item,) = typing.get_args(kind)
@@ -253,9 +327,15 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
     """Read and validate params.yaml; every problem becomes one ConfigError line naming the file."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: not found (run from the project root)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a params file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: cannot be read (permission denied)") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start})") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

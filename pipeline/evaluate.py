@@ -1,44 +1,83 @@
-"""Stage ``evaluate``: every trained model of the grid on the test volumes.
+"""Stage ``evaluate``: every training run of the grid (main runs and repeats) on the test volumes.
 
-    python -m pipeline.evaluate        (as dvc.yaml runs it; reads params `grid`, `evaluate`, `train.device`)
+    python -m pipeline.evaluate                  (as dvc.yaml runs it)
+    python -m pipeline.evaluate --runs ID,ID     (only these runs: what the grid runner's engines send out)
 
-Reads models/<id>/ and data/prepared/; writes evaluation/<id>/ for every model of the grid:
+Reads params `grid`, `repeats`, `evaluate` and `train.device`, models/<run>/ and data/prepared/; writes
+evaluation/<run>/ for every run:
 
-- ``metrics.json``: correct metrics per slice (mean over slices, empty rule in pipeline.metrics), pooled over
-  all test voxels, and per volume in each scan's native geometry (the headline ``dice`` is the mean volume
-  Dice there, with a bootstrap confidence interval over volumes); the paper-compatible metrics of the
-  published code, computed on the working-size slices as it did;
-- ``volumes.csv``: one row per test volume, native geometry and working size.
+- ``metrics.json``: correct metrics per volume in each scan's native geometry (the headline ``dice``,
+  ``nsd``, ``hd95``, ... are means over the test volumes, with percentile bootstrap intervals over volumes and
+  how many volumes each mean covers), per slice and pooled at the working size and pooled in native
+  geometry; the paper-compatible metrics of the published code; the ``key`` it was computed for;
+- ``volumes.csv``: one row per test volume: overlap scores, NSD and HD95, voxels predicted and in the target.
 
-Predictions are resampled back to each scan's grid by pipeline.inference, the code path ``predict`` uses.
-Training is never repeated here: changing this stage reruns only evaluation.
+One model's work per changed model: each run's result is stored with a key made of everything it depends on
+(the checkpoint's sha256, the prepared test data, the evaluation code, the `evaluate` params and the device
+type). A run whose stored key matches is reused, so adding or retraining one model evaluates that model,
+and a change to the metrics code or params evaluates all. The output is persistent in DVC (``persist:
+true``): the stage starts from its previous results. The last line says how many were evaluated and reused.
+
+Runs are evaluated in parallel processes (``evaluate.workers``), each with one CPU thread, so that a result
+never depends on how many ran at once; inference runs on the GPU when there is one.
 """
 
 import argparse
 import csv
+import hashlib
 import json
+import os
+import shutil
 import time
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from pipeline import metrics
-from pipeline.cells import Cell
+from pipeline import checkpoints, metrics, surface
+from pipeline.cells import parse_run_id
 from pipeline.config import PARAMS_FILE, EvaluateParams, load_params
 from pipeline.dataset import PREPARED_DIR, Split, experiment_arrays, load_meta, load_native, load_split
-from pipeline.errors import run_stage
-from pipeline.inference import load_checkpoint, probabilities, to_native
-from pipeline.outputs import read_json, replace_directory
-from pipeline.train import CHECKPOINT, MODELS_DIR, select_device
+from pipeline.errors import DataError, PipelineError, run_stage
+from pipeline.outputs import read_json, replace_directory, require_keys
+from pipeline.train import MODELS_DIR, select_device
 
 EVALUATION_DIR = Path("evaluation")
-VOLUME_FIELDS = ("volume", "slices", "dice", "sensitivity", "specificity", "precision", "dice_working_size")
+VOLUME_FIELDS = ("volume", "slices", "dice", "sensitivity", "specificity", "precision", "nsd", "hd95",
+                 "predicted_voxels", "target_voxels", "dice_working_size")  # fmt: skip
+VOLUME_SCORES = ("dice", "sensitivity", "specificity", "precision", "nsd", "hd95")
+# The code an evaluation depends on; dvc.yaml lists the same files as the stage's code deps (tested).
+EVALUATION_CODE = ("evaluate.py", "metrics.py", "surface.py", "inference.py", "checkpoints.py", "dataset.py",
+                   "transforms.py")  # fmt: skip
+TRAIN_KEYS = ("id", "status", "experiment", "data_source", "profile")
 
 
 def read_train_record(model_dir: Path) -> dict:
-    return read_json(model_dir / "train.json", "train this model first (`dvc repro train`)")
+    """A run's train.json, with the keys the later stages read."""
+    path, remedy = model_dir / "train.json", "train this model first (`dvc repro train`)"
+    record = require_keys(read_json(path, remedy), TRAIN_KEYS, path, "retrain it (`dvc repro -f -s train@<id>`)")
+    if record["status"] == "ok":
+        require_keys(record, ("checkpoint",), path, "retrain it (`dvc repro -f -s train@<id>`)")
+        require_keys(record["checkpoint"], ("sha256", "bytes"), path, "retrain it")
+    return record
+
+
+def digest(paths) -> str:
+    """sha256 over file names and contents, in the order given."""
+    hashed = hashlib.sha256()
+    for path in paths:
+        hashed.update(Path(path).name.encode())
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 22):
+                hashed.update(block)
+    return hashed.hexdigest()
+
+
+def code_fingerprint() -> str:
+    here = Path(__file__).parent
+    return digest(here / name for name in EVALUATION_CODE)
 
 
 @dataclass(frozen=True)
@@ -48,16 +87,44 @@ class HeldOutSet:
     split: Split
     volume_rows: dict[str, np.ndarray]  # volume file name -> its rows in ``split``
     volume_dirs: dict[str, str]  # volume file name -> its folder under native/
+    spacing: dict[str, tuple[float, float, float]]  # volume file name -> mm per axis, slices first
     prepared_dir: Path
     _experiments: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def load(cls, prepared_dir: Path) -> "HeldOutSet":
-        with open(prepared_dir / "test" / "slices.csv") as handle:
-            volumes = np.asarray([row["volume"] for row in csv.DictReader(handle)])
-        rows = {name: np.flatnonzero(volumes == name) for name in dict.fromkeys(volumes.tolist())}
-        dirs = {volume["name"]: volume["dir"] for volume in load_meta(prepared_dir)["volumes"]}
-        return cls(load_split("test", prepared_dir), rows, dirs, prepared_dir)
+        meta = load_meta(prepared_dir)
+        path = prepared_dir / "test" / "slices.csv"
+        try:
+            with open(path) as handle:
+                rows = list(csv.DictReader(handle))
+        except FileNotFoundError:
+            raise DataError(path, "is missing; rerun `dvc repro preprocess`") from None
+        except (OSError, UnicodeDecodeError, csv.Error) as error:
+            raise DataError(path, f"is not a readable CSV ({error})") from None
+        if not rows or "volume" not in rows[0]:
+            raise DataError(path, "has no 'volume' column; rerun `dvc repro preprocess`")
+        volumes = np.asarray([row["volume"] for row in rows])
+        records = {volume["name"]: volume for volume in meta["volumes"]}
+        unknown = sorted(set(volumes.tolist()) - set(records))
+        if unknown:
+            raise DataError(path, f"names the volume {unknown[0]}, which meta.json does not list")
+        split = load_split("test", prepared_dir)
+        if len(split) != len(volumes):
+            raise DataError(path, f"lists {len(volumes)} slices, test/image.npy holds {len(split)}")
+        return cls(
+            split,
+            {name: np.flatnonzero(volumes == name) for name in dict.fromkeys(volumes.tolist())},
+            {name: record["dir"] for name, record in records.items()},
+            {name: tuple(float(v) for v in record["spacing_mm"]) for name, record in records.items()},
+            prepared_dir,
+        )
+
+    def fingerprint(self) -> str:
+        """A hash of everything evaluation reads of the prepared data."""
+        root = self.prepared_dir
+        files = [root / "meta.json", *sorted((root / "test").iterdir()), *sorted((root / "native").rglob("*.npy"))]
+        return digest(path for path in files if path.is_file())
 
     def experiment(self, experiment: str) -> tuple[np.ndarray, np.ndarray]:
         """(inputs, targets) of an experiment, built once for all its models (lesion B's is a full copy)."""
@@ -70,77 +137,212 @@ def _round(values: dict) -> dict:
     return {key: (None if np.isnan(value) else round(float(value), 6)) for key, value in values.items()}
 
 
-def evaluate_model(model, cell: Cell, test: HeldOutSet, params: EvaluateParams) -> tuple[dict, list[dict]]:
-    """(metrics record, per-volume rows) of one model."""
-    inputs, targets = test.experiment(cell.experiment)
-    probs = probabilities(model, inputs)
-    working = metrics.confusion(probs >= params.threshold, targets)
+def score_volumes(
+    probs: np.ndarray, experiment: str, test: HeldOutSet, params: EvaluateParams
+) -> tuple[list[dict], metrics.Counts]:
+    """Per test volume, the working-size probabilities resampled to the scan's grid and scored there: (rows,
+    per-slice counts of all volumes in native geometry)."""
+    from pipeline.inference import to_native
 
+    working = metrics.confusion(probs >= params.threshold, test.experiment(experiment)[1])
     rows, native_counts = [], []
     for name, index in test.volume_rows.items():
         native = load_native(test.volume_dirs[name], test.prepared_dir)
-        truth = np.asarray(native.lung if cell.experiment == "lung" else native.lesion)
-        prediction = to_native(probs[index], truth.shape[1], truth.shape[2], params.threshold)
+        truth = np.asarray(native.lung if experiment == "lung" else native.lesion).astype(bool)
+        prediction = to_native(probs[index], truth.shape[1], truth.shape[2], params.threshold).astype(bool)
         counts = metrics.confusion(prediction, truth)
         native_counts.append(counts)
-        volume = metrics.scores(counts.total())
-        working_dice = metrics.scores(working.select(index).total())["dice"][0]
-        rows.append({"volume": name, "slices": len(index), **{k: v[0] for k, v in volume.items()},
-                     "dice_working_size": working_dice})  # fmt: skip
+        overlap = metrics.scores(counts.total())
+        nsd, hd95 = surface.surface_scores(prediction, truth, test.spacing[name], params.nsd_tolerance_mm(experiment))
+        rows.append({
+            "volume": name, "slices": len(index), **{k: float(v[0]) for k, v in overlap.items()},
+            "nsd": nsd, "hd95": hd95, "predicted_voxels": int(prediction.sum()), "target_voxels": int(truth.sum()),
+            "dice_working_size": float(metrics.scores(working.select(index).total())["dice"][0]),
+        })  # fmt: skip
+    return rows, metrics.Counts.concatenate(native_counts)
 
-    volume_dice = np.array([row["dice"] for row in rows])
-    low, high = metrics.bootstrap_interval(volume_dice, params.bootstrap_samples, params.confidence, params.seed)
-    native_all = metrics.Counts.concatenate(native_counts)
-    per_volume = {name: metrics.nanmean(np.array([row[name] for row in rows])) for name in metrics.SCORES}
-    record = {
-        **per_volume,
-        "dice_ci_low": low,
-        "dice_ci_high": high,
+
+def evaluate_model(model, experiment: str, test: HeldOutSet, params: EvaluateParams) -> tuple[dict, list[dict]]:
+    """(metrics record, per-volume rows) of one model."""
+    from pipeline.inference import probabilities
+
+    inputs, targets = test.experiment(experiment)
+    probs = probabilities(model, inputs)
+    rows, native = score_volumes(probs, experiment, test, params)
+    working = metrics.confusion(probs >= params.threshold, targets)
+    record: dict = {}
+    for name in VOLUME_SCORES:
+        values = np.array([row[name] for row in rows], dtype=np.float64)
+        record[name] = metrics.nanmean(values)
+        record[f"{name}_volumes"] = metrics.defined(values)
+        low, high = metrics.bootstrap_interval(values, params.bootstrap_samples, params.confidence, params.seed)
+        record[f"{name}_ci_low"], record[f"{name}_ci_high"] = low, high
+    record.update(
         **{f"slice_{name}": value for name, value in metrics.mean_scores(working).items()},
         **{f"pooled_{name}": value for name, value in metrics.pooled_scores(working).items()},
-        **{f"native_pooled_{name}": value for name, value in metrics.pooled_scores(native_all).items()},
+        **{f"native_pooled_{name}": value for name, value in metrics.pooled_scores(native).items()},
         **metrics.paper_scores(working),
-    }
-    return _round(record), rows
+    )
+    counts = {key: value for key, value in record.items() if key.endswith("_volumes")}
+    return {**_round({k: v for k, v in record.items() if k not in counts}), **counts}, rows
 
 
 def _write_volumes(rows: list[dict], path: Path) -> None:
     with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=VOLUME_FIELDS)
+        writer = csv.DictWriter(handle, fieldnames=VOLUME_FIELDS, lineterminator="\n")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
 
 
+def evaluation_key(train: dict, data: str, code: str, params: EvaluateParams, device_type: str) -> str:
+    """Everything a run's evaluation depends on. ``workers`` only changes how fast, so it is left out."""
+    settings = {k: v for k, v in asdict(params).items() if k != "workers"}
+    if train["status"] == "ok":
+        source = {"checkpoint": train["checkpoint"]["sha256"], "experiment": train["experiment"]}
+    else:
+        source = {"status": train["status"], "error": train.get("error", "")}
+    inputs = {"run": train["id"], **source, "data": data, "code": code, "params": settings, "device": device_type}
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def stored_key(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / "metrics.json").read_text()).get("key")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+@dataclass(frozen=True)
+class Job:
+    run_id: str
+    key: str
+    train: dict
+
+
+def evaluate_run(job: Job, models_dir: Path, out_dir: Path, test: HeldOutSet, params: EvaluateParams, device) -> None:
+    """Evaluate one run and replace its folder of results (never half-written)."""
+    record = {"id": job.run_id, "status": job.train["status"], "error": job.train.get("error", ""), "key": job.key}
+    rows: list[dict] = []
+    if job.train["status"] == "ok":
+        folder = models_dir / job.run_id
+        weights = folder / checkpoints.WEIGHTS
+        if weights.exists() and weights.stat().st_size != job.train["checkpoint"]["bytes"]:
+            raise DataError(weights, "is not the checkpoint its train.json describes (size differs); retrain it")
+        model, preprocessing = checkpoints.load(checkpoints.resolve(folder, models_dir), device)
+        if preprocessing["experiment"] != job.train["experiment"]:
+            raise DataError(folder, f"holds a {preprocessing['experiment']} model, train.json says otherwise")
+        scores, rows = evaluate_model(model, job.train["experiment"], test, params)
+        record.update(scores, implementation={"surface": surface.IMPLEMENTATION, "library": surface.library_version()})
+    with replace_directory(out_dir / job.run_id) as staging:
+        (staging / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        _write_volumes(rows, staging / "volumes.csv")
+
+
+# A worker process's state: the test set and settings, loaded once per process (pipeline.evaluate._work).
+_WORKER: dict = {}
+
+
+def _start_worker(prepared_dir: Path, models_dir: Path, out_dir: Path, params: EvaluateParams, device: str) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    _WORKER.update(test=HeldOutSet.load(prepared_dir), models=models_dir, out=out_dir, params=params, device=device)
+
+
+def _work(job: Job) -> str:
+    try:
+        evaluate_run(job, _WORKER["models"], _WORKER["out"], _WORKER["test"], _WORKER["params"], _WORKER["device"])
+    except PipelineError as error:
+        return str(error)
+    return ""
+
+
+def worker_count(params: EvaluateParams, jobs: int) -> int:
+    return max(1, min(params.workers or os.cpu_count() or 1, jobs))
+
+
+def run_jobs(jobs: list[Job], settings: tuple, workers: int) -> None:
+    """Evaluate the jobs in ``workers`` processes (here when 1), with progress and an ETA."""
+    bar = tqdm(total=len(jobs), desc="evaluate", unit="model", dynamic_ncols=True)
+    try:
+        if workers == 1:
+            _start_worker(*settings)
+            for job in jobs:
+                if problem := _work(job):
+                    raise PipelineError(problem)
+                bar.update(1)
+            return
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")  # torch in a forked child can deadlock
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=settings) as pool:
+            futures = [pool.submit(_work, job) for job in jobs]
+            for future in as_completed(futures):
+                if problem := future.result():
+                    for other in futures:
+                        other.cancel()
+                    raise PipelineError(problem)
+                bar.update(1)
+    finally:
+        bar.close()
+
+
+def plan(runs: list[str], models_dir: Path, out_dir: Path, key_of) -> tuple[list[Job], list[str]]:
+    """(jobs to evaluate, runs whose stored result is current)."""
+    jobs, reused = [], []
+    for run_id in runs:
+        train = read_train_record(models_dir / run_id)
+        if train["id"] != run_id:
+            raise DataError(models_dir / run_id / "train.json", f"is the record of {train['id']!r}, not {run_id}")
+        key = key_of(train)
+        if stored_key(out_dir / run_id) == key and (out_dir / run_id / "volumes.csv").exists():
+            reused.append(run_id)
+        else:
+            jobs.append(Job(run_id, key, train))
+    return jobs, reused
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Evaluate every trained model of the grid on the test set.")
+    parser = argparse.ArgumentParser(description="Evaluate every training run of the grid on the test set.")
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
     parser.add_argument("--prepared", type=Path, default=PREPARED_DIR)
     parser.add_argument("--models", type=Path, default=MODELS_DIR)
     parser.add_argument("--out", type=Path, default=EVALUATION_DIR)
+    parser.add_argument("--runs", help="comma-separated run ids: evaluate only these (the others are left alone)")
     args = parser.parse_args()
+    started = time.perf_counter()
     params = load_params(args.params)
-    grid = params.grid
-    cells = grid.cells()
+    runs = [run.id for run in params.runs()]
+    if args.runs:
+        chosen = [name.strip() for name in args.runs.split(",") if name.strip()]
+        for name in chosen:
+            try:
+                parse_run_id(name)
+            except ValueError as error:
+                raise PipelineError(f"--runs: {error}") from None
+        outside = [name for name in chosen if name not in runs]
+        if outside:
+            raise PipelineError(f"--runs: {outside[0]} is not a run of the grid in {args.params}")
+        runs = chosen
     device = select_device(params.train.device)
     test = HeldOutSet.load(args.prepared)
-    started, evaluated = time.perf_counter(), 0
-    with replace_directory(args.out) as staging:
-        for cell in tqdm(cells, desc="evaluate", unit="model"):
-            model_dir = args.models / cell.id
-            trained = read_train_record(model_dir)
-            record = {"id": cell.id, "status": trained["status"], "error": trained.get("error", "")}
-            rows: list[dict] = []
-            if trained["status"] == "ok":
-                model, _ = load_checkpoint(model_dir / CHECKPOINT, device)
-                scores, rows = evaluate_model(model, cell, test, params.evaluate)
-                record.update(scores)
-                evaluated += 1
-            out = staging / cell.id
-            out.mkdir()
-            (out / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-            _write_volumes(rows, out / "volumes.csv")
-    print(f"evaluate: {evaluated} of {len(cells)} models on the test set in {time.perf_counter() - started:.1f} s")
+    data, code = test.fingerprint(), code_fingerprint()
+    args.out.mkdir(parents=True, exist_ok=True)
+    jobs, reused = plan(
+        runs, args.models, args.out, lambda train: evaluation_key(train, data, code, params.evaluate, device.type)
+    )
+    if not args.runs:  # the output holds exactly the grid's runs
+        for stale in sorted(set(p.name for p in args.out.iterdir() if not p.name.startswith(".")) - set(runs)):
+            shutil.rmtree(args.out / stale)
+    workers = worker_count(params.evaluate, len(jobs))
+    if jobs:
+        settings = (args.prepared, args.models, args.out, params.evaluate, device.type)
+        run_jobs(jobs, settings, workers)
+    print(
+        f"evaluate: {len(jobs)} evaluated, {len(reused)} reused in {time.perf_counter() - started:.1f} s "
+        f"({workers} process{'es' if workers > 1 else ''} on {device.type})"
+    )
 
 
 if __name__ == "__main__":

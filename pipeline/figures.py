@@ -2,7 +2,10 @@
 
     python -m pipeline.figures        (as dvc.yaml runs it; reads params `grid`, `evaluate`)
 
-Writes figures/ (a DVC output of its own: at the paper's 512 px these images are too big for git):
+Writes figures/ (a DVC output of its own: at the paper's 512 px these images are too big for git, and a
+persistent one: each model's pictures are kept with the key they were drawn for in ``index.json``, the
+checkpoint's hash, the shown slices, the drawing code and settings, so that a changed model is drawn again
+and the others are reused; the last line says how many of each):
 
 - ``masks/<id>.png``: every model's prediction on the same few test slices of its experiment (the slices
   with the largest target area, from different volumes where possible), true positives green, false
@@ -16,7 +19,10 @@ Writes figures/ (a DVC output of its own: at the paper's 512 px these images are
 
 import argparse
 import csv
+import hashlib
 import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +30,15 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from pipeline.cells import Cell
+from pipeline import checkpoints
+from pipeline.cells import Cell, parse_cell_id
 from pipeline.config import PARAMS_FILE, load_params
-from pipeline.dataset import EXPERIMENTS, PREPARED_DIR, experiment_arrays, load_split
+from pipeline.dataset import EXPERIMENTS, PREPARED_DIR, experiment_arrays
 from pipeline.errors import run_stage
-from pipeline.evaluate import read_train_record
-from pipeline.inference import load_checkpoint, probabilities
-from pipeline.outputs import replace_directory
-from pipeline.train import CHECKPOINT, MODELS_DIR, select_device
+from pipeline.evaluate import HeldOutSet, digest, read_train_record
+from pipeline.inference import probabilities
+from pipeline.outputs import write_text_atomically
+from pipeline.train import MODELS_DIR, select_device
 
 FIGURES_DIR = Path("figures")
 SLICES_SHOWN = 3
@@ -130,6 +137,29 @@ def filter_cells(cells: list[Cell]) -> list[Cell]:
     return [cell for cell in lung if cell.architecture == lung[0].architecture]
 
 
+FIGURE_CODE = ("figures.py", "inference.py", "checkpoints.py")
+
+
+def figure_key(train: dict, data: str, code: str, threshold: float, device_type: str, filters: bool) -> str:
+    inputs = {"run": train["id"], "checkpoint": train["checkpoint"]["sha256"], "data": data, "code": code,
+              "threshold": threshold, "device": device_type, "filters": filters}  # fmt: skip
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def _save_png(picture: Image.Image, path: Path) -> None:
+    partial = path.with_name(f".{path.name}.partial.png")
+    picture.save(partial, optimize=True)
+    os.replace(partial, path)
+
+
+def _read_index(path: Path) -> dict:
+    try:
+        index = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return index if isinstance(index, dict) else {}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Draw the website's figures from the models and the test set.")
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
@@ -137,43 +167,57 @@ def main() -> None:
     parser.add_argument("--models", type=Path, default=MODELS_DIR)
     parser.add_argument("--out", type=Path, default=FIGURES_DIR)
     args = parser.parse_args()
+    started = time.perf_counter()
     params = load_params(args.params)
     grid = params.grid
     cells = grid.cells()
     device = select_device(params.train.device)
-    test = load_split("test", args.prepared)
+    held_out = HeldOutSet.load(args.prepared)
+    test = held_out.split
     with open(args.prepared / "test" / "slices.csv") as handle:
         slice_rows = list(csv.DictReader(handle))
     volumes = np.asarray([row["volume"] for row in slice_rows])
     shown, arrays = {}, {}
     for experiment in grid.experiments:
-        inputs, targets = experiment_arrays(test, experiment)
+        inputs, targets = held_out.experiment(experiment)
         shown[experiment] = shown_slices(np.asarray(targets), volumes)
         rows = shown[experiment]
         # (model inputs, targets, plain CT) of the shown slices, read once for all models of the experiment
         arrays[experiment] = (np.asarray(inputs)[rows], np.asarray(targets)[rows], np.asarray(test.image)[rows])
     filtered = set(filter_cells(cells))
-    drawn = 0
-    with replace_directory(args.out) as staging:
-        (staging / "masks").mkdir()
-        (staging / "filters").mkdir()
-        for cell in tqdm(cells, desc="figures", unit="model"):
-            if read_train_record(args.models / cell.id)["status"] != "ok":
-                continue
-            model, _ = load_checkpoint(args.models / cell.id / CHECKPOINT, device)
-            inputs, targets, images = arrays[cell.experiment]
-            predicted = probabilities(model, inputs) >= params.evaluate.threshold
-            mask_strip(images, targets, predicted).save(staging / "masks" / f"{cell.id}.png", optimize=True)
-            if cell in filtered:
-                filter_grid(first_convolution(model)).save(staging / "filters" / f"{cell.id}.png", optimize=True)
-            drawn += 1
-        (staging / "intensity.json").write_text(json.dumps(intensity_histograms(test)) + "\n")
-        slices = {
-            experiment: [{"volume": slice_rows[i]["volume"], "slice": int(slice_rows[i]["slice"])} for i in rows]
-            for experiment, rows in shown.items()
-        }
-        (staging / "slices.json").write_text(json.dumps(slices, indent=2) + "\n")
-    print(f"figures: {drawn} models drawn ({len(cells) - drawn} failed or skipped) -> {args.out}")
+    data = held_out.fingerprint()
+    code = digest(Path(__file__).parent / name for name in FIGURE_CODE)
+    for folder in ("masks", "filters"):
+        (args.out / folder).mkdir(parents=True, exist_ok=True)
+    old, index, drawn = _read_index(args.out / "index.json"), {}, 0
+    for cell in tqdm(cells, desc="figures", unit="model"):
+        train = read_train_record(args.models / cell.id)
+        if train["status"] != "ok":
+            continue
+        key = figure_key(train, data, code, params.evaluate.threshold, device.type, cell in filtered)
+        index[cell.id] = key
+        if old.get(cell.id) == key and (args.out / "masks" / f"{cell.id}.png").exists():
+            continue
+        model, _ = checkpoints.load(checkpoints.resolve(args.models / cell.id, args.models), device)
+        inputs, targets, images = arrays[cell.experiment]
+        predicted = probabilities(model, inputs) >= params.evaluate.threshold
+        _save_png(mask_strip(images, targets, predicted), args.out / "masks" / f"{cell.id}.png")
+        if cell in filtered:
+            _save_png(filter_grid(first_convolution(model)), args.out / "filters" / f"{cell.id}.png")
+        drawn += 1
+    for folder in ("masks", "filters"):  # pictures of models no longer in the grid, or no longer finished
+        for picture in (args.out / folder).glob("*.png"):
+            if picture.stem not in index or (folder == "filters" and parse_cell_id(picture.stem) not in filtered):
+                picture.unlink()
+    write_text_atomically(args.out / "intensity.json", json.dumps(intensity_histograms(test)) + "\n")
+    slices = {
+        experiment: [{"volume": slice_rows[i]["volume"], "slice": int(slice_rows[i]["slice"])} for i in rows]
+        for experiment, rows in shown.items()
+    }
+    write_text_atomically(args.out / "slices.json", json.dumps(slices, indent=2) + "\n")
+    write_text_atomically(args.out / "index.json", json.dumps(index, indent=2, sort_keys=True) + "\n")
+    seconds = time.perf_counter() - started
+    print(f"figures: {drawn} drawn, {len(index) - drawn} reused in {seconds:.1f} s -> {args.out}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.cellrun import LOG_DIR, CellInterrupted, Outcome, run_cell
+from pipeline.cells import run_id_of_stage
 from pipeline.errors import PipelineError
 
 # Models packed on one GPU by default. Not yet measured on a GPU (benchmarks/gpu_packing.py measures it);
@@ -25,7 +26,7 @@ LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2  # only small results cross it
 
 
 def _log_of(root: str, name: str) -> str:
-    return str(Path(root) / LOG_DIR / f"{name.removeprefix('train@')}.log")
+    return str(Path(root) / LOG_DIR / f"{run_id_of_stage(name)}.log")
 
 
 class SerialEngine:

@@ -3,9 +3,11 @@
 Counts are taken per slice (arrays of shape (N,)); every score below comes from them.
 
 Correct metrics: sensitivity TP/(TP+FN), specificity TN/(TN+FP), precision TP/(TP+FP), Dice 2TP/(2TP+FP+FN).
-The empty-slice rule: a score whose denominator is zero is undefined (NaN) and left out of means, except Dice,
-which is 1 when ground truth and prediction are both empty (nothing to find, nothing found). So on a slice
-without lesion, a prediction of nothing scores Dice 1 and any false positive scores Dice 0.
+The empty rule (for a slice or a volume alike): a score whose denominator is zero is undefined (NaN) and left
+out of means, with two exceptions. Dice is 1 when ground truth and prediction are both empty (nothing to find,
+nothing found), so on a slice without lesion a prediction of nothing scores Dice 1 and any false positive
+Dice 0. Precision is 0 when there is a target and nothing is predicted (everything missed): leaving those out
+would raise the mean precision of a model exactly where it fails. Means say how many entries they cover.
 
 Paper-compatible metrics (PROTOCOL.md, Metrics 2) reproduce the published code exactly: "sensitivity"
 TP/(TP+FP+1e-6) (really precision), "specificity" TN/(TN+FN+1e-6) (really negative predictive value), Dice as
@@ -60,11 +62,13 @@ def scores(counts: Counts) -> dict[str, np.ndarray]:
     tp, fp, fn, tn = (values.astype(np.float64) for values in (counts.tp, counts.fp, counts.fn, counts.tn))
     dice = _ratio(2 * tp, 2 * tp + fp + fn)
     dice[(2 * tp + fp + fn) == 0] = 1.0
+    precision = _ratio(tp, tp + fp)
+    precision[((tp + fp) == 0) & (fn > 0)] = 0.0
     return {
         "dice": dice,
         "sensitivity": _ratio(tp, tp + fn),
         "specificity": _ratio(tn, tn + fp),
-        "precision": _ratio(tp, tp + fp),
+        "precision": precision,
     }
 
 
@@ -76,6 +80,11 @@ def mean_scores(counts: Counts) -> dict[str, float]:
 def pooled_scores(counts: Counts) -> dict[str, float]:
     """Scores of all voxels pooled together."""
     return {name: float(values[0]) for name, values in scores(counts.total()).items()}
+
+
+def defined(values: np.ndarray) -> int:
+    """How many entries a mean of ``values`` covers (the defined ones)."""
+    return int((~np.isnan(values)).sum())
 
 
 def nanmean(values: np.ndarray) -> float:

@@ -77,7 +77,10 @@ def preprocess(raw_dir: Path, out_dir: Path, params: PreprocessParams, profile: 
             transforms.binarise(transforms.slices_first(scan.lung)),
             transforms.binarise(transforms.slices_first(scan.lesion)),
         )
-        volumes.append({"name": scan.name, "dir": volume_dir.name, "shape": list(scan.image.shape)})
+        # spacing: mm per axis of the native arrays, slices first like them (NIfTI gives it as H, W, slices)
+        spacing = [scan.spacing[2], scan.spacing[0], scan.spacing[1]]
+        volumes.append({"name": scan.name, "dir": volume_dir.name, "shape": list(scan.image.shape),
+                        "spacing_mm": spacing})  # fmt: skip
     test_image, test_lung, test_lesion = (np.concatenate(parts) for parts in zip(*stacks, strict=True))
     save_split(out_dir / "test", test_image, test_lung, test_lesion)
     with open(out_dir / "test" / "slices.csv", "w", newline="") as handle:

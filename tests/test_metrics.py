@@ -31,8 +31,9 @@ def test_empty_slice_rule():
     assert per_slice["dice"].tolist() == [0.5, 1.0, 0.0, 0.0]  # empty and predicted empty: 1
     assert np.isnan(per_slice["sensitivity"][[1, 2]]).all()  # no lesion to find: undefined
     assert per_slice["sensitivity"][[0, 3]].tolist() == [0.5, 0.0]
-    assert per_slice["precision"][0] == 0.5 and np.isnan(per_slice["precision"][[1, 3]]).all()
-    assert per_slice["precision"][2] == 0.0
+    # Precision: undefined with nothing to find and nothing found; 0 when a target is missed entirely.
+    assert per_slice["precision"].tolist()[0] == 0.5 and np.isnan(per_slice["precision"][1])
+    assert per_slice["precision"][[2, 3]].tolist() == [0.0, 0.0]
     assert per_slice["specificity"].tolist() == pytest.approx([4 / 6, 1.0, 0.9, 1.0])
 
 
@@ -40,7 +41,7 @@ def test_per_slice_means_skip_undefined_scores():
     means = metrics.mean_scores(metrics.confusion(*_masks()))
     assert means["dice"] == pytest.approx((0.5 + 1 + 0 + 0) / 4)
     assert means["sensitivity"] == pytest.approx((0.5 + 0.0) / 2)
-    assert means["precision"] == pytest.approx((0.5 + 0.0) / 2)
+    assert means["precision"] == pytest.approx((0.5 + 0.0 + 0.0) / 3)
 
 
 def test_pooled_differs_from_per_slice():
@@ -68,7 +69,15 @@ def test_paper_compatible_metrics_reproduce_the_published_quirks():
 def test_all_empty_volume_predicted_empty_is_perfect():
     empty = np.zeros((3, 4, 4), dtype=np.uint8)
     volume = metrics.scores(metrics.confusion(empty, empty).total())
-    assert volume["dice"][0] == 1.0 and np.isnan(volume["sensitivity"][0])
+    assert volume["dice"][0] == 1.0 and np.isnan(volume["sensitivity"][0]) and np.isnan(volume["precision"][0])
+
+
+def test_a_volume_with_a_target_and_no_prediction_has_precision_zero():
+    truth = np.zeros((3, 4, 4), dtype=np.uint8)
+    truth[1, 1:3, 1:3] = 1
+    volume = metrics.scores(metrics.confusion(np.zeros_like(truth), truth).total())
+    assert (volume["dice"][0], volume["sensitivity"][0], volume["precision"][0]) == (0.0, 0.0, 0.0)
+    assert metrics.defined(np.array([0.5, np.nan, 0.0])) == 2
 
 
 def test_bootstrap_interval_brackets_the_mean_and_is_reproducible():
