@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # Stage commands in dvc.yaml call `python`: make it the project's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo test lint preview browser site clean-venv
+.PHONY: setup demo test lint preview browser site screenshots clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +32,14 @@ browser:
 site: setup
 	$(BIN)/python -m pipeline.site_build
 
+# Screenshots of home, a leaderboard, a model page and the compare view at 1440 and 390 px, from public/
+# (built by `make demo` or `make site`), into screenshots/ (not committed): look at them.
+screenshots: setup browser
+	$(BIN)/python -m tools.screenshots --site public --out screenshots
+
 lint: setup
-	$(BIN)/ruff check pipeline tests benchmarks
-	$(BIN)/ruff format --check pipeline tests benchmarks
+	$(BIN)/ruff check pipeline tests benchmarks tools
+	$(BIN)/ruff format --check pipeline tests benchmarks tools
 
 # The picture of synthetic slices that anyone can check by eye (full-size phantom).
 preview: setup

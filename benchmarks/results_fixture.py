@@ -1,9 +1,10 @@
 """A made-up results/ and figures/ of any grid size, for timing the site and for its snapshot tests.
 
 The numbers are random, not measured: every record says ``data_source: fixture``, and every page built
-from it carries the "synthetic results" banner. The files have exactly the layout the aggregate and
-figures stages write (summary.json is computed by pipeline.aggregate's own code), so the site generator
-cannot tell them apart from real output.
+from it carries the "synthetic results" banner. The fixture writes what the train and evaluate stages write
+(train.json, history.csv, evaluation metrics and per-volume scores) and then runs the real aggregate stage's
+code on them, so results/ has exactly the layout the site reads; figures/ is drawn with the figures stage's
+own functions.
 """
 
 import json
@@ -12,13 +13,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.aggregate import COLUMNS, REFERENCE_DIR, findings, model_row, paper_reported, paper_rows
-from pipeline.cells import grid_cells
+from pipeline import profiles
+from pipeline.aggregate import aggregate
+from pipeline.cells import Run, grid_cells
+from pipeline.config import parse_params
 from pipeline.figures import filter_cells, filter_grid, intensity_histograms, mask_strip
 
 FIXTURE_SOURCE = "fixture"
 BASE_DICE = {"lung": 0.93, "lesion_a": 0.62, "lesion_b": 0.66}
 VOLUMES = 9
+SCORES = ("dice", "sensitivity", "specificity", "precision", "nsd", "hd95")
 
 
 class _FakeTest:
@@ -30,19 +34,75 @@ class _FakeTest:
         self.lesion = (self.lung * (rng.random((count, size, size)) > 0.8)).astype(np.uint8)
 
 
-def _history(rng: np.random.Generator, epochs: int) -> pd.DataFrame:
+def _history(rng: np.random.Generator, epochs: int, flat: bool) -> pd.DataFrame:
     epoch = np.arange(1, epochs + 1)
-    train = 0.9 * np.exp(-epoch / (epochs / 4)) + 0.05 + rng.normal(0, 0.01, epochs)
-    val = train + 0.03 + np.abs(rng.normal(0, 0.02, epochs))
-    return pd.DataFrame(
-        {
-            "epoch": epoch,
-            "train_loss": train.round(6),
-            "val_loss": val.round(6),
-            "train_seconds": 1.5,
-            "val_seconds": 0.2,
-        }
-    )
+    if flat:  # a run that never learned: the paper's loss stays at 1
+        train = val = np.ones(epochs)
+    else:
+        train = 0.9 * np.exp(-epoch / (epochs / 4)) + 0.05 + rng.normal(0, 0.01, epochs)
+        val = train + 0.03 + np.abs(rng.normal(0, 0.02, epochs))
+    return pd.DataFrame({"epoch": epoch, "train_loss": np.round(train, 6), "val_loss": np.round(val, 6),
+                         "train_seconds": 1.5, "val_seconds": 0.2})  # fmt: skip
+
+
+def _volumes(rng: np.random.Generator, dice: float, predicts: bool) -> pd.DataFrame:
+    def around(centre: float, spread: float) -> np.ndarray:
+        return np.clip(centre + rng.normal(0, spread, VOLUMES), 0, 1).round(6)
+
+    frame = pd.DataFrame({
+        "volume": [f"{v}.nii.gz" for v in range(1, VOLUMES + 1)], "slices": 90,
+        "dice": around(dice, 0.04), "sensitivity": around(dice, 0.04),
+        "specificity": around(0.995, 0.002), "precision": around(dice, 0.04), "nsd": around(dice - 0.05, 0.05),
+        "hd95": np.clip(30 * (1 - dice) + rng.normal(0, 1.5, VOLUMES), 0.5, None).round(4),
+        "predicted_voxels": 1000 if predicts else 0, "target_voxels": 1200, "dice_working_size": around(dice, 0.04),
+    })  # fmt: skip
+    if not predicts:  # the empty-prediction rules: Dice, sensitivity, precision, NSD 0; HD95 the diagonal
+        frame[["dice", "sensitivity", "precision", "nsd"]] = 0.0
+        frame["hd95"] = 520.0
+    return frame
+
+
+def _write_run(folders: tuple[Path, Path], run: Run, rng, epochs: int, index: int, status: str) -> None:
+    models, evaluation = folders
+    cell = run.cell
+    (models / run.id).mkdir(parents=True)
+    (evaluation / run.id).mkdir(parents=True)
+    params = int(rng.integers(4_000_000, 120_000_000))
+    ok = status != "failed"
+    train = {
+        "id": run.id, "model_id": cell.id, "experiment": cell.experiment, "architecture": cell.architecture,
+        "encoder": cell.encoder, "encoder_weights": cell.weights, "data_source": FIXTURE_SOURCE,
+        "profile": "fixture", "status": "ok" if ok else "failed",
+        "error": "" if ok else "TrainingFailed: non-finite loss at epoch 3 (train nan, validation nan)",
+        "params": params, "trained_params": params, "gflops": round(params / 2e6, 3),
+        "train_images_per_s": round(float(rng.uniform(20, 400)), 2),
+        "infer_images_per_s": round(float(rng.uniform(60, 1500)), 2), "epochs": epochs,
+        "best_epoch": int(rng.integers(1, epochs + 1)) if ok else None, "device": "fixture: no device",
+        "train_seconds": float(epochs * 1.7), "base_seed": run.seed or 0, "seed": 1_000_000 + index,
+        "loss": "dice_paper", "size": 512, "best_val_loss": 0.1, "null_val_loss": 1.0, "inputs": "fixture",
+        "software": {"torch": "fixture", "threads": 1},
+    }  # fmt: skip
+    if ok:  # a failed run has no weights
+        train["checkpoint"] = {"file": "model.safetensors", "bytes": params * 4, "sha256": f"{index:064x}",
+                               "md5": f"{index:032x}"}  # fmt: skip
+    (models / run.id / "train.json").write_text(json.dumps(train))
+    metrics: dict = {"id": run.id, "status": train["status"], "error": train["error"], "key": "fixture",
+                     "implementation": {"surface": "fixture", "library": "fixture"}}  # fmt: skip
+    if ok:
+        dice = float(np.clip(BASE_DICE[cell.experiment] + rng.normal(0, 0.03), 0, 1))
+        volumes = _volumes(rng, dice, predicts=status != "degenerate")
+        _history(rng, epochs, flat=status == "degenerate").to_csv(models / run.id / "history.csv", index=False)
+        volumes.to_csv(evaluation / run.id / "volumes.csv", index=False)
+        for name in SCORES:
+            metrics[name] = round(float(volumes[name].mean()), 6)
+            metrics[f"{name}_ci_low"] = round(float(volumes[name].quantile(0.1)), 6)
+            metrics[f"{name}_ci_high"] = round(float(volumes[name].quantile(0.9)), 6)
+            metrics[f"{name}_volumes"] = VOLUMES
+        for prefix in ("slice_", "pooled_", "native_pooled_"):
+            metrics.update({f"{prefix}{name}": round(min(1.0, metrics[name] + 0.01), 6) for name in SCORES[:4]})
+        metrics.update(paper_dice=round(100 * min(1.0, metrics["dice"] + 0.15), 4),
+                       paper_sensitivity=round(100 * metrics["precision"], 4), paper_specificity=99.5)  # fmt: skip
+    (evaluation / run.id / "metrics.json").write_text(json.dumps(metrics))
 
 
 def write_results_fixture(
@@ -54,98 +114,51 @@ def write_results_fixture(
     epochs: int = 10,
     seed: int = 0,
     failed: int = 1,
+    degenerate: int = 1,
+    repeated: int = 2,
     images: bool = True,
 ) -> tuple[Path, Path]:
-    """Write ``root/results`` and ``root/figures``; the first ``failed`` models are recorded as failed."""
+    """Write ``root/results`` and ``root/figures``: the first ``failed`` models failed, the next ``degenerate``
+    did not learn, and the last ``repeated`` models of each experiment have two repeats (seeds 1 and 2)."""
     rng = np.random.default_rng(seed)
     results, figures = root / "results", root / "figures"
-    for folder in (results, figures / "masks", figures / "filters"):
+    for folder in (figures / "masks", figures / "filters"):
         folder.mkdir(parents=True, exist_ok=True)
     cells = grid_cells(list(experiments), list(architectures), list(encoders), list(weights))
-    reported = paper_rows(REFERENCE_DIR)
-    paper = {key: row["dice"] for key, row in reported.items()}
+    repeats = (
+        [c.id for e in experiments for c in [c for c in cells if c.experiment == e][-repeated:]] if repeated else []
+    )
+    raw = profiles.compose("paper", Path(__file__).resolve().parents[1] / "conf")
+    raw["grid"] = {"experiments": list(experiments), "architectures": list(architectures),
+                   "encoders": list(encoders), "weights": list(weights)}  # fmt: skip
+    raw["repeats"] = {"models": repeats, "seeds": [1, 2] if repeats else []}
+    raw["evaluate"]["bootstrap_samples"] = 200
+    params = parse_params(raw)
+    folders = (root / "fixture-models", root / "fixture-evaluation")
     strip_inputs = rng.normal(-0.3, 0.5, (3, 32, 32)).astype(np.float32)
     strip_truth = rng.random((3, 32, 32)) > 0.7
     drawn_filters = set(filter_cells(cells))
-    rows = []
-    for index, cell in enumerate(cells):
-        ok = index >= failed
-        params = int(rng.integers(4_000_000, 120_000_000))
-        train = {
-            "id": cell.id,
-            "experiment": cell.experiment,
-            "architecture": cell.architecture,
-            "encoder": cell.encoder,
-            "encoder_weights": cell.weights,
-            "data_source": FIXTURE_SOURCE,
-            "profile": "fixture",
-            "status": "ok" if ok else "failed",
-            "error": "" if ok else "non-finite loss at epoch 3",
-            "params": params,
-            "trained_params": params,
-            "gflops": round(params / 2e6, 3),
-            "train_images_per_s": round(float(rng.uniform(20, 400)), 2),
-            "infer_images_per_s": round(float(rng.uniform(60, 1500)), 2),
-            "epochs": epochs,
-            "best_epoch": int(rng.integers(1, epochs + 1)) if ok else None,
-            "device": "fixture: no device",
-            "train_seconds": float(epochs * 1.7),
-            "seed": index,
-            "loss": "dice_paper",
-            "size": 512,
-            "best_val_loss": 0.1,
-            "inputs": "fixture",
-        }
-        evaluation: dict = {"id": cell.id, "status": train["status"], "error": train["error"]}
-        folder = results / cell.id
-        folder.mkdir(exist_ok=True)
-        if ok:
-            dice = float(np.clip(BASE_DICE[cell.experiment] + rng.normal(0, 0.03), 0, 1))
-            volumes = pd.DataFrame(
-                {
-                    "volume": [f"{v}.nii.gz" for v in range(1, VOLUMES + 1)],
-                    "slices": 90,
-                    "dice": np.clip(dice + rng.normal(0, 0.04, VOLUMES), 0, 1).round(6),
-                    "sensitivity": np.clip(dice + rng.normal(0, 0.04, VOLUMES), 0, 1).round(6),
-                    "specificity": np.clip(0.995 + rng.normal(0, 0.002, VOLUMES), 0, 1).round(6),
-                    "precision": np.clip(dice + rng.normal(0, 0.04, VOLUMES), 0, 1).round(6),
-                    "dice_working_size": np.clip(dice + rng.normal(0, 0.04, VOLUMES), 0, 1).round(6),
-                }
-            )
-            scores = {
-                name: round(float(volumes[name].mean()), 6)
-                for name in ("dice", "sensitivity", "specificity", "precision")
-            }
-            for prefix in ("slice_", "pooled_"):
-                scores.update({f"{prefix}{k}": round(min(1.0, v + 0.01), 6) for k, v in list(scores.items())[:4]})
-            evaluation.update(
-                scores,
-                dice_ci_low=round(scores["dice"] - 0.02, 6),
-                dice_ci_high=round(scores["dice"] + 0.02, 6),
-                paper_dice=round(100 * min(1.0, scores["dice"] + 0.15), 4),
-                paper_sensitivity=round(100 * scores["precision"], 4),
-                paper_specificity=99.5,
-            )
-            _history(rng, epochs).to_csv(folder / "history.csv", index=False)
-            volumes.to_csv(folder / "volumes.csv", index=False)
-            if images:
-                predicted = strip_truth ^ (rng.random(strip_truth.shape) > 0.9)
-                mask_strip(strip_inputs, strip_truth, predicted).save(figures / "masks" / f"{cell.id}.png")
-                if cell in drawn_filters:
-                    import torch
+    for index, run in enumerate(params.runs()):
+        position = index if run.seed is None else -1
+        status = (
+            "failed" if 0 <= position < failed else "degenerate" if failed <= position < failed + degenerate else "ok"
+        )
+        _write_run(folders, run, rng, epochs, index, status)
+        if images and run.seed is None and status != "failed":
+            predicted = strip_truth ^ (rng.random(strip_truth.shape) > 0.9)
+            mask_strip(strip_inputs, strip_truth, predicted).save(figures / "masks" / f"{run.id}.png")
+            if run.cell in drawn_filters:
+                import torch
 
-                    generator = torch.Generator().manual_seed(index)
-                    weight = torch.randn(64, 1, 7, 7, generator=generator) * 0.2
-                    filter_grid(weight).save(figures / "filters" / f"{cell.id}.png")
-        row = model_row(train, evaluation, paper)
-        rows.append(row)
-        record = {**train, **evaluation, **{k: v for k, v in row.items() if v is not None},
-                  **paper_reported(cell, reported)}  # fmt: skip
-        (folder / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    frame.to_csv(results / "leaderboard.csv", index=False, float_format="%.6g")
-    summary = findings(frame, paper, REFERENCE_DIR)
-    (results / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+                weight = torch.randn(64, 1, 7, 7, generator=torch.Generator().manual_seed(index)) * 0.2
+                filter_grid(weight).save(figures / "filters" / f"{run.id}.png")
+    results.mkdir(parents=True, exist_ok=True)
+    speed = root / "fixture-speed.json"
+    networks = {f"{a}-{e}": {"infer_images_per_s": round(float(rng.uniform(60, 1500)), 2),
+                             "train_images_per_s": round(float(rng.uniform(20, 400)), 2)}
+                for a in architectures for e in encoders}  # fmt: skip
+    speed.write_text(json.dumps({"device": "fixture: no device", "method": "fixture", "networks": networks}))
+    aggregate(params, *folders, results, Path(__file__).resolve().parents[1] / "reference", speed)
     (figures / "intensity.json").write_text(json.dumps(intensity_histograms(_FakeTest(rng))) + "\n")
     slices = {e: [{"volume": f"{v}.nii.gz", "slice": 10 * v} for v in (1, 2, 3)] for e in experiments}
     (figures / "slices.json").write_text(json.dumps(slices, indent=2) + "\n")

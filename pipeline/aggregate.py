@@ -349,6 +349,10 @@ def summarise(frame: pd.DataFrame, params: Params, reference_dir: Path, table: d
             max((rank_summary["dice"][e]["cases"] for e in rank_summary["dice"]), default=1)
         ),
         "speed": {"device": speed.get("device"), "method": speed.get("method")},
+        "tolerances": {
+            "lung": params.evaluate.nsd_tolerance_mm_lung,
+            "lesion": params.evaluate.nsd_tolerance_mm_lesion,
+        },
         "paper": {
             "note": "the paper's Dice (percent, its code's metric) from its text; its summary means are over the "
             "ImageNet half of Table II with the population standard deviation",

@@ -226,15 +226,19 @@ class SpeedParams:
 @dataclass(frozen=True)
 class SiteParams:
     """The website. ``remote_url``: the public HTTP address of the published DVC remote (``pipeline.publish``);
-    when set, every model page gives a direct link to its checkpoint. Empty: no direct links."""
+    when set, every model page gives a direct link to its weights. ``repo_url``: the public address of this
+    project's repository, for the footer and the ``dvc get`` commands. Empty: not published yet."""
 
     remote_url: str
+    repo_url: str
 
     def __post_init__(self) -> None:
-        if self.remote_url and not self.remote_url.startswith(("http://", "https://")):
-            raise ValueError("remote_url must be empty or an http(s):// address")
-        if any(character in self.remote_url for character in " \t\n\"'<>()[]{}|\\`"):
-            raise ValueError("remote_url must be a plain URL (no spaces, quotes, brackets or backslashes)")
+        for name in ("remote_url", "repo_url"):
+            url = getattr(self, name)
+            if url and not url.startswith(("http://", "https://")):
+                raise ValueError(f"{name} must be empty or an http(s):// address")
+            if any(character in url for character in " \t\n\"'<>()[]{}|\\`"):
+                raise ValueError(f"{name} must be a plain URL (no spaces, quotes, brackets or backslashes)")
 
 
 @dataclass(frozen=True)

@@ -6,16 +6,20 @@
 Two steps, kept apart so the generated pages can be diffed and tested without a build:
 
 1. generate: the hand-written sources of site/ are copied to build/docs/, then Jinja2 templates (templates/,
-   StrictUndefined: a missing value is an error, never a blank) write the home page, one leaderboard per
-   experiment, the comparison pages and one page per model, each chart as an inline Vega-Lite spec;
+   StrictUndefined: a missing value is an error, never a blank; autoescaped: pipeline.site_format) write the
+   home page, one leaderboard per experiment, the comparison, ranking and methods pages, the compare view and
+   one page per model, each chart as an inline Vega spec (compiled from Altair's Vega-Lite when the site is
+   built), and one small data file per model for the compare view;
 2. build: ``mkdocs build --strict`` renders build/docs/ into public/.
 
 Both write to a staging folder swapped in at the end, so a failed run leaves the previous site intact.
-The site works offline and from ``file://``: one vendored copy of vega, vega-lite and vega-embed, data inline,
-no web fonts, no instant navigation, and model pages reached by links (not all listed in the navigation).
+The site works offline and from ``file://``: one vendored copy of vega and vega-embed, loaded only by pages
+with charts; data inline or in generated ``.js`` files (never fetched); no web fonts; no instant navigation;
+model pages reached by links and left out of the search index.
 """
 
 import argparse
+import datetime
 import json
 import logging
 import math
@@ -30,11 +34,12 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup, escape
 
-from pipeline import charts, site_format
+from pipeline import charts, site_format, site_tables
 from pipeline.aggregate import RESULTS_DIR
 from pipeline.config import PARAMS_FILE, load_params
 from pipeline.errors import DataError, run_stage
 from pipeline.figures import FIGURES_DIR
+from pipeline.metrics import SCORES
 from pipeline.outputs import read_json, replace_directory
 from pipeline.publish import direct_url
 from pipeline.site_data import (
@@ -49,41 +54,52 @@ from pipeline.site_data import (
 )
 
 SOURCES_DIR = Path("site")
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+TEMPLATES_DIR = PROJECT_DIR / "templates"
 DOCS_DIR = Path("build/docs")
 PUBLIC_DIR = Path("public")
 MKDOCS_CONFIG = Path("mkdocs.yml")
 TRAIN_INPUTS = Path("models/train_inputs.json")
+PAPER = {
+    "arxiv": "https://arxiv.org/abs/2009.06412",
+    "doi": "10.48550/arXiv.2009.06412",
+    "code": "https://github.com/pbizopoulos/"
+    "comprehensive-comparison-of-deep-learning-models-for-lung-and-covid-19-lesion-segmentation-in-ct",
+}
+# Files the pipeline itself rewrites before this stage runs: a difference there is not an uncommitted change.
+PIPELINE_OUTPUTS = ("dvc.lock", "results", "speed.json", "models/train_inputs.json")
 
 
 @dataclass(frozen=True)
 class Provenance:
-    """Where the results come from, printed on every model page."""
+    """Where the results come from, printed on every model page and in every footer."""
 
-    revision: str  # git commit of the project (with "+ uncommitted changes" when dirty)
+    revision: str  # git commit of the project (with "+ uncommitted changes" when its code differs)
     train_inputs: dict  # models/train_inputs.json: code and data hashes, training params
     remote_url: str  # public address of the published DVC remote, "" when there is none
     dvc_cache: Path  # where the models' folder manifests are, to find direct links
+    repo_url: str = ""  # public address of the project's repository, "" when there is none
+    built: str = ""  # build date (UTC)
 
 
 def git_revision(root: Path = Path(".")) -> str:
+    """HEAD, with "+ uncommitted changes" only when tracked code or configuration differs from it (the
+    pipeline's own outputs, rewritten by the stages before this one, do not count)."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        excluded = [f":(exclude){path}" for path in PIPELINE_OUTPUTS]
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *excluded],
+                               cwd=root, capture_output=True, text=True, check=True)  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
     return head.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
 
 
-def embed(spec: dict, chart_id: str) -> Markup:
-    """A chart as a placeholder div and its spec; charts.js renders it. ``</`` is escaped so no string in
+def embed(spec: dict | None, chart_id: str) -> Markup:
+    """A chart as a placeholder div and its Vega spec; site.js renders it. ``</`` is escaped so no string in
     the data can close the script element (the spec is JSON for a script, not Markdown: trusted as it is)."""
+    if spec is None:
+        return Markup("")
     text = json.dumps(spec, separators=(",", ":"), sort_keys=True).replace("</", "<\\/")
     return Markup(
         f'<div class="vega-chart" id="{escape(chart_id)}"></div>\n\n'
@@ -102,7 +118,7 @@ def environment() -> jinja2.Environment:
         autoescape=True,
         finalize=site_format.finalize,
     )
-    env.filters.update(number=site_format.number)
+    env.filters.update(number=site_format.number, signed=site_format.signed)
     env.globals.update(
         interval=site_format.interval,
         code_block=site_format.code_block,
@@ -110,6 +126,7 @@ def environment() -> jinja2.Environment:
         experiment_names=EXPERIMENT_NAMES,
         architecture_names=ARCHITECTURE_NAMES,
         experiment_blurbs=EXPERIMENT_BLURBS,
+        paper=PAPER,
     )
     return env
 
@@ -126,6 +143,13 @@ def _banner(results: Results) -> dict:
     }
 
 
+def chart_note(results: Results) -> str:
+    """What every chart title says under it when the data are not real."""
+    if not results.synthetic:
+        return ""
+    return f"{SYNTHETIC_SOURCES[results.data_source]}, profile {results.profile}: not real CT"
+
+
 def _records(frame: pd.DataFrame) -> list[dict]:
     return [
         {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
@@ -133,94 +157,100 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     ]
 
 
+def counts(board: pd.DataFrame) -> dict:
+    status = board["status"].value_counts()
+    return {"models": len(board), "ok": int(status.get("ok", 0)), "degenerate": int(status.get("degenerate", 0)),
+            "failed": int(status.get("failed", 0))}  # fmt: skip
+
+
+EMPTY_STATS = {"mean": None, "std": None, "median": None, "n": 0}
+
+
 def home_context(results: Results) -> dict:
-    summary = results.summary
-    findings = []
+    summary, board = results.summary, results.leaderboard
+    rows = []
     for experiment in results.experiments:
-        # An experiment whose models all failed has no statistics: show it with empty cells.
-        empty = {"mean": None, "std": None, "n": 0, "wins": 0}
-        best = summary["dice"]["best_model"].get(experiment)
-        ours = summary["dice"]["by_experiment"].get(experiment, empty)
-        paper_best = summary["paper"]["best_reported_dice"].get(experiment, {})
-        paper_mean = summary["paper"]["mean_dice_by_experiment"].get(experiment, {})
-        ours_paper = summary["paper_dice"]["by_experiment"].get(experiment, empty)
-        init = summary["dice"]["imagenet_vs_random"].get(experiment, {}).get("imagenet_minus_random", empty)
-        findings.append(
-            {
-                "experiment": experiment,
-                "best": best,
-                "mean": ours,
-                "paper_best": paper_best,
-                "paper_mean": paper_mean,
-                "ours_paper_mean": ours_paper,
-                "init": init,
-            }
-        )
-    lesions = summary["dice"]["lesion_b_vs_lesion_a"].get("lesion_b_minus_lesion_a")
-    board = results.leaderboard
+        group = board[board["experiment"] == experiment]
+        rows.append({
+            "experiment": experiment, "counts": counts(group), "leader": summary["leaders"].get(experiment),
+            "stats": summary["dice"]["by_experiment"].get(experiment, EMPTY_STATS),
+            "stability": summary["rankings"]["dice"].get(experiment),
+            "seeds": summary["seed_variance"].get(experiment, {"models": 0}),
+            "paper": summary["paper_comparison"].get(experiment, {}).get("all", {}),
+            "paper_best": summary["paper"]["best"].get(experiment, {}),
+        })  # fmt: skip
+    effects = [e for e in summary["effects"] if e["effect"] in ("ImageNet - random", "lesion B - lesion A")]
     return {
-        "banner": _banner(results),
-        "models": len(board),
-        "failed": int((board["status"] != "ok").sum()),
-        "experiments": results.experiments,
-        "architectures": sorted(set(board["architecture"]), key=list(ARCHITECTURE_NAMES).index),
-        "encoders": list(dict.fromkeys(board["encoder"])),
-        "weights": list(dict.fromkeys(board["encoder_weights"])),
-        "findings": findings,
-        "lesions": lesions,
-        "paper_lesions": _paper_lesion_gap(summary),
-    }
-
-
-def _paper_lesion_gap(summary: dict) -> float | None:
-    means = summary["paper"]["mean_dice_by_experiment"]
-    if "lesion_a" in means and "lesion_b" in means:
-        return round(means["lesion_b"]["mean"] - means["lesion_a"]["mean"], 2)
-    return None
+        "banner": _banner(results), "counts": counts(board), "rows": rows, "experiments": results.experiments,
+        "architectures": results.present("architecture"), "encoders": results.present("encoder"),
+        "weights": results.present("encoder_weights"), "summary": summary,
+        "forest": charts.forest_plot(effects, chart_note(results), "Paired effects on Dice (mean difference, 95% CI)"),
+    }  # fmt: skip
 
 
 def leaderboard_context(results: Results, experiment: str, model_href: Callable[[str], str]) -> dict:
-    rows = results.leaderboard[results.leaderboard["experiment"] == experiment]
-    rows = rows.sort_values("dice", ascending=False, na_position="last")
+    board = results.leaderboard
+    rows = board[board["experiment"] == experiment].copy()
+    order = {"ok": 0, "degenerate": 1, "failed": 2}
+    rows = rows.assign(_status=rows["status"].map(order)).sort_values(["_status", "rank", "id"], na_position="last")
+    device = results.summary["speed"].get("device") or "the machine that timed them"
+    note = chart_note(results)
+    ranking = results.summary["rankings"]["dice"].get(experiment)
     return {
-        "banner": _banner(results),
-        "experiment": experiment,
-        "rows": _records(rows),
-        "failed": int((rows["status"] != "ok").sum()),
-        "chart": charts.leaderboard_chart(results.leaderboard, experiment, model_href),
-    }
+        "banner": _banner(results), "experiment": experiment, "counts": counts(rows), "device": device,
+        "table": site_tables.leaderboard_table(rows.drop(columns="_status"), model_href, device, results.synthetic),
+        "chart": charts.leaderboard_chart(board, experiment, model_href, device, note),
+        "blobs": charts.blob_plot(results.rankings, ranking["blobs"], experiment, "dice", note, model_href)
+        if ranking else None,
+        "ranking": ranking, "seeds": results.summary["seed_variance"].get(experiment, {"models": 0}),
+        "excluded": [e for e in results.summary["excluded"] if e["id"].startswith(f"{experiment}-")],
+        "summary": results.summary,
+    }  # fmt: skip
+
+
+def _checkpoint(metrics: dict) -> dict | None:
+    record = metrics.get("checkpoint")
+    if not isinstance(record, dict) or not {"bytes", "sha256", "md5"} <= set(record):
+        return None
+    return {"megabytes": record["bytes"] / 1e6, "sha256": record["sha256"], "md5": record["md5"]}
 
 
 def model_context(results: Results, model_id: str, provenance: Provenance) -> dict:
     model = results.models[model_id]
     metrics = model.metrics
-    ok = metrics["status"] == "ok"
+    evaluated = model.evaluated
     direct = None
     if provenance.remote_url:  # a plain http(s) URL (params validation), a content hash appended
         link = direct_url(provenance.remote_url, model_id, provenance.dvc_cache)
         direct = Markup(link) if link else None
-    rows = results.leaderboard
-    same_experiment = rows[(rows["experiment"] == metrics["experiment"]) & (rows["status"] == "ok")]
-    rank = None
-    if ok and len(same_experiment):
-        rank = int((same_experiment["dice"] > metrics["dice"]).sum()) + 1
+    same = results.leaderboard[results.leaderboard["experiment"] == metrics["experiment"]]
+    note = chart_note(results)
     return {
         "banner": _banner(results),
         "m": metrics,
-        "ok": ok,
-        "rank": rank,
-        "ranked": len(same_experiment),
-        "volumes": _records(model.volumes) if ok else [],
-        "loss_chart": charts.loss_curves(model.history, metrics["best_epoch"]) if ok else None,
-        "volume_chart": charts.volume_bars(model.volumes) if ok else None,
-        "mask_image": ok and (results.figures / "masks" / f"{model_id}.png").exists(),
+        "evaluated": evaluated,
+        "ranked": int((same["status"] == "ok").sum()),
+        "volumes": _records(model.volumes) if evaluated else [],
+        "seeds": _records(model.seeds),
+        "checkpoint": _checkpoint(metrics),
+        "loss_chart": charts.loss_curves(model.history, metrics["best_epoch"], note) if evaluated else None,
+        "volume_chart": charts.volume_bars(model.volumes, note) if evaluated else None,
+        "mask_image": evaluated and (results.figures / "masks" / f"{model_id}.png").exists(),
         "slices": results.slices.get(metrics["experiment"], []),
         "direct_url": direct,
         "remote_url": provenance.remote_url,
+        "repo_url": provenance.repo_url,
         "revision": provenance.revision,
         "train_inputs": provenance.train_inputs,
         "train_params": json.dumps(provenance.train_inputs.get("train", {}), indent=2, sort_keys=True),
+        "speed_device": results.summary["speed"].get("device"),
+        "tolerance": _tolerance(metrics["experiment"], results),
+        "implementation": results.summary["implementation"],
     }
+
+
+def _tolerance(experiment: str, results: Results) -> float:
+    return results.summary["tolerances"]["lung" if experiment == "lung" else "lesion"]
 
 
 def _pairs(board: pd.DataFrame, axis: str, first: str, second: str, keys: list[str]) -> pd.DataFrame:
@@ -231,23 +261,20 @@ def _pairs(board: pd.DataFrame, axis: str, first: str, second: str, keys: list[s
 
 
 def curves_frame(results: Results) -> pd.DataFrame:
-    """Mean and std of each loss per architecture, experiment and epoch, over the finished models."""
+    """Every evaluated model's loss per epoch, long: id, experiment, architecture, split, epoch, loss."""
     frames = []
-    for _model_id, model in results.models.items():
+    for model_id, model in results.models.items():
         if model.history.empty:
             continue
-        metrics = model.metrics
         frame = model.history.melt(
             id_vars="epoch", value_vars=["train_loss", "val_loss"], var_name="split", value_name="loss"
         )
         frame["split"] = frame["split"].map({"train_loss": "train", "val_loss": "validation"})
-        frames.append(frame.assign(architecture=metrics["architecture"], experiment=metrics["experiment"]))
+        metrics = model.metrics
+        frames.append(frame.assign(id=model_id, architecture=metrics["architecture"], experiment=metrics["experiment"]))
     if not frames:
-        return pd.DataFrame(columns=["experiment", "architecture", "split", "epoch", "mean", "std", "low", "high"])
-    grouped = pd.concat(frames).groupby(["experiment", "architecture", "split", "epoch"])["loss"]
-    curves = grouped.agg(["mean", "std"]).reset_index().fillna({"std": 0.0})
-    curves["low"], curves["high"] = curves["mean"] - curves["std"], curves["mean"] + curves["std"]
-    return curves.round(6)
+        return pd.DataFrame(columns=["id", "experiment", "architecture", "split", "epoch", "loss"])
+    return pd.concat(frames).round(6)
 
 
 def best_and_worst(results: Results) -> list[dict]:
@@ -259,23 +286,17 @@ def best_and_worst(results: Results) -> list[dict]:
     for experiment in results.experiments:
         for architecture in ARCHITECTURE_NAMES:
             group = board[(board["experiment"] == experiment) & (board["architecture"] == architecture)]
-            if group.empty:
+            if len(group) < 2:
                 continue
             best, worst = group.loc[group["dice"].idxmax()], group.loc[group["dice"].idxmin()]
-            out.append(
-                {
-                    "experiment": experiment,
-                    "architecture": architecture,
-                    "best": best.to_dict(),
-                    "worst": worst.to_dict(),
-                }
-            )
+            out.append({"experiment": experiment, "architecture": architecture, "best": best.to_dict(),
+                        "worst": worst.to_dict()})  # fmt: skip
     return out
 
 
 def compare_contexts(results: Results, model_href: Callable[[str], str]) -> dict[str, dict]:
     """One context per comparison page (template compare/<name>.md.j2)."""
-    board, summary, banner = results.leaderboard, results.summary, _banner(results)
+    board, summary, banner, note = results.leaderboard, results.summary, _banner(results), chart_note(results)
     from scipy import stats  # only this page needs it
 
     correlations = []
@@ -289,60 +310,97 @@ def compare_contexts(results: Results, model_href: Callable[[str], str]) -> dict
     init_pairs = _pairs(board, "encoder_weights", "random", "imagenet", ["experiment", "architecture", "encoder"])
     lesion_pairs = _pairs(board, "experiment", "lesion_a", "lesion_b", ["architecture", "encoder", "encoder_weights"])
     filters = sorted(p.stem for p in (results.figures / "filters").glob("*.png"))
+    effects = summary["effects"]
+    arch_effects = [e for e in effects if e["effect"] not in ("ImageNet - random", "lesion B - lesion A")]
+    init_effects = [e for e in effects if e["effect"] == "ImageNet - random"]
+    lesion_effects = [e for e in effects if e["effect"] == "lesion B - lesion A"]
+    common = {"banner": banner, "experiments": results.experiments, "summary": summary}
     return {
         "architectures": {
-            "banner": banner,
-            "box": charts.box_plots(board, "architecture", "Dice per architecture"),
+            **common,
+            "strip": charts.strip_plot(board, "architecture", "Dice per architecture, every model", note, model_href),
+            "forest": charts.forest_plot(arch_effects, note, "One architecture against another, same encoder and init"),
             "ours": summary["dice"]["by_architecture"],
-            "paper": summary["paper"]["mean_dice_by_architecture"],
-            "experiments": results.experiments,
         },
         "encoders": {
-            "banner": banner,
-            "experiments": results.experiments,
-            "heatmaps": {e: charts.encoder_heatmap(board, e, model_href) for e in results.experiments},
+            **common,
+            "heatmaps": {e: charts.encoder_heatmap(board, e, model_href, note) for e in results.experiments},
             "ours": summary["dice"]["by_encoder"],
         },
         "initialisation": {
-            "banner": banner,
-            "box": charts.box_plots(board, "encoder_weights", "Dice per initialisation"),
+            **common,
+            "strip": charts.strip_plot(board, "encoder_weights", "Dice per initialisation, every model", note,
+                                       model_href),
+            "forest": charts.forest_plot(init_effects, note, "ImageNet minus random, same model otherwise"),
             "pairs": len(init_pairs),
-            "scatter": charts.paired_scatter(
-                init_pairs,
-                "random",
-                "imagenet",
-                "Dice, random init",
-                "Dice, ImageNet init",
-                "Same model, two initialisations",
-            ),
-            "findings": summary["dice"]["imagenet_vs_random"],
-            "experiments": results.experiments,
+            "scatter": charts.paired_scatter(init_pairs, "random", "imagenet", "Dice, random init",
+                                             "Dice, ImageNet init", "Same model, two initialisations", note),
             "filters": filters,
         },
         "lesions": {
-            "banner": banner,
+            **common,
             "pairs": len(lesion_pairs),
-            "scatter": charts.paired_scatter(
-                lesion_pairs,
-                "lesion_a",
-                "lesion_b",
-                "Dice, lesion A",
-                "Dice, lesion B",
-                "Same model, without and with the lung mask",
-            ),
-            "ours": summary["dice"]["lesion_b_vs_lesion_a"],
-            "paper_gap": _paper_lesion_gap(summary),
+            "forest": charts.forest_plot(lesion_effects, note, "Lesion B minus lesion A, same model otherwise"),
+            "scatter": charts.paired_scatter(lesion_pairs, "lesion_a", "lesion_b", "Dice, lesion A", "Dice, lesion B",
+                                             "Same model, without and with the lung mask", note),
         },
-        "training": {"banner": banner, "curves": charts.mean_std_curves(curves_frame(results))},
+        "training": {**common, "curves": charts.training_curves(curves_frame(results), note)},
+        "rankings": {
+            **common,
+            "blobs": {e: charts.blob_plot(results.rankings, summary["rankings"]["dice"][e]["blobs"], e, "dice", note,
+                                          model_href) for e in summary["rankings"]["dice"]},
+        },
         "figures": {
-            "banner": banner,
-            "params": charts.dice_vs_params(board, model_href),
+            **common,
+            "params": charts.dice_vs_params(board, model_href, note),
             "correlations": correlations,
-            "histograms": charts.intensity_histograms(intensity(results)),
+            "histograms": charts.intensity_histograms(intensity(results), note),
             "masks": best_and_worst(results),
             "slices": results.slices,
         },
-    }
+    }  # fmt: skip
+
+
+def model_data(results: Results, model_id: str) -> dict:
+    """What the compare view needs of one model, written as data/models/<id>.js (loaded on demand)."""
+    model = results.models[model_id]
+    m = model.metrics
+    keys = ("id", "experiment", "architecture", "encoder", "encoder_weights", "status", "status_reason", "dice",
+            "dice_ci_low", "dice_ci_high", "nsd", "nsd_ci_low", "nsd_ci_high", "hd95", "hd95_ci_low", "hd95_ci_high",
+            "sensitivity", "specificity", "precision", "rank", "rank_low", "rank_high", "tier", "params_m", "gflops",
+            "infer_images_per_s", "seed_dice_sd", "seeds", "paper_dice")  # fmt: skip
+    row = results.leaderboard.set_index("id").loc[model_id].to_dict()
+    record = {key: (m.get(key) if key in m else row.get(key)) for key in keys}
+    record = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}
+    columns = ["volume", *SCORES, "nsd", "hd95"]
+    record["volumes"] = _records(model.volumes[columns]) if model.evaluated else []
+    record["history"] = charts.history_rows(model.history, f"{model_id} ") if model.evaluated else []
+    record["mask"] = f"img/masks/{model_id}.png" if (results.figures / "masks" / f"{model_id}.png").exists() else None
+    return record
+
+
+def _js_data(variable: str, key: str, value) -> str:
+    """A .js file that registers ``value`` under ``window[variable][key]``: data a page can load from
+    ``file://`` (browsers refuse fetch() there, not <script>)."""
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False).replace("</", "<\\/")
+    return f"(window.{variable} = window.{variable} || {{}})[{json.dumps(key)}] = {text};\n"
+
+
+def compare_page_context(results: Results) -> dict:
+    return {
+        "banner": _banner(results), "experiments": results.experiments,
+        "loss_template": charts.loss_template(chart_note(results)),
+        "bootstrap": results.summary["bootstrap"],
+    }  # fmt: skip
+
+
+def methods_context(results: Results) -> dict:
+    summary = results.summary
+    return {
+        "banner": _banner(results), "summary": summary, "implementation": summary["implementation"],
+        "volumes": summary["test_volumes"], "smallest_p": summary["smallest_wilcoxon_p"],
+        "tolerances": summary["tolerances"], "speed": summary["speed"], "bootstrap": summary["bootstrap"],
+    }  # fmt: skip
 
 
 # ---------------------------------------------------------------- generation and build
@@ -353,6 +411,22 @@ def model_href_from(page_dir: str) -> Callable[[str], str]:
     them: no directory URLs, so ``models/<id>.html``."""
     up = "../" * (len(Path(page_dir).parts) if page_dir else 0)
     return lambda model_id: f"{up}models/{model_id}.html"
+
+
+def footer(results: Results, provenance: Provenance) -> str:
+    """The footer of every page (mkdocs' ``copyright``): build, revision, data, and the ways out."""
+    revision = escape(provenance.revision[:12] + (" (modified)" if "uncommitted" in provenance.revision else ""))
+    source = escape(SYNTHETIC_SOURCES.get(results.data_source, results.data_source))
+    repo = (f' · <a href="{escape(provenance.repo_url)}">repository</a>' if provenance.repo_url
+            else " · repository: not published (site.repo_url)")  # fmt: skip
+    return (
+        f"Built {escape(provenance.built)} from revision {revision} · data: {source} "
+        f"(<code>{escape(results.data_source)}</code>, profile <code>{escape(results.profile)}</code>)<br>"
+        f'Reproduces <a href="{PAPER["arxiv"]}">Bizopoulos et al., arXiv 2009.06412</a> '
+        f'(<a href="https://doi.org/{PAPER["doi"]}">doi:{PAPER["doi"]}</a>) · '
+        f'<a href="{PAPER["code"]}">original code</a>{repo} · '
+        "code and weights MIT; data under their providers' terms"
+    )
 
 
 def generate(results: Results, provenance: Provenance, docs: Path, sources: Path = SOURCES_DIR) -> int:
@@ -370,26 +444,27 @@ def generate(results: Results, provenance: Provenance, docs: Path, sources: Path
 
     write("index.md", "home.md.j2", **home_context(results))
     for experiment in results.experiments:
-        write(
-            f"leaderboard/{experiment}.md",
-            "leaderboard.md.j2",
-            **leaderboard_context(results, experiment, model_href_from("leaderboard")),
-        )
+        write(f"leaderboard/{experiment}.md", "leaderboard.md.j2",
+              **leaderboard_context(results, experiment, model_href_from("leaderboard")))  # fmt: skip
     for name, context in compare_contexts(results, model_href_from("compare")).items():
         write(f"compare/{name}.md", f"compare/{name}.md.j2", **context)
-    write(
-        "models/index.md",
-        "models_index.md.j2",
-        banner=_banner(results),
-        rows=_records(results.leaderboard),
-        experiments=results.experiments,
-    )
+    write("compare.md", "compare.md.j2", **compare_page_context(results))
+    write("methods.md", "methods.md.j2", **methods_context(results))
+    write("models/index.md", "models_index.md.j2", banner=_banner(results), rows=_records(results.leaderboard),
+          experiments=results.experiments)  # fmt: skip
+    data = docs / "data" / "models"
+    data.mkdir(parents=True)
     for model_id in results.models:
         write(f"models/{model_id}.md", "model.md.j2", **model_context(results, model_id, provenance))
+        (data / f"{model_id}.js").write_text(_js_data("benchmarkModels", model_id, model_data(results, model_id)))
+    index = [{"id": r["id"], "experiment": r["experiment"], "status": r["status"], "dice": r["dice"]}
+             for r in _records(results.leaderboard)]  # fmt: skip
+    (docs / "data" / "models.js").write_text(_js_data("benchmarkIndex", "models", index))
     for kind in ("masks", "filters"):
         if (results.figures / kind).is_dir():
             shutil.copytree(results.figures / kind, docs / "img" / kind)
     write_downloads(results, docs / "downloads")
+    shutil.copyfile(PROJECT_DIR / "CITATION.cff", docs / "downloads" / "CITATION.cff")
     return pages
 
 
@@ -416,8 +491,10 @@ class _Warnings(logging.Handler):
         self.messages.append(" ".join(record.getMessage().split()))
 
 
-def build(docs: Path, public: Path, config: Path = MKDOCS_CONFIG, experiments: list[str] | None = None) -> None:
-    """``mkdocs build --strict`` of ``docs`` into ``public``; a warning fails the build, and the error names it."""
+def build(docs: Path, public: Path, config: Path = MKDOCS_CONFIG, experiments: list[str] | None = None,
+          extra: dict | None = None) -> None:  # fmt: skip
+    """``mkdocs build --strict`` of ``docs`` into ``public``; a warning fails the build, and the error names it.
+    ``extra`` overrides settings of mkdocs.yml (the footer, the synthetic-data tag)."""
     from mkdocs.commands.build import build as mkdocs_build
     from mkdocs.config import load_config
     from mkdocs.exceptions import Abort, ConfigurationError
@@ -427,6 +504,7 @@ def build(docs: Path, public: Path, config: Path = MKDOCS_CONFIG, experiments: l
     logger.addHandler(warnings)
     try:
         overrides = {"nav": navigation(experiments, config)} if experiments else {}
+        overrides.update(extra or {})
         settings = load_config(
             str(config), docs_dir=str(docs.resolve()), site_dir=str(public.resolve()), strict=True, **overrides
         )
@@ -439,10 +517,20 @@ def build(docs: Path, public: Path, config: Path = MKDOCS_CONFIG, experiments: l
         logger.removeHandler(warnings)
 
 
+def build_settings(results: Results, provenance: Provenance, config: Path = MKDOCS_CONFIG) -> dict:
+    """What a build adds to mkdocs.yml: the footer, and the slim synthetic-data tag of the header."""
+    import yaml
+
+    extra = yaml.safe_load(Path(config).read_text()).get("extra", {})
+    tag = f"Synthetic data ({results.profile}): tests the pipeline, not patients" if results.synthetic else ""
+    return {"copyright": footer(results, provenance), "extra": {**extra, "data_tag": tag}}
+
+
 def load_provenance(params_file: Path, train_inputs: Path = TRAIN_INPUTS) -> Provenance:
     params = load_params(params_file)
     inputs = read_json(train_inputs, "run `dvc repro train_inputs`") if train_inputs.exists() else {}
-    return Provenance(git_revision(), inputs, params.site.remote_url, Path(".dvc/cache"))
+    built = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return Provenance(git_revision(), inputs, params.site.remote_url, Path(".dvc/cache"), params.site.repo_url, built)
 
 
 def main() -> None:
@@ -462,7 +550,7 @@ def main() -> None:
     generated = time.perf_counter() - started
     if not args.no_mkdocs:
         with replace_directory(args.out) as staging:
-            build(args.docs, staging, experiments=results.experiments)
+            build(args.docs, staging, experiments=results.experiments, extra=build_settings(results, provenance))
     total = time.perf_counter() - started
     size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file()) / 1e6 if args.out.exists() else 0
     print(

@@ -1,7 +1,9 @@
 """What the website shows, read from results/ (and the pictures in figures/), checked once.
 
 The site generator never opens a model or the data: everything comes from the aggregate stage's records,
-so the site rebuilds from a fresh clone with ``dvc pull figures`` and no checkpoints.
+so the site rebuilds from a fresh clone with ``dvc pull figures`` and no checkpoints. Every record is checked
+when it is loaded (ids against the id grammar, the keys the pages read), so a hand-edited or stale file is
+one error naming it, never a traceback in the middle of a template.
 """
 
 import json
@@ -29,22 +31,18 @@ ARCHITECTURE_NAMES = {"unet": "Unet", "linknet": "Linknet", "fpn": "FPN", "pspne
 # Sources that are not measurements of a real dataset: the site says so on every page.
 SYNTHETIC_SOURCES = {"phantom": "synthetic CT phantoms", "fixture": "a made-up results fixture (for tests)"}
 
-
 AGGREGATE = "rerun the aggregate stage (`dvc repro aggregate`)"
-# What the pages read of each record: checked when the results are loaded, so a hand-edited or stale file
-# is one error naming it, never a traceback in the middle of a template.
-MODEL_KEYS = ("id", "experiment", "architecture", "encoder", "encoder_weights", "status", "data_source", "profile")
-OK_MODEL_KEYS = (
-    "dice", "dice_ci_low", "dice_ci_high", "sensitivity", "specificity", "precision",
-    "slice_dice", "slice_sensitivity", "slice_specificity", "slice_precision",
-    "pooled_dice", "pooled_sensitivity", "pooled_specificity", "pooled_precision",
-    "paper_dice", "paper_sensitivity", "paper_specificity",
-    "params", "trained_params", "gflops", "size", "train_images_per_s", "infer_images_per_s", "train_seconds",
-    "device", "epochs", "best_epoch", "best_val_loss", "loss", "seed",
+MODEL_KEYS = ("id", "experiment", "architecture", "encoder", "encoder_weights", "status", "data_source", "profile",
+              "params", "epochs", "device", "seed")  # fmt: skip
+EVALUATED_KEYS = (
+    "dice", "dice_ci_low", "dice_ci_high", "nsd", "nsd_ci_low", "nsd_ci_high", "hd95", "hd95_ci_low",
+    "hd95_ci_high", "sensitivity", "specificity", "precision", "slice_dice", "pooled_dice",
+    "paper_dice", "paper_sensitivity", "paper_specificity", "best_epoch", "checkpoint", "gflops", "size",
 )  # fmt: skip
-SUMMARY_KEYS = ("data_source", "profile", "models", "failed", "paper", "dice", "paper_dice")
-FINDING_KEYS = ("best_model", "by_experiment", "by_architecture", "by_encoder", "imagenet_vs_random",
-                "lesion_b_vs_lesion_a")  # fmt: skip
+SUMMARY_KEYS = ("data_source", "profile", "models", "failed", "degenerate", "excluded", "leaders", "dice", "nsd",
+                "hd95", "effects", "paper_comparison", "rankings", "seed_variance", "bootstrap", "test_volumes",
+                "smallest_wilcoxon_p", "speed", "tolerances", "paper", "implementation")  # fmt: skip
+RANKING_COLUMNS = ("experiment", "metric", "id", "rank", "rank_median", "rank_low", "rank_high", "p_rank1", "tier")
 
 
 def check_model_id(row: dict, path: Path, line: int) -> None:
@@ -67,13 +65,24 @@ class Model:
     id: str
     metrics: dict
     history: pd.DataFrame  # epoch, train_loss, val_loss, train_seconds, val_seconds (empty if failed)
-    volumes: pd.DataFrame  # volume, slices, dice, ... (empty if failed)
+    volumes: pd.DataFrame  # volume, slices, dice, nsd, hd95, ... (empty if failed)
+    seeds: pd.DataFrame  # run, base_seed, seed, status, dice, nsd, hd95, best_epoch (empty without repeats)
+
+    @property
+    def status(self) -> str:
+        return self.metrics["status"]
+
+    @property
+    def evaluated(self) -> bool:
+        """Trained to the end and tested (ok or degenerate): it has metrics, curves and pictures."""
+        return self.status != "failed"
 
 
 @dataclass(frozen=True)
 class Results:
     leaderboard: pd.DataFrame
     summary: dict
+    rankings: pd.DataFrame
     models: dict[str, Model]
     figures: Path
     slices: dict  # experiment -> [{volume, slice}] the mask pictures show
@@ -94,50 +103,69 @@ class Results:
     def experiments(self) -> list[str]:
         return list(dict.fromkeys(self.leaderboard["experiment"]))
 
+    def present(self, column: str) -> list[str]:
+        """The values of a column that occur, in their natural order (only these become chart options)."""
+        order = {"architecture": list(ARCHITECTURE_NAMES), "encoder_weights": ["random", "imagenet"]}.get(column)
+        values = list(dict.fromkeys(self.leaderboard[column]))
+        return sorted(values, key=order.index) if order else values
 
-def _csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
+
+def _csv(path: Path, required: tuple[str, ...], optional: bool = False) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path)
     except FileNotFoundError:
-        raise DataError(path, "is missing; run the aggregate stage (`dvc repro aggregate`)") from None
+        if optional:
+            return pd.DataFrame()
+        raise DataError(path, f"is missing; {AGGREGATE}") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise DataError(path, f"is not a readable CSV ({str(error).splitlines()[0]})") from None
     missing = [name for name in required if name not in frame.columns]
     if missing:
-        raise DataError(path, f"lacks the columns {', '.join(missing)}; rerun `dvc repro aggregate`")
+        raise DataError(path, f"lacks the columns {', '.join(missing)}; {AGGREGATE}")
     return frame
+
+
+def _model(results_dir: Path, model_id: str, status: str) -> Model:
+    folder = results_dir / model_id
+    path = folder / "metrics.json"
+    metrics = require_keys(read_json(path, AGGREGATE), MODEL_KEYS, path, AGGREGATE)
+    if metrics["id"] != model_id or metrics["status"] != status:
+        raise DataError(path, f"is the record of {metrics['id']!r} ({metrics['status']}), not of {model_id} ({status})")
+    evaluated = status != "failed"
+    if evaluated:
+        require_keys(metrics, EVALUATED_KEYS, path, AGGREGATE)
+    history = _csv(folder / "history.csv", ("epoch", "train_loss", "val_loss")) if evaluated else pd.DataFrame()
+    volumes = _csv(folder / "volumes.csv", ("volume", "dice", "nsd", "hd95")) if evaluated else pd.DataFrame()
+    seeds = _csv(folder / "seeds.csv", ("run", "seed", "status", "dice"), optional=True)
+    return Model(model_id, metrics, history, volumes, seeds)
 
 
 def load_results(results_dir: Path = RESULTS_DIR, figures_dir: Path = FIGURES_DIR) -> Results:
     """Everything the site shows; one DataError naming the file when something is missing or malformed."""
     board_path = results_dir / "leaderboard.csv"
     board = _csv(board_path, tuple(COLUMNS))
-    board["error"] = board["error"].fillna("")
+    board["status_reason"] = board["status_reason"].fillna("")
     if board.empty:
         raise DataError(board_path, "has no models")
     for line, row in enumerate(board.to_dict("records"), start=2):
         check_model_id(row, board_path, line)
     if board["id"].duplicated().any():
         raise DataError(board_path, f"lists {board['id'][board['id'].duplicated()].iloc[0]} twice")
+    unknown = sorted(set(board["status"]) - {"ok", "failed", "degenerate"})
+    if unknown:
+        raise DataError(board_path, f"has the unknown status {unknown[0]!r}; valid: ok, failed, degenerate")
     summary_path = results_dir / "summary.json"
     summary = require_keys(read_json(summary_path, AGGREGATE), SUMMARY_KEYS, summary_path, AGGREGATE)
-    for section in ("dice", "paper_dice"):
-        require_keys(summary[section], FINDING_KEYS, summary_path, f"(section {section}) {AGGREGATE}")
-    models = {}
-    for model_id, status in zip(board["id"], board["status"], strict=True):
-        folder = results_dir / model_id
-        metrics_path = folder / "metrics.json"
-        metrics = require_keys(read_json(metrics_path, AGGREGATE), MODEL_KEYS, metrics_path, AGGREGATE)
-        ok = status == "ok"
-        if ok:
-            require_keys(metrics, OK_MODEL_KEYS, metrics_path, AGGREGATE)
-        if metrics["id"] != model_id:
-            raise DataError(metrics_path, f"is the record of {metrics['id']!r}, not of {model_id}")
-        history = _csv(folder / "history.csv", ("epoch", "train_loss", "val_loss")) if ok else pd.DataFrame()
-        volumes = _csv(folder / "volumes.csv", ("volume", "dice")) if ok else pd.DataFrame()
-        models[model_id] = Model(model_id, metrics, history, volumes)
+    rankings = _csv(results_dir / "rankings.csv", RANKING_COLUMNS)
+    stray = sorted(set(rankings["id"]) - set(board["id"]))
+    if stray:
+        raise DataError(results_dir / "rankings.csv", f"ranks {stray[0]}, which the leaderboard does not list")
+    models = {
+        model_id: _model(results_dir, model_id, status)
+        for model_id, status in zip(board["id"], board["status"], strict=True)
+    }
     slices = read_json(figures_dir / "slices.json", "draw the figures first (`dvc repro figures`)")
-    return Results(board, summary, models, figures_dir, slices)
+    return Results(board, summary, rankings, models, figures_dir, slices)
 
 
 def intensity(results: Results) -> dict:
@@ -145,7 +173,7 @@ def intensity(results: Results) -> dict:
 
 
 def write_downloads(results: Results, out: Path) -> None:
-    """The leaderboard as CSV and JSON, whole and per experiment, for people who want the numbers."""
+    """The leaderboard as CSV and JSON, whole and per experiment, plus the rankings and the summary."""
     out.mkdir(parents=True, exist_ok=True)
     board = results.leaderboard
     for name, rows in [("leaderboard", board)] + [
@@ -154,4 +182,5 @@ def write_downloads(results: Results, out: Path) -> None:
         rows.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
         records = json.loads(rows.to_json(orient="records", double_precision=6))
         (out / f"{name}.json").write_text(json.dumps(records, indent=1) + "\n")
+    results.rankings.to_csv(out / "rankings.csv", index=False, float_format="%.6g")
     (out / "summary.json").write_text(json.dumps(results.summary, indent=1, sort_keys=True) + "\n")

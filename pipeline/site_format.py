@@ -50,6 +50,13 @@ def number(value, decimals: int = 4) -> Markup:
     return Markup(f"{float(value):.{decimals}f}")
 
 
+def signed(value, decimals: int = 4) -> Markup:
+    """A difference, with its sign always shown."""
+    if _missing(value):
+        return Markup("")
+    return Markup(f"{float(value):+.{decimals}f}")
+
+
 def interval(low, high, decimals: int = 4) -> Markup:
     if _missing(low) or _missing(high):
         return Markup("")

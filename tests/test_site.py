@@ -26,18 +26,27 @@ SNAPSHOTS = Path(__file__).parent / "snapshots" / "site"
 SNAPSHOT_PAGES = (
     "index.md",
     "leaderboard/lung.md",
-    "models/lung-unet-resnet18-imagenet.md",
+    "models/lung-unet-resnet18-random.md",
     "models/lung-fpn-resnet18-random.md",  # the fixture's failed model
+    "models/lung-fpn-resnet18-imagenet.md",  # and the one that did not learn
+    "compare.md",
+    "compare/rankings.md",
     "compare/architectures.md",
     "compare/encoders.md",
     "compare/initialisation.md",
     "compare/lesions.md",
     "compare/training.md",
     "compare/figures.md",
+    "methods.md",
     "models/index.md",
 )
 FIXED_PROVENANCE = Provenance(
-    "0123456789abcdef", {"data": "d" * 8, "code": "c" * 8, "train": {"epochs": 5}}, "", Path("/nonexistent")
+    "0123456789abcdef",
+    {"data": "d" * 8, "code": "c" * 8, "train": {"epochs": 5}},
+    "",
+    Path("/nonexistent"),
+    "",
+    "2026-12-01 00:00 UTC",
 )
 
 
@@ -93,35 +102,73 @@ def _data_urls(node):
 def test_every_page_of_the_fixture_is_written(generated, fixture_results):
     for model_id in fixture_results.models:
         assert (generated / "models" / f"{model_id}.md").exists()
-    for name in ("index.md", "methods.md", "reference.md", "get-a-model.md", "downloads/leaderboard.csv"):
+        assert (generated / "data" / "models" / f"{model_id}.js").exists()  # what the compare view loads
+    for name in (
+        "index.md",
+        "methods.md",
+        "reference.md",
+        "get-a-model.md",
+        "cite.md",
+        "compare.md",
+        "downloads/leaderboard.csv",
+        "downloads/rankings.csv",
+        "downloads/CITATION.cff",
+        "data/models.js",
+    ):
         assert (generated / name).exists(), name
     assert len(list((generated / "img" / "masks").glob("*.png"))) == 23  # the failed model has no picture
 
 
-def test_chart_specs_are_vega_lite_with_their_data_inline(generated):
+def _signals(spec: dict) -> dict:
+    found = {signal["name"]: signal for signal in spec.get("signals", [])}
+    for mark in spec.get("marks", []):
+        found.update(_signals(mark))
+    return found
+
+
+def test_chart_specs_are_vega_compiled_at_build_with_their_data_inline(generated):
     specs = [spec for page in SNAPSHOT_PAGES for spec in _specs((generated / page).read_text())]
-    assert len(specs) >= 9
+    assert len(specs) >= 12
     for spec in specs:
-        assert spec["$schema"].startswith("https://vega.github.io/schema/vega-lite/v6")
+        assert spec["$schema"] == "https://vega.github.io/schema/vega/v6.json"  # no Vega-Lite compiler needed
         assert not list(_data_urls(spec)), "a data url renders nothing under file://"
+        assert "made-up results fixture" in json.dumps(spec["title"])  # every export says it is not real
 
 
-def test_leaderboard_chart_has_the_controls_and_links(fixture_results):
-    spec = charts.leaderboard_chart(fixture_results.leaderboard, "lesion_a", lambda i: f"../models/{i}.html")
-    params = {p["name"]: p for p in spec["params"]}
-    assert params["experiment"]["value"] == "lesion_a"
-    assert params["experiment"]["bind"]["options"] == ["lung", "lesion_a", "lesion_b"]
-    assert {"show_unet", "show_fpn", "initialisation"} <= set(params)
+def _values(spec: dict) -> list[dict]:
+    return [row for entry in spec["data"] for row in entry.get("values", [])]
+
+
+def test_leaderboard_chart_offers_only_what_its_experiment_has(fixture_results):
+    board = fixture_results.leaderboard
+    spec = charts.leaderboard_chart(board, "lesion_a", lambda i: f"../models/{i}.html", "cpu", "note")
+    bound = {name for name, signal in _signals(spec).items() if "bind" in signal}
+    assert bound == {"show_unet", "show_fpn", "initialisation"}  # no experiment selector on an experiment's page
+    assert _signals(spec)["initialisation"]["bind"]["options"] == ["all", "random", "imagenet"]
     text = json.dumps(spec)
-    assert '"href"' in text and '"brush"' in text and "pareto_params" in text
-    rows = next(iter(spec["datasets"].values()))
+    assert '"href"' in text and "brush" not in text and "Pareto front" in text
+    rows = [row for row in _values(spec) if "url" in row]
+    assert {row["experiment"] for row in rows} == {"lesion_a"}
     assert all(row["url"] == f"../models/{row['id']}.html" for row in rows)
-    assert len(rows) == 23  # failed models are in the table, not in the chart
+    assert len(rows) == 8  # only ranked models are drawn
+    # A grid of one initialisation and one architecture offers no selector at all.
+    single = board[(board["encoder_weights"] == "random") & (board["architecture"] == "unet")]
+    spec = charts.leaderboard_chart(single, "lesion_a", lambda i: i, "cpu", "")
+    assert not [signal for signal in _signals(spec).values() if "bind" in signal]
+    legend = json.dumps(spec)
+    assert '"linknet"' not in legend and '"pspnet"' not in legend and '"fpn"' not in legend
 
 
-def test_pareto_front():
-    frame = pd.DataFrame({"params_m": [1, 2, 3, 4, 5], "dice": [0.5, 0.4, 0.7, 0.7, 0.9]})
-    assert charts.pareto_front(frame, "params_m").tolist() == [True, False, True, False, True]
+def test_the_leaderboard_table_has_one_row_per_model_and_direction_arrows(generated, fixture_results):
+    text = (generated / "leaderboard" / "lung.md").read_text()
+    assert text.count('<tr data-id="') == 8
+    assert 'data-key="dice" data-family="overlap" data-dir="up"' in text
+    assert 'data-key="hd95" data-family="boundary" data-dir="down"' in text
+    assert 'data-status="degenerate"' in text and "did not learn" in text and 'data-status="failed"' in text
+    assert "not in the paper" in text and 'class="ci-bar"' in text
+    # Ranked rows first, by rank; the models that were not ranked after them.
+    ids = re.findall(r'<tr data-id="([^"]+)" data-status="([a-z]+)"', text)
+    assert [status for _, status in ids][-2:] == ["degenerate", "failed"]
 
 
 def test_banner_says_when_results_are_synthetic(generated):
@@ -194,7 +241,7 @@ def built_site(generated, tmp_path_factory) -> Path:
 def test_strict_build_has_every_page_and_no_model_page_in_the_navigation(built_site, fixture_results):
     assert (built_site / "index.html").exists() and (built_site / "leaderboard" / "lung.html").exists()
     model_page = built_site / "models" / "lung-unet-resnet18-imagenet.html"
-    best = fixture_results.summary["dice"]["best_model"]["lung"]["id"]
+    best = fixture_results.summary["leaders"]["lung"]["id"]
     home = (built_site / "index.html").read_text()
     assert f"models/{best}.html" in home  # linked from the home page's table ...
     assert home.count("models/lesion_b-") < 3  # ... but the 24 model pages are not all in the sidebar
@@ -229,8 +276,10 @@ def test_downloads_hold_the_leaderboard(built_site, fixture_results):
 
 def test_vendored_javascript_is_one_copy_in_the_sources():
     vendor = ROOT / "site" / "assets" / "js" / "vendor"
-    assert {p.name for p in vendor.glob("*.js")} >= {"vega.min.js", "vega-lite.min.js", "vega-embed.min.js"}
-    assert len(list((vendor / "licenses").iterdir())) == 5  # the licences travel with them
+    names = {p.name for p in vendor.glob("*.js")}
+    assert {"vega.min.js", "vega-embed.min.js"} <= names and "vega-lite.min.js" not in names  # compiled at build
+    licences = {p.name.removesuffix(".LICENSE") for p in (vendor / "licenses").iterdir()}
+    assert all(any(name.startswith(licence) for licence in licences) for name in names)
 
 
 def test_model_page_links_the_checkpoint_when_a_public_remote_is_set(fixture_results, tmp_path, monkeypatch):
@@ -256,3 +305,101 @@ def test_model_page_links_the_checkpoint_when_a_public_remote_is_set(fixture_res
     other = model_context(fixture_results, "lesion_a-unet-resnet18-random", provenance)
     assert other["direct_url"] is None
     assert "not in the published remote" in environment().get_template("model.md.j2").render(**other)
+
+
+PLANTED = '<img src=x onerror="alert(1)">'
+
+
+class _Elements(HTMLParser):
+    """Every attribute of every element of a page, as the browser would see them."""
+
+    def __init__(self):
+        super().__init__()
+        self.attributes: list[tuple[str, str | None]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.attributes += attrs
+
+
+def test_markup_planted_in_results_reaches_the_pages_only_escaped(tmp_path):
+    """A pull request can edit results/: every text field that reaches a page must arrive as text."""
+    results, figures = small_fixture(tmp_path)
+    board = pd.read_csv(results / "leaderboard.csv")
+    failed = board.loc[board["status"] == "failed", "id"].iloc[0]
+    ok = board.loc[board["status"] == "ok", "id"].iloc[0]
+    board.loc[board["id"] == failed, "status_reason"] = PLANTED + " [x](javascript:alert(2)) { onclick=alert(3) }"
+    board.loc[board["id"] == ok, "speed_device"] = PLANTED
+    board.to_csv(results / "leaderboard.csv", index=False)
+    for model_id, field in ((failed, "training_error"), (ok, "device")):
+        path = results / model_id / "metrics.json"
+        record = json.loads(path.read_text())
+        record[field] = PLANTED + " | `code` ![i](x)"
+        path.write_text(json.dumps(record))
+    volumes = pd.read_csv(results / ok / "volumes.csv")
+    volumes.loc[0, "volume"] = PLANTED
+    volumes.to_csv(results / ok / "volumes.csv", index=False)
+    summary = json.loads((results / "summary.json").read_text())
+    summary["profile"] = PLANTED
+    (results / "summary.json").write_text(json.dumps(summary))
+    docs, public = tmp_path / "docs", tmp_path / "public"
+    generate(load_results(results, figures), FIXED_PROVENANCE, docs)
+    build(docs, public, ROOT / "mkdocs.yml")
+    pages = {page: page.read_text() for page in public.rglob("*.html")}
+    scripts = {page: page.read_text() for page in (public / "data").rglob("*.js")}
+    for page, html in pages.items():
+        parser = _Elements()
+        parser.feed(html)
+        # No planted element or attribute came alive: no event handler, no image of ours, no script link.
+        assert not [a for a in parser.attributes if a[0].startswith("on")], page
+        assert not [a for a in parser.attributes if a == ("src", "x")], page
+        assert not [a for a in parser.attributes if (a[1] or "").lower().startswith("javascript:")], page
+    model_page = pages[public / "models" / f"{failed}.html"]
+    assert "&lt;img src=x onerror=" in model_page  # shown, as text
+    assert "&lt;img src=x onerror=" in pages[public / "models" / f"{ok}.html"]
+    for data in scripts.values():  # the compare view's data: JSON, inserted with textContent only
+        assert "</" not in data
+
+
+@pytest.mark.parametrize(
+    ("planted", "message"),
+    [
+        ("../../../../outside/x", "is not a model id"),
+        ("lung-unet-resnet18-<img>", "unknown weights"),
+        ("lung-unet-resnet34-random", "disagrees with its columns"),
+    ],
+)
+def test_ids_read_back_from_results_are_checked_before_any_file_is_written(tmp_path, planted, message):
+    results, figures = small_fixture(tmp_path)
+    board = pd.read_csv(results / "leaderboard.csv")
+    board.loc[0, "id"] = planted
+    board.to_csv(results / "leaderboard.csv", index=False)
+    with pytest.raises(DataError, match=message):
+        load_results(results, figures)
+    assert not (tmp_path.parent / "outside").exists() and not (tmp_path / "outside").exists()
+
+
+def test_a_strict_build_failure_names_the_page_and_the_link(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "index.md").write_text("# Home\n\n[a broken link](missing-page.md)\n")
+    config = tmp_path / "mkdocs.yml"
+    config.write_text("site_name: test\nstrict: true\nvalidation:\n  links:\n    unrecognized_links: warn\n")
+    with pytest.raises(DataError, match=r"'index.md' contains a link 'missing-page.md', but the target is not found"):
+        build(docs, tmp_path / "public", config)
+
+
+def test_the_revision_ignores_the_pipelines_own_outputs(tmp_path):
+    import subprocess
+
+    from pipeline.site_build import git_revision
+
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "dvc.lock").write_text("a")
+    (tmp_path / "code.py").write_text("a")
+    subprocess.run([*git, "add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "x"], cwd=tmp_path, check=True)
+    (tmp_path / "dvc.lock").write_text("rewritten by dvc repro")
+    assert "uncommitted" not in git_revision(tmp_path)
+    (tmp_path / "code.py").write_text("edited")
+    assert git_revision(tmp_path).endswith("+ uncommitted changes")

@@ -1,0 +1,170 @@
+"""The leaderboard table: what a researcher choosing a model reads first, as one HTML table.
+
+Columns come in families, each on one scale: our metrics in [0, 1] (Dice with its interval drawn as a bar in
+its cell), distances in mm, the rank with its bootstrap interval and tier, the seed spread, size and speed
+(the speed column names its device), and the paper-compatible numbers in percent, grouped and labelled as
+such. Each header says which direction is better. A few columns are shown by default, so the table fits a
+laptop screen; the others are one click away in the column picker (leaderboard.js), and the model column
+stays in place while the rest scrolls on a phone. Every cell carries its sort key (``data-sort``).
+
+Values are escaped here (markupsafe), never trusted: the table is raw HTML in the page's Markdown.
+"""
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+from markupsafe import Markup, escape
+
+from pipeline.site_data import ARCHITECTURE_NAMES
+
+STATUS_LABELS = {"ok": "", "failed": "failed", "degenerate": "did not learn"}
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # the hash-state name of the column
+    header: str
+    family: str  # columns of one family share a scale and are picked together
+    direction: str  # "up": higher is better, "down": lower is better, "": not a score
+    shown: bool  # visible by default
+    title: str  # the header's tooltip: what the number is
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def columns(speed_device: str, synthetic: bool) -> list[Column]:
+    reported = "Table II (real data)" if synthetic else "Table II"
+    return [
+        Column("dice", "Dice", "overlap", "up", True,
+               "mean over test volumes in native geometry, [0, 1], with its 95% bootstrap interval over volumes"),
+        Column("rank", "Rank (95% interval)", "rank", "", True,
+               "rank on Dice among this experiment's models that learned; in brackets the 95% interval of the "
+               "rank over bootstrap draws of the test volumes; tier 1: not separable from the leader"),
+        Column("nsd", "NSD", "boundary", "up", True, "normalised surface distance at the stated tolerance, [0, 1]"),
+        Column("hd95", "HD95 mm", "boundary", "down", True, "95th percentile Hausdorff distance, millimetres"),
+        Column("seeds", "Seed SD", "seeds", "down", True,
+               "standard deviation of Dice over training seeds (n-1), where the model was trained more than once"),
+        Column("params", "Params M", "size", "", True, "parameters, millions"),
+        Column("speed", "Images/s", "speed", "up", True, f"inference throughput on {speed_device} (median of repeats)"),
+        Column("gflops", "GFLOPs", "size", "", False, "floating-point operations of one forward pass, billions"),
+        Column("sensitivity", "Sens.", "overlap", "up", False, "sensitivity TP/(TP+FN), mean over volumes, [0, 1]"),
+        Column("specificity", "Spec.", "overlap", "up", False, "specificity TN/(TN+FP), mean over volumes, [0, 1]"),
+        Column("precision", "Prec.", "overlap", "up", False,
+               "precision TP/(TP+FP), mean over volumes (0 for a volume with lesion and no prediction), [0, 1]"),
+        Column("slice", "Slice Dice", "overlap", "up", False, "Dice per working-size slice, averaged, [0, 1]"),
+        Column("paper", "Paper Dice %", "paper", "up", False,
+               "paper-compatible Dice in percent: what the original code computed (empty slices score 100)"),
+        Column("reported", f"{reported} %", "paper", "up", False,
+               "the paper's own Table II Dice for this model, percent, on the real data"),
+        Column("epoch", "Best epoch", "training", "", False, "the epoch kept (lowest validation loss) of the epochs"),
+    ]  # fmt: skip
+
+
+def _cell(content, sort, classes: str = "") -> Markup:
+    sort_value = "" if _missing(sort) else f"{float(sort):.6g}" if not isinstance(sort, str) else sort
+    klass = f' class="{classes}"' if classes else ""
+    return Markup(f'<td data-sort="{escape(sort_value)}"{klass}>{content}</td>')
+
+
+DASH = "&ndash;"
+
+
+def _number(value, decimals: int, missing: str = DASH) -> Markup:
+    if _missing(value):
+        return Markup(f'<span class="na" title="not measured">{missing}</span>')
+    return Markup(f"{float(value):.{decimals}f}")
+
+
+def dice_cell(row: dict) -> Markup:
+    """Dice, its interval as text, and the interval drawn as a bar over [0, 1] with the value marked."""
+    dice, low, high = row["dice"], row["dice_ci_low"], row["dice_ci_high"]
+    if _missing(dice):
+        return _cell(_number(None, 4), None)
+    bar = ""
+    if not _missing(low) and not _missing(high):
+        bar = (f'<span class="ci-bar" aria-hidden="true"><span class="ci" style="left:{100 * low:.1f}%;'
+               f'width:{max(0.5, 100 * (high - low)):.1f}%"></span><span class="dot" style="left:{100 * dice:.1f}%">'
+               f'</span></span><span class="ci-text">[{low:.3f}, {high:.3f}]</span>')  # fmt: skip
+    return _cell(Markup(f'<span class="dice-value">{dice:.4f}</span>{bar}'), dice, "dice")
+
+
+def rank_cell(row: dict) -> Markup:
+    if _missing(row["rank"]):
+        return _cell(Markup(f'<span class="na" title="not ranked: it did not learn or failed">{DASH}</span>'), None)
+    tier = int(row["tier"])
+    text = f'{int(row["rank"])} <span class="ci-text">({int(row["rank_low"])}{DASH}{int(row["rank_high"])})</span>'
+    badge = f' <span class="tier tier-{min(tier, 3)}" title="tier {tier}">T{tier}</span>'
+    return _cell(Markup(text + badge), f"{int(row['rank']):05d}{int(row['rank_high']):05d}")
+
+
+def model_cell(row: dict, href: str) -> Markup:
+    status = row["status"]
+    label = STATUS_LABELS[status]
+    badge = (
+        f' <span class="badge badge-{status}" title="{escape(row["status_reason"])}">{label}</span>' if label else ""
+    )
+    checkbox = (
+        f'<input type="checkbox" class="pick" value="{escape(row["id"])}" aria-label="compare {escape(row["id"])}">'
+    )
+    link = f'<a href="{escape(href)}">{escape(row["id"])}</a>'
+    return Markup(f'<td class="model" data-sort="{escape(row["id"])}">{checkbox}{link}{badge}</td>')
+
+
+def row_cells(row: dict, paper_missing: str) -> dict[str, Markup]:
+    seeds = row["seeds"]
+    if _missing(seeds):
+        seed_text = Markup('<span class="na" title="trained with one seed">1 seed</span>')
+    else:
+        seed_text = Markup(f'{_number(row["seed_dice_sd"], 4)} <span class="ci-text">({int(seeds)} seeds)</span>')
+    return {
+        "rank": rank_cell(row),
+        "dice": dice_cell(row),
+        "nsd": _cell(_number(row["nsd"], 4), row["nsd"]),
+        "hd95": _cell(_number(row["hd95"], 2), row["hd95"]),
+        "seeds": _cell(seed_text, row["seed_dice_sd"]),
+        "params": _cell(_number(row["params_m"], 1), row["params_m"]),
+        "speed": _cell(_number(row["infer_images_per_s"], 0), row["infer_images_per_s"]),
+        "gflops": _cell(_number(row["gflops"], 2), row["gflops"]),
+        "sensitivity": _cell(_number(row["sensitivity"], 4), row["sensitivity"]),
+        "specificity": _cell(_number(row["specificity"], 4), row["specificity"]),
+        "precision": _cell(_number(row["precision"], 4), row["precision"]),
+        "slice": _cell(_number(row["slice_dice"], 4), row["slice_dice"]),
+        "paper": _cell(_number(row["paper_dice"], 2), row["paper_dice"]),
+        "reported": _cell(_number(row["paper_reported_dice"], 2, paper_missing), row["paper_reported_dice"]),
+        "epoch": _cell(Markup(f"{_number(row['best_epoch'], 0)} / {int(row['epochs'])}"), row["best_epoch"]),
+    }
+
+
+def leaderboard_table(rows: pd.DataFrame, model_href, speed_device: str, synthetic: bool) -> Markup:
+    """The whole table, rows in rank order (models that did not learn or failed last)."""
+    cols = columns(speed_device, synthetic)
+    arrows = {"up": " ↑", "down": " ↓", "": ""}
+    head = ['<th class="model" data-key="model" data-dir="" title="click to sort; tick models to compare">Model</th>']
+    for column in cols:
+        head.append(
+            f'<th data-key="{column.key}" data-family="{column.family}" data-dir="{column.direction}"'
+            f'{"" if column.shown else " hidden"} title="{escape(column.title)}">{escape(column.header)}'
+            f'<span class="dir">{arrows[column.direction]}</span></th>'
+        )
+    body = []
+    for row in rows.to_dict("records"):
+        cells = row_cells(row, "not in the paper")
+        attributes = (
+            f'data-id="{escape(row["id"])}" data-status="{escape(row["status"])}" '
+            f'data-arch="{escape(row["architecture"])}" data-init="{escape(row["encoder_weights"])}"'
+        )
+        words = [row["id"], ARCHITECTURE_NAMES.get(row["architecture"], row["architecture"]), row["encoder"],
+                 row["encoder_weights"], STATUS_LABELS[row["status"]] or "ok"]  # fmt: skip
+        text = " ".join(words).lower()
+        parts = [model_cell(row, model_href(row["id"]))]
+        for column in cols:
+            cell = cells[column.key]
+            parts.append(cell if column.shown else Markup(str(cell).replace("<td ", "<td hidden ", 1)))
+        body.append(Markup(f'<tr {attributes} data-text="{escape(text)}">{"".join(parts)}</tr>'))
+    return Markup(
+        '<div class="board-wrap"><table class="board" id="leaderboard">'
+        f"<thead><tr>{''.join(head)}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+    )

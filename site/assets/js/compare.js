@@ -1,0 +1,268 @@
+// The compare view: two or more models side by side. The choice lives in the address (#models=a,b), so it can
+// be shared and the back button works. Each model's numbers come from data/models/<id>.js (a script, so that it
+// loads from file:// too); data/models.js lists every model for the picker. Paired differences: per test volume,
+// the second model minus the first, with a percentile bootstrap interval over the volumes drawn with a seeded
+// generator (the same draws for every metric), as the site's other intervals. Text goes in with textContent only.
+(function () {
+  var root = document.getElementById("compare");
+  if (!root) return;
+  var draws = Number(root.dataset.draws) || 1000;
+  var confidence = Number(root.dataset.confidence) || 0.95;
+  var seed = Number(root.dataset.seed) || 0;
+  var template = JSON.parse(document.getElementById("compare-loss-template").textContent);
+  var METRICS = [
+    ["dice", "Dice", "up", 4], ["nsd", "NSD", "up", 4], ["hd95", "HD95 (mm)", "down", 2],
+    ["sensitivity", "sensitivity", "up", 4], ["specificity", "specificity", "up", 4], ["precision", "precision", "up", 4],
+  ];
+  var STATUS = { ok: "ranked", degenerate: "did not learn", failed: "failed" };
+
+  function el(tag, text, className) {
+    var node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = text;
+    if (className) node.className = className;
+    return node;
+  }
+  function fmt(value, digits) {
+    return value === null || value === undefined || isNaN(value) ? "–" : Number(value).toFixed(digits);
+  }
+  function signed(value, digits) {
+    return (value > 0 ? "+" : "") + fmt(value, digits);
+  }
+  function selected() {
+    var params = new URLSearchParams(location.hash.replace(/^#/, ""));
+    return (params.get("models") || "").split(",").filter(function (id) { return /^[a-z0-9_.~-]+$/.test(id); });
+  }
+  function choose(ids) {
+    history.pushState(null, "", location.pathname + location.search + "#models=" + ids.join(","));
+    render();
+  }
+
+  // mulberry32: a small seeded generator, so the intervals are the same on every load.
+  function generator(state) {
+    return function () {
+      state = (state + 0x6d2b79f5) | 0;
+      var t = Math.imul(state ^ (state >>> 15), 1 | state);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+  function quantile(sorted, q) {
+    var index = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+    return sorted[index];
+  }
+  // Mean of the differences and its percentile bootstrap interval (resampling the volumes).
+  function pairedInterval(differences) {
+    var n = differences.length, random = generator(seed + 1), means = [];
+    for (var d = 0; d < draws; d++) {
+      var total = 0;
+      for (var i = 0; i < n; i++) total += differences[Math.floor(random() * n)];
+      means.push(total / n);
+    }
+    means.sort(function (a, b) { return a - b; });
+    var tail = (1 - confidence) / 2;
+    var mean = differences.reduce(function (a, b) { return a + b; }, 0) / n;
+    return { mean: mean, low: quantile(means, tail), high: quantile(means, 1 - tail) };
+  }
+
+  function loadModel(id) {
+    return site.loadData("data/models/" + id + ".js").then(function () {
+      var model = (window.benchmarkModels || {})[id];
+      if (!model) throw new Error("no data for " + id);
+      return model;
+    });
+  }
+
+  function picker(index, ids) {
+    var box = el("div", null, "compare-picker");
+    var experiments = {};
+    index.forEach(function (m) { experiments[m.experiment] = true; });
+    var experiment = el("select");
+    experiment.setAttribute("aria-label", "Experiment");
+    Object.keys(experiments).forEach(function (e) { experiment.appendChild(el("option", e)).value = e; });
+    var model = el("select");
+    model.setAttribute("aria-label", "Model to add");
+    function fill() {
+      model.textContent = "";
+      index.filter(function (m) { return m.experiment === experiment.value && ids.indexOf(m.id) < 0; })
+        .forEach(function (m) {
+          var label = m.id + (m.status === "ok" ? " (Dice " + fmt(m.dice, 4) + ")" : " (" + STATUS[m.status] + ")");
+          model.appendChild(el("option", label)).value = m.id;
+        });
+    }
+    if (ids.length) {
+      var first = index.filter(function (m) { return m.id === ids[0]; })[0];
+      if (first) experiment.value = first.experiment;
+    }
+    experiment.addEventListener("change", fill);
+    fill();
+    var add = el("button", "Add", "md-button");
+    add.type = "button";
+    add.addEventListener("click", function () { if (model.value) choose(ids.concat([model.value])); });
+    box.appendChild(el("span", "Add a model: "));
+    [experiment, model, add].forEach(function (node) { box.appendChild(node); });
+    var chips = el("div", null, "compare-chips");
+    ids.forEach(function (id) {
+      var chip = el("span", null, "chip");
+      var link = el("a", id);
+      link.href = site.root + "models/" + id + ".html";
+      var remove = el("button", "×");
+      remove.type = "button";
+      remove.setAttribute("aria-label", "remove " + id);
+      remove.addEventListener("click", function () { choose(ids.filter(function (x) { return x !== id; })); });
+      chip.appendChild(link);
+      chip.appendChild(remove);
+      chips.appendChild(chip);
+    });
+    box.appendChild(chips);
+    return box;
+  }
+
+  function metricsTable(models) {
+    var table = el("table", null, "compare-table");
+    var head = table.createTHead().insertRow();
+    head.appendChild(el("th", "metric"));
+    models.forEach(function (m) { head.appendChild(el("th", m.id)); });
+    var body = table.createTBody();
+    var rows = [
+      ["status", function (m) { return STATUS[m.status] + (m.status_reason ? ": " + m.status_reason : ""); }],
+      ["rank (95% interval), tier", function (m) {
+        return m.rank === null ? "not ranked" : fmt(m.rank, 0) + " (" + fmt(m.rank_low, 0) + "–" + fmt(m.rank_high, 0) + "), T" + fmt(m.tier, 0);
+      }],
+    ];
+    METRICS.forEach(function (metric) {
+      rows.push([metric[1] + (metric[2] === "up" ? " ↑" : " ↓"), function (m) {
+        var low = m[metric[0] + "_ci_low"], high = m[metric[0] + "_ci_high"];
+        return fmt(m[metric[0]], metric[3]) + (low !== undefined && low !== null ? " [" + fmt(low, metric[3]) + ", " + fmt(high, metric[3]) + "]" : "");
+      }]);
+    });
+    rows.push(["seed SD of Dice", function (m) { return m.seeds ? fmt(m.seed_dice_sd, 4) + " (" + m.seeds + " seeds)" : "one seed"; }]);
+    rows.push(["parameters (M)", function (m) { return fmt(m.params_m, 1); }]);
+    rows.push(["inference images/s", function (m) { return fmt(m.infer_images_per_s, 0); }]);
+    rows.forEach(function (row) {
+      var tr = body.insertRow();
+      tr.appendChild(el("th", row[0]));
+      models.forEach(function (m) { tr.appendChild(el("td", row[1](m))); });
+    });
+    return table;
+  }
+
+  function pairedSection(models) {
+    var box = el("div", null, "compare-paired");
+    var first = models[0];
+    models.slice(1).forEach(function (other) {
+      box.appendChild(el("h3", other.id + " minus " + first.id));
+      if (other.experiment !== first.experiment) {
+        box.appendChild(el("p", "Different experiments: their test targets differ, so per-volume differences are not paired."));
+        return;
+      }
+      var volumes = {};
+      first.volumes.forEach(function (v) { volumes[v.volume] = v; });
+      var shared = other.volumes.filter(function (v) { return volumes[v.volume]; });
+      if (!shared.length) {
+        box.appendChild(el("p", "No test volumes with scores for both (a model that failed has none)."));
+        return;
+      }
+      var table = el("table", null, "compare-table paired-table");
+      var head = table.createTHead().insertRow();
+      ["metric", "mean difference", Math.round(confidence * 100) + "% paired bootstrap interval", "second better on"].forEach(function (h) { head.appendChild(el("th", h)); });
+      var body = table.createTBody();
+      [["dice", "Dice", 1, 4], ["nsd", "NSD", 1, 4], ["hd95", "HD95 (mm)", -1, 2]].forEach(function (metric) {
+        var differences = shared.map(function (v) { return v[metric[0]] - volumes[v.volume][metric[0]]; });
+        var result = pairedInterval(differences);
+        var better = differences.filter(function (d) { return metric[2] * d > 0; }).length;
+        var tr = body.insertRow();
+        tr.appendChild(el("th", metric[1] + (metric[2] > 0 ? " ↑" : " ↓")));
+        tr.appendChild(el("td", signed(result.mean, metric[3])));
+        var separable = result.low > 0 || result.high < 0;
+        tr.appendChild(el("td", "[" + signed(result.low, metric[3]) + ", " + signed(result.high, metric[3]) + "]" + (separable ? "" : " (includes 0: not separable)")));
+        tr.appendChild(el("td", better + " of " + differences.length + " volumes"));
+      });
+      box.appendChild(table);
+      var detail = el("table", null, "compare-table per-volume");
+      var dh = detail.createTHead().insertRow();
+      ["volume", "Dice " + first.id, "Dice " + other.id, "difference"].forEach(function (h) { dh.appendChild(el("th", h)); });
+      var db = detail.createTBody();
+      shared.forEach(function (v) {
+        var tr = db.insertRow();
+        tr.appendChild(el("td", v.volume));
+        tr.appendChild(el("td", fmt(volumes[v.volume].dice, 4)));
+        tr.appendChild(el("td", fmt(v.dice, 4)));
+        tr.appendChild(el("td", signed(v.dice - volumes[v.volume].dice, 4)));
+      });
+      var more = el("details");
+      more.appendChild(el("summary", "Per volume"));
+      more.appendChild(detail);
+      box.appendChild(more);
+    });
+    return box;
+  }
+
+  function masks(models) {
+    var box = el("div", null, "compare-masks");
+    models.forEach(function (m) {
+      var figure = el("figure");
+      if (m.mask) {
+        var image = el("img");
+        image.src = site.root + m.mask;
+        image.alt = "Predicted masks of " + m.id;
+        image.loading = "lazy";
+        figure.appendChild(image);
+      } else {
+        figure.appendChild(el("p", "No picture (the model failed)."));
+      }
+      figure.appendChild(el("figcaption", m.id));
+      box.appendChild(figure);
+    });
+    return box;
+  }
+
+  function lossChart(models) {
+    var spec = JSON.parse(JSON.stringify(template));
+    var rows = [];
+    models.forEach(function (m) { rows = rows.concat(m.history); });
+    spec.data.forEach(function (entry) { if (entry.name === "history") entry.values = rows; });
+    var target = el("div", null, "vega-chart");
+    target.id = "compare-loss";
+    setTimeout(function () { site.renderChart(target, spec); }, 0);
+    return target;
+  }
+
+  var index = [], generation = 0;
+  function render() {
+    var ids = selected(), current = ++generation;
+    root.textContent = "";
+    root.appendChild(picker(index, ids));
+    if (ids.length === 0) {
+      root.appendChild(el("p", "Choose models above, or tick them on a leaderboard."));
+      return;
+    }
+    var status = root.appendChild(el("p", "Loading " + ids.length + " models…", "compare-status"));
+    Promise.all(ids.map(loadModel)).then(function (models) {
+      if (current !== generation) return;  // a newer choice is being drawn
+      status.remove();
+      root.appendChild(el("h2", "Metrics"));
+      root.appendChild(metricsTable(models));
+      if (models.length > 1) {
+        root.appendChild(el("h2", "Paired differences per test volume"));
+        root.appendChild(pairedSection(models));
+      } else {
+        root.appendChild(el("p", "Add a second model to see paired differences."));
+      }
+      root.appendChild(el("h2", "Predicted masks"));
+      root.appendChild(masks(models));
+      root.appendChild(el("h2", "Loss curves"));
+      root.appendChild(lossChart(models));
+      document.dispatchEvent(new CustomEvent("compare-rendered", { detail: { models: models } }));
+    }).catch(function (error) {
+      status.textContent = "Could not load the models: " + error.message;
+      console.error(error);
+    });
+  }
+
+  site.loadData("data/models.js").then(function () {
+    index = (window.benchmarkIndex || {}).models || [];
+    render();
+  });
+  window.addEventListener("popstate", render);
+  window.addEventListener("hashchange", render);
+})();

@@ -1,0 +1,92 @@
+"""Screenshots of the built site as a reader sees it: home, a leaderboard, a model page and the compare view, at
+1440 px (a laptop) and 390 px (a phone), full page, from public/ over a loopback HTTP server.
+
+    python -m tools.screenshots                  # reads public/, writes screenshots/ (make screenshots)
+    python -m tools.screenshots --site DIR --out DIR
+
+The pages are chosen from the site itself: the first leaderboard, its first model and the compare view of its
+first two models. Nothing leaves the machine: requests to other hosts are refused and listed.
+"""
+
+import argparse
+import functools
+import re
+import sys
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from benchmarks.browser import launch
+
+WIDTHS = {"desktop": (1440, 900), "phone": (390, 844)}
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def pages(site: Path) -> dict[str, str]:
+    """Name -> path of the pages to photograph, found in the built site."""
+    boards = sorted((site / "leaderboard").glob("*.html"))
+    if not boards:
+        raise SystemExit(f"error: {site}: no leaderboard page; build the site first (make site)")
+    board = boards[0]
+    ids = re.findall(r'data-id="([^"]+)" data-status="ok"', board.read_text())
+    chosen = {"home": "index.html", "leaderboard": f"leaderboard/{board.name}"}
+    if ids:
+        chosen["model"] = f"models/{ids[0]}.html"
+        chosen["compare"] = f"compare.html#models={','.join(ids[:2])}"
+    return chosen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--site", type=Path, default=Path("public"))
+    parser.add_argument("--out", type=Path, default=Path("screenshots"))
+    args = parser.parse_args()
+    if not (args.site / "index.html").exists():
+        raise SystemExit(f"error: {args.site}: no built site; run `make site` (or `make demo`) first")
+    from playwright.sync_api import sync_playwright
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(args.site)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    outside: list[str] = []
+
+    def guard(route) -> None:
+        host = urlsplit(route.request.url).hostname
+        if host == "127.0.0.1":
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    written = []
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        for name, path in pages(args.site).items():
+            for label, (width, height) in WIDTHS.items():
+                context = browser.new_context(viewport={"width": width, "height": height})
+                context.route("**/*", guard)
+                page = context.new_page()
+                page.goto(f"{base}/{path}")
+                page.wait_for_load_state("networkidle")
+                page.wait_for_timeout(800)  # charts and the viewer draw after load
+                target = args.out / f"{name}-{label}.png"
+                page.screenshot(path=str(target), full_page=True)
+                written.append(target)
+                context.close()
+        browser.close()
+    httpd.shutdown()
+    for path in written:
+        print(path)
+    if outside:
+        print(f"error: requests left the machine: {outside}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
