@@ -26,5 +26,14 @@ def chromium_path() -> str:
     return path
 
 
-def launch(playwright):
-    return playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+# WebGL2 in software (SwiftShader through ANGLE), for the volume viewer: headless Chromium has no GPU here.
+WEBGL_FLAGS = [flag for flag in CHROMIUM_FLAGS if flag != "--disable-gpu"] + [
+    "--use-gl=angle",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+]
+
+
+def launch(playwright, webgl: bool = False):
+    """Chromium, without WebGL by default (the charts need none); ``webgl=True`` renders it in software."""
+    return playwright.chromium.launch(executable_path=chromium_path(), args=WEBGL_FLAGS if webgl else CHROMIUM_FLAGS)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import profiles
+from pipeline import profiles, viewer_data
 from pipeline.aggregate import aggregate
 from pipeline.cells import Run, grid_cells
 from pipeline.config import parse_params
@@ -105,6 +105,41 @@ def _write_run(folders: tuple[Path, Path], run: Run, rng, epochs: int, index: in
     (evaluation / run.id / "metrics.json").write_text(json.dumps(metrics))
 
 
+def _chest(size: int, slices: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A crude chest volume (slices first, HU) and its lung mask: body, two lungs, scanner noise."""
+    rows, columns = np.ogrid[:size, :size]
+    centre = size / 2
+
+    def ellipse(cy, cx, ry, rx):
+        return ((rows - cy) / ry) ** 2 + ((columns - cx) / rx) ** 2 <= 1
+
+    body = ellipse(centre, centre, 0.35 * size, 0.45 * size)
+    lungs = ellipse(centre, 0.3 * size, 0.22 * size, 0.12 * size) | ellipse(
+        centre, 0.7 * size, 0.22 * size, 0.12 * size
+    )
+    image = np.where(body, 40.0, -1000.0) + np.where(lungs, -890.0, 0.0)
+    volume = np.repeat(image[None], slices, axis=0) + rng.normal(0, 20, (slices, size, size))
+    return volume.astype(np.float32), np.repeat(lungs[None], slices, axis=0)
+
+
+def write_viewer_fixture(figures: Path, runs: list, rng: np.random.Generator, size: int, slices: int) -> None:
+    """The viewer's data as the figures stage writes it: one CT, one label volume per model (its prediction:
+    the truth shifted a little), at ``size`` x ``size`` x ``slices`` (already the viewer's size)."""
+    folder = figures / "viewer"
+    folder.mkdir(parents=True, exist_ok=True)
+    ct, truth = _chest(size, slices, rng)
+    spacing = (2.5, 630 * 0.7 / size, 630 * 0.7 / size)
+    (folder / "ct-1.js").write_text(viewer_data.as_script("ct-1", viewer_data.ct_volume(ct, spacing, size)))
+    for run in runs:
+        prediction = np.roll(truth, int(rng.integers(-3, 4)), axis=2)
+        labels = viewer_data.label_volume(prediction, truth, spacing, size)
+        (folder / f"{run.id}--1.js").write_text(viewer_data.as_script(f"{run.id}--1", labels))
+    experiments = {run.cell.experiment for run in runs}
+    layout = {"labels": viewer_data.LABELS, "hu_range": viewer_data.HU_RANGE, "volumes": {"1": "1.nii.gz"},
+              "models": {run.id: ["1"] for run in runs}, "typical": dict.fromkeys(experiments, "1")}  # fmt: skip
+    (folder / "viewer.json").write_text(json.dumps(layout, indent=2, sort_keys=True) + "\n")
+
+
 def write_results_fixture(
     root: Path,
     experiments=("lung", "lesion_a", "lesion_b"),
@@ -117,9 +152,11 @@ def write_results_fixture(
     degenerate: int = 1,
     repeated: int = 2,
     images: bool = True,
+    viewer: tuple[int, int] | None = (48, 6),
 ) -> tuple[Path, Path]:
     """Write ``root/results`` and ``root/figures``: the first ``failed`` models failed, the next ``degenerate``
-    did not learn, and the last ``repeated`` models of each experiment have two repeats (seeds 1 and 2)."""
+    did not learn, and the last ``repeated`` models of each experiment have two repeats (seeds 1 and 2);
+    ``viewer`` (in-plane size, slices): the viewer's volumes, or None for none."""
     rng = np.random.default_rng(seed)
     results, figures = root / "results", root / "figures"
     for folder in (figures / "masks", figures / "filters"):
@@ -159,6 +196,10 @@ def write_results_fixture(
                 for a in architectures for e in encoders}  # fmt: skip
     speed.write_text(json.dumps({"device": "fixture: no device", "method": "fixture", "networks": networks}))
     aggregate(params, *folders, results, Path(__file__).resolve().parents[1] / "reference", speed)
+    if viewer:
+        board = pd.read_csv(results / "leaderboard.csv")
+        drawn = set(board.loc[board["status"] != "failed", "id"])
+        write_viewer_fixture(figures, [run for run in params.runs() if run.id in drawn], rng, *viewer)
     (figures / "intensity.json").write_text(json.dumps(intensity_histograms(_FakeTest(rng))) + "\n")
     slices = {e: [{"volume": f"{v}.nii.gz", "slice": 10 * v} for v in (1, 2, 3)] for e in experiments}
     (figures / "slices.json").write_text(json.dumps(slices, indent=2) + "\n")

@@ -210,6 +210,28 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class ViewerParams:
+    """The volume viewer of the model pages (pipeline.viewer_data): which test volumes it shows, per model —
+    ``median_target`` (the volume whose target is of median size: a typical case, the same for every model of
+    an experiment), ``worst`` (the model's own lowest-Dice volume) or a volume's file name — and the largest
+    in-plane size it keeps."""
+
+    volumes: list[str]
+    size: int
+
+    def __post_init__(self) -> None:
+        if not self.volumes:
+            raise ValueError("volumes must list at least one volume (median_target, worst or a file name)")
+        if len(set(self.volumes)) != len(self.volumes):
+            raise ValueError("volumes lists a value twice")
+        for volume in self.volumes:
+            if volume not in ("median_target", "worst") and not volume.replace(".nii", "").replace(".gz", "").isdigit():
+                raise ValueError(f"volumes: '{volume}' is not median_target, worst or a test volume's file name")
+        if self.size < 32:
+            raise ValueError("size must be at least 32 pixels")
+
+
+@dataclass(frozen=True)
 class SpeedParams:
     """The dedicated timing of each network (pipeline.speed): ``warmup`` untimed passes, then the median of
     ``repeats`` timed ones, at a fixed batch size."""
@@ -251,6 +273,7 @@ class Params:
     repeats: RepeatsParams
     evaluate: EvaluateParams
     speed: SpeedParams
+    viewer: ViewerParams
     site: SiteParams
 
     def __post_init__(self) -> None:

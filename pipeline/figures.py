@@ -1,6 +1,6 @@
 """Stage ``figures``: the pictures the website shows that need the models or the data, not only results/.
 
-    python -m pipeline.figures        (as dvc.yaml runs it; reads params `grid`, `evaluate`)
+    python -m pipeline.figures        (as dvc.yaml runs it; reads params `grid`, `evaluate.threshold`, `viewer`)
 
 Writes figures/ (a DVC output of its own: at the paper's 512 px these images are too big for git, and a
 persistent one: each model's pictures are kept with the key they were drawn for in ``index.json``, the
@@ -14,7 +14,10 @@ and the others are reused; the last line says how many of each):
   experiment, one per encoder and initialisation, on the paper's fixed colour range (Fig. 8);
 - ``intensity.json``: histograms of the normalised test inputs, all pixels and pixels inside the target,
   per experiment (Fig. 2);
-- ``slices.json``: which test slices the mask pictures show.
+- ``slices.json``: which test slices the mask pictures show;
+- ``viewer/``: the volume viewer's data (pipeline.viewer_data): ``ct-<volume>.js`` once per test volume shown,
+  ``<id>--<volume>.js`` per model and volume (its prediction against the ground truth), and ``viewer.json``
+  saying which volumes each model shows (params ``viewer``).
 """
 
 import argparse
@@ -23,20 +26,22 @@ import hashlib
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image
 from tqdm import tqdm
 
-from pipeline import checkpoints
+from pipeline import checkpoints, viewer_data
 from pipeline.cells import Cell, parse_cell_id
 from pipeline.config import PARAMS_FILE, load_params
-from pipeline.dataset import EXPERIMENTS, PREPARED_DIR, experiment_arrays
-from pipeline.errors import run_stage
-from pipeline.evaluate import HeldOutSet, digest, read_train_record
-from pipeline.inference import probabilities
+from pipeline.dataset import EXPERIMENTS, PREPARED_DIR, experiment_arrays, load_native
+from pipeline.errors import PipelineError, run_stage
+from pipeline.evaluate import EVALUATION_DIR, HeldOutSet, digest, read_train_record
+from pipeline.inference import probabilities, to_native
 from pipeline.outputs import write_text_atomically
 from pipeline.train import MODELS_DIR, select_device
 
@@ -137,13 +142,66 @@ def filter_cells(cells: list[Cell]) -> list[Cell]:
     return [cell for cell in lung if cell.architecture == lung[0].architecture]
 
 
-FIGURE_CODE = ("figures.py", "inference.py", "checkpoints.py")
+FIGURE_CODE = ("figures.py", "inference.py", "checkpoints.py", "viewer_data.py", "transforms.py")
 
 
-def figure_key(train: dict, data: str, code: str, threshold: float, device_type: str, filters: bool) -> str:
-    inputs = {"run": train["id"], "checkpoint": train["checkpoint"]["sha256"], "data": data, "code": code,
-              "threshold": threshold, "device": device_type, "filters": filters}  # fmt: skip
+def figure_key(train: dict, data: str, code: str, settings: dict) -> str:
+    """Everything a model's pictures and viewer data depend on."""
+    inputs = {"run": train["id"], "checkpoint": train["checkpoint"]["sha256"], "data": data, "code": code, **settings}
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class ViewerPlan:
+    """Which test volumes the viewer shows, and what it needs to draw them."""
+
+    test: HeldOutSet
+    size: int
+    typical: dict[str, str]  # experiment -> the volume whose target is of median size
+    names: dict[str, str]  # volume folder -> file name
+
+    @classmethod
+    def make(cls, test: HeldOutSet, experiments: list[str], requested: list[str], size: int) -> "ViewerPlan":
+        names = {folder: name for name, folder in test.volume_dirs.items()}
+        for volume in requested:
+            if volume not in ("median_target", "worst") and volume not in test.volume_dirs:
+                raise PipelineError(f"params: viewer.volumes lists {volume}; the test volumes are "
+                                    f"{', '.join(test.volume_dirs)}")  # fmt: skip
+        typical = {}
+        for experiment in experiments:
+            voxels = {}
+            for folder in test.volume_dirs.values():
+                native = load_native(folder, test.prepared_dir)
+                voxels[folder] = int(np.asarray(native.lung if experiment == "lung" else native.lesion).sum())
+            typical[experiment] = viewer_data.median_target_volume(voxels)
+        return cls(test, size, typical, names)
+
+    def volumes(self, requested: list[str], experiment: str, evaluation: Path) -> list[str]:
+        """The volume folders shown for one model (``worst`` reads its evaluation)."""
+        chosen = []
+        for volume in requested:
+            if volume == "median_target":
+                chosen.append(self.typical[experiment])
+            elif volume == "worst":
+                scores = pd.read_csv(evaluation / "volumes.csv")
+                chosen.append(self.test.volume_dirs[scores.sort_values(["dice", "volume"]).iloc[0]["volume"]])
+            else:
+                chosen.append(self.test.volume_dirs[volume])
+        return list(dict.fromkeys(chosen))
+
+    def ct(self, folder: str) -> bytes:
+        native = load_native(folder, self.test.prepared_dir)
+        return viewer_data.ct_volume(np.asarray(native.image), self.test.spacing[self.names[folder]], self.size)
+
+    def labels(self, model, experiment: str, folder: str, threshold: float) -> bytes:
+        """The model's prediction on one test volume, in native geometry as evaluation scores it, as labels."""
+        name = self.names[folder]
+        inputs, _ = self.test.experiment(experiment)
+        rows = self.test.volume_rows[name]
+        native = load_native(folder, self.test.prepared_dir)
+        truth = np.asarray(native.lung if experiment == "lung" else native.lesion).astype(bool)
+        prediction = to_native(probabilities(model, np.asarray(inputs)[rows]), *truth.shape[1:], threshold)
+        return viewer_data.label_volume(prediction.astype(bool), truth, self.test.spacing[name], self.size)
 
 
 def _save_png(picture: Image.Image, path: Path) -> None:
@@ -165,6 +223,7 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
     parser.add_argument("--prepared", type=Path, default=PREPARED_DIR)
     parser.add_argument("--models", type=Path, default=MODELS_DIR)
+    parser.add_argument("--evaluation", type=Path, default=EVALUATION_DIR)
     parser.add_argument("--out", type=Path, default=FIGURES_DIR)
     args = parser.parse_args()
     started = time.perf_counter()
@@ -187,16 +246,25 @@ def main() -> None:
     filtered = set(filter_cells(cells))
     data = held_out.fingerprint()
     code = digest(Path(__file__).parent / name for name in FIGURE_CODE)
-    for folder in ("masks", "filters"):
+    viewer = ViewerPlan.make(held_out, list(grid.experiments), params.viewer.volumes, params.viewer.size)
+    for folder in ("masks", "filters", "viewer"):
         (args.out / folder).mkdir(parents=True, exist_ok=True)
-    old, index, drawn = _read_index(args.out / "index.json"), {}, 0
+    old, index, drawn, shown_volumes = _read_index(args.out / "index.json"), {}, 0, {}
     for cell in tqdm(cells, desc="figures", unit="model"):
         train = read_train_record(args.models / cell.id)
         if train["status"] != "ok":
             continue
-        key = figure_key(train, data, code, params.evaluate.threshold, device.type, cell in filtered)
+        volumes_shown = viewer.volumes(params.viewer.volumes, cell.experiment, args.evaluation / cell.id)
+        shown_volumes[cell.id] = volumes_shown
+        settings = {"threshold": params.evaluate.threshold, "device": device.type, "filters": cell in filtered,
+                    "viewer": [params.viewer.size, volumes_shown]}  # fmt: skip
+        key = figure_key(train, data, code, settings)
         index[cell.id] = key
-        if old.get(cell.id) == key and (args.out / "masks" / f"{cell.id}.png").exists():
+        outputs = [
+            args.out / "masks" / f"{cell.id}.png",
+            *(args.out / "viewer" / f"{cell.id}--{v}.js" for v in volumes_shown),
+        ]
+        if old.get(cell.id) == key and all(path.exists() for path in outputs):
             continue
         model, _ = checkpoints.load(checkpoints.resolve(args.models / cell.id, args.models), device)
         inputs, targets, images = arrays[cell.experiment]
@@ -204,11 +272,31 @@ def main() -> None:
         _save_png(mask_strip(images, targets, predicted), args.out / "masks" / f"{cell.id}.png")
         if cell in filtered:
             _save_png(filter_grid(first_convolution(model)), args.out / "filters" / f"{cell.id}.png")
+        for volume in volumes_shown:
+            labels = viewer.labels(model, cell.experiment, volume, params.evaluate.threshold)
+            write_text_atomically(args.out / "viewer" / f"{cell.id}--{volume}.js",
+                                  viewer_data.as_script(f"{cell.id}--{volume}", labels))  # fmt: skip
         drawn += 1
+    needed = sorted({volume for volumes in shown_volumes.values() for volume in volumes})
+    ct_key = figure_key({"id": "ct", "checkpoint": {"sha256": ""}}, data, code, {"size": params.viewer.size})
+    for volume in needed:  # each CT once, whatever the number of models showing it
+        path = args.out / "viewer" / f"ct-{volume}.js"
+        if old.get(f"ct-{volume}") != ct_key or not path.exists():
+            write_text_atomically(path, viewer_data.as_script(f"ct-{volume}", viewer.ct(volume)))
+        index[f"ct-{volume}"] = ct_key
     for folder in ("masks", "filters"):  # pictures of models no longer in the grid, or no longer finished
         for picture in (args.out / folder).glob("*.png"):
             if picture.stem not in index or (folder == "filters" and parse_cell_id(picture.stem) not in filtered):
                 picture.unlink()
+    kept = {f"ct-{v}.js" for v in needed} | {f"{i}--{v}.js" for i, vs in shown_volumes.items() for v in vs}
+    for script in (args.out / "viewer").glob("*.js"):
+        if script.name not in kept:
+            script.unlink()
+    layout = {
+        "labels": viewer_data.LABELS, "hu_range": viewer_data.HU_RANGE, "models": shown_volumes,
+        "volumes": {folder: viewer.names[folder] for folder in needed}, "typical": viewer.typical,
+    }  # fmt: skip
+    write_text_atomically(args.out / "viewer" / "viewer.json", json.dumps(layout, indent=2, sort_keys=True) + "\n")
     write_text_atomically(args.out / "intensity.json", json.dumps(intensity_histograms(test)) + "\n")
     slices = {
         experiment: [{"volume": slice_rows[i]["volume"], "slice": int(slice_rows[i]["slice"])} for i in rows]
@@ -217,7 +305,7 @@ def main() -> None:
     write_text_atomically(args.out / "slices.json", json.dumps(slices, indent=2) + "\n")
     write_text_atomically(args.out / "index.json", json.dumps(index, indent=2, sort_keys=True) + "\n")
     seconds = time.perf_counter() - started
-    print(f"figures: {drawn} drawn, {len(index) - drawn} reused in {seconds:.1f} s -> {args.out}")
+    print(f"figures: {drawn} drawn, {len(shown_volumes) - drawn} reused in {seconds:.1f} s -> {args.out}")
 
 
 if __name__ == "__main__":

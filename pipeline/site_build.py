@@ -38,7 +38,7 @@ from pipeline import charts, site_format, site_tables
 from pipeline.aggregate import RESULTS_DIR
 from pipeline.config import PARAMS_FILE, load_params
 from pipeline.errors import DataError, run_stage
-from pipeline.figures import FIGURES_DIR
+from pipeline.figures import COLOURS, FIGURES_DIR
 from pipeline.metrics import SCORES
 from pipeline.outputs import read_json, replace_directory
 from pipeline.publish import direct_url
@@ -246,7 +246,21 @@ def model_context(results: Results, model_id: str, provenance: Provenance) -> di
         "speed_device": results.summary["speed"].get("device"),
         "tolerance": _tolerance(metrics["experiment"], results),
         "implementation": results.summary["implementation"],
+        "viewers": viewer_entries(results, model_id),
+        "viewer_colours": VIEWER_COLOURS,
     }
+
+
+# The viewer draws the prediction in the colours of the mask pictures (pipeline.figures.COLOURS).
+VIEWER_COLOURS = ";".join(",".join(map(str, COLOURS[name])) for name in ("tp", "fp", "fn"))
+
+
+def viewer_entries(results: Results, model_id: str) -> list[dict]:
+    """The volumes a model's viewer shows: its CT's key and its prediction's key."""
+    volumes = results.viewer.get("models", {}).get(model_id, [])
+    names, typical = results.viewer.get("volumes", {}), set(results.viewer.get("typical", {}).values())
+    return [{"volume": names.get(v, v), "ct": f"ct-{v}", "labels": f"{model_id}--{v}", "typical": v in typical}
+            for v in volumes]  # fmt: skip
 
 
 def _tolerance(experiment: str, results: Results) -> float:
@@ -376,6 +390,7 @@ def model_data(results: Results, model_id: str) -> dict:
     record["volumes"] = _records(model.volumes[columns]) if model.evaluated else []
     record["history"] = charts.history_rows(model.history, f"{model_id} ") if model.evaluated else []
     record["mask"] = f"img/masks/{model_id}.png" if (results.figures / "masks" / f"{model_id}.png").exists() else None
+    record["viewer"] = viewer_entries(results, model_id)
     return record
 
 
@@ -390,7 +405,7 @@ def compare_page_context(results: Results) -> dict:
     return {
         "banner": _banner(results), "experiments": results.experiments,
         "loss_template": charts.loss_template(chart_note(results)),
-        "bootstrap": results.summary["bootstrap"],
+        "bootstrap": results.summary["bootstrap"], "viewer_colours": VIEWER_COLOURS,
     }  # fmt: skip
 
 
@@ -463,6 +478,8 @@ def generate(results: Results, provenance: Provenance, docs: Path, sources: Path
     for kind in ("masks", "filters"):
         if (results.figures / kind).is_dir():
             shutil.copytree(results.figures / kind, docs / "img" / kind)
+    if results.viewer:  # the viewer's volumes: one CT per volume shown, one small label volume per model
+        shutil.copytree(results.figures / "viewer", docs / "viewer", ignore=shutil.ignore_patterns("*.json"))
     write_downloads(results, docs / "downloads")
     shutil.copyfile(PROJECT_DIR / "CITATION.cff", docs / "downloads" / "CITATION.cff")
     return pages

@@ -86,6 +86,7 @@ class Results:
     models: dict[str, Model]
     figures: Path
     slices: dict  # experiment -> [{volume, slice}] the mask pictures show
+    viewer: dict  # figures/viewer/viewer.json: the volumes each model's viewer shows ({} without viewer data)
 
     @property
     def data_source(self) -> str:
@@ -165,7 +166,19 @@ def load_results(results_dir: Path = RESULTS_DIR, figures_dir: Path = FIGURES_DI
         for model_id, status in zip(board["id"], board["status"], strict=True)
     }
     slices = read_json(figures_dir / "slices.json", "draw the figures first (`dvc repro figures`)")
-    return Results(board, summary, rankings, models, figures_dir, slices)
+    viewer_path = figures_dir / "viewer" / "viewer.json"
+    viewer = read_json(viewer_path, "draw the figures (`dvc repro figures`)") if viewer_path.exists() else {}
+    if viewer:
+        require_keys(
+            viewer, ("models", "volumes", "typical"), viewer_path, "draw the figures again (`dvc repro figures`)"
+        )
+        names = set(viewer["models"]) - set(board["id"])
+        if names:
+            raise DataError(viewer_path, f"lists {sorted(names)[0]}, which the leaderboard does not")
+        for model_id, volumes in viewer["models"].items():
+            if not all(isinstance(v, str) and v.isalnum() for v in volumes):
+                raise DataError(viewer_path, f"gives {model_id} a volume that is not a plain folder name")
+    return Results(board, summary, rankings, models, figures_dir, slices, viewer)
 
 
 def intensity(results: Results) -> dict:

@@ -282,6 +282,18 @@ def test_vendored_javascript_is_one_copy_in_the_sources():
     assert all(any(name.startswith(licence) for licence in licences) for name in names)
 
 
+def test_vendored_files_are_the_registrys_as_recorded():
+    """site/assets/js/vendor/ holds exactly what tools/vendor_js.py fetched from the npm registry."""
+    from tools import vendor_js
+
+    record = json.loads(vendor_js.RECORD.read_text())
+    assert vendor_js.check(record) == []
+    assert {entry["version"] for name, entry in record.items() if name == "@niivue/niivue"} == {"0.69.0"}
+    on_disk = {p.relative_to(vendor_js.VENDOR_DIR).as_posix() for p in vendor_js.VENDOR_DIR.rglob("*") if p.is_file()}
+    recorded = {name for entry in record.values() for name in entry["files"]}
+    assert on_disk - {"vendored.json"} == recorded  # nothing vendored by hand beside them
+
+
 def test_model_page_links_the_checkpoint_when_a_public_remote_is_set(fixture_results, tmp_path, monkeypatch):
     model_id = "lung-unet-resnet18-imagenet"
     manifest = [

@@ -1,5 +1,6 @@
-"""Screenshots of the built site as a reader sees it: home, a leaderboard, a model page and the compare view, at
-1440 px (a laptop) and 390 px (a phone), full page, from public/ over a loopback HTTP server.
+"""Screenshots of the built site as a reader sees it: home, a leaderboard, a model page, its volume viewer and the
+compare view, at 1440 px (a laptop) and 390 px (a phone), full page, from public/ over a loopback HTTP server
+(WebGL2 rendered in software, so the viewer draws).
 
     python -m tools.screenshots                  # reads public/, writes screenshots/ (make screenshots)
     python -m tools.screenshots --site DIR --out DIR
@@ -66,7 +67,7 @@ def main() -> None:
 
     written = []
     with sync_playwright() as playwright:
-        browser = launch(playwright)
+        browser = launch(playwright, webgl=True)
         for name, path in pages(args.site).items():
             for label, (width, height) in WIDTHS.items():
                 context = browser.new_context(viewport={"width": width, "height": height})
@@ -74,10 +75,17 @@ def main() -> None:
                 page = context.new_page()
                 page.goto(f"{base}/{path}")
                 page.wait_for_load_state("networkidle")
-                page.wait_for_timeout(800)  # charts and the viewer draw after load
+                if page.locator(".viewer").count():
+                    page.wait_for_selector(".viewer.viewer-ok, .viewer-fallback-shown, .viewer-error", timeout=60_000)
+                page.wait_for_timeout(800)  # charts draw after load
                 target = args.out / f"{name}-{label}.png"
                 page.screenshot(path=str(target), full_page=True)
                 written.append(target)
+                if name == "model" and page.locator(".viewer").count():
+                    viewer = page.locator(".viewer").first
+                    viewer.scroll_into_view_if_needed()
+                    viewer.screenshot(path=str(args.out / f"viewer-{label}.png"))
+                    written.append(args.out / f"viewer-{label}.png")
                 context.close()
         browser.close()
     httpd.shutdown()

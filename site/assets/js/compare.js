@@ -216,6 +216,37 @@
     return box;
   }
 
+  // The prediction of each model on the first model's viewer volume, side by side, slice positions linked.
+  function viewers(models) {
+    var volume = (models[0].viewer || [])[0];
+    var box = el("div", null, "compare-viewers");
+    if (!volume) {
+      box.appendChild(el("p", "No volume to show (the first model has no viewer data)."));
+      return box;
+    }
+    var boxes = [];
+    models.forEach(function (m) {
+      var entry = (m.viewer || []).filter(function (v) { return v.ct === volume.ct; })[0];
+      var cell = el("div", null, "compare-viewer");
+      cell.appendChild(el("p", m.id, "compare-viewer-title"));
+      if (!entry) {
+        cell.appendChild(el("p", "Not shown on volume " + volume.volume + " (another experiment, or no prediction)."));
+      } else {
+        var viewer = el("div", null, "viewer");
+        viewer.dataset.ct = entry.ct;
+        viewer.dataset.labels = entry.labels;
+        viewer.dataset.colours = root.dataset.colours;
+        cell.appendChild(viewer);
+        boxes.push(viewer);
+      }
+      box.appendChild(cell);
+    });
+    site.load("viewer.js").then(function () {
+      return Promise.all(boxes.map(function (viewer) { return siteViewer.mount(viewer); }));
+    }).then(function (mounted) { siteViewer.link(mounted); });
+    return box;
+  }
+
   function lossChart(models) {
     var spec = JSON.parse(JSON.stringify(template));
     var rows = [];
@@ -248,6 +279,8 @@
       } else {
         root.appendChild(el("p", "Add a second model to see paired differences."));
       }
+      root.appendChild(el("h2", "In 3-D"));
+      root.appendChild(viewers(models));
       root.appendChild(el("h2", "Predicted masks"));
       root.appendChild(masks(models));
       root.appendChild(el("h2", "Loss curves"));
