@@ -63,6 +63,14 @@ def environment(threads: int | None) -> dict[str, str]:
     return env
 
 
+def task_label(name: str) -> str:
+    """The name of a task's lock and log: the run id of a training stage, or e.g. ``evaluate-3``."""
+    try:
+        return run_id_of_stage(name)
+    except ValueError:
+        return name.replace("@", "-")
+
+
 def finished(root: Path, cell_id: str, inputs_key: str) -> bool:
     """Whether the run's train.json says it was trained on exactly these inputs (by another runner)."""
     try:
@@ -74,7 +82,7 @@ def finished(root: Path, cell_id: str, inputs_key: str) -> bool:
 def run_cell(name: str, command: str, root: str, threads: int | None = None, inputs_key: str = "") -> Outcome:
     """Run a cell's command in ``root``; see the module docstring for what each outcome means."""
     root_path = Path(root)
-    cell_id = run_id_of_stage(name)
+    cell_id = task_label(name)
     (root_path / LOCK_DIR).mkdir(parents=True, exist_ok=True)
     (root_path / LOG_DIR).mkdir(parents=True, exist_ok=True)
     log_path = root_path / LOG_DIR / f"{cell_id}.log"

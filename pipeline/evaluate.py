@@ -259,7 +259,8 @@ def _work(job: Job) -> str:
 
 
 def worker_count(params: EvaluateParams, jobs: int) -> int:
-    return max(1, min(params.workers or os.cpu_count() or 1, jobs))
+    """``evaluate.workers``, or one per CPU this process may use (a scheduler's allotment, not the machine's)."""
+    return max(1, min(params.workers or len(os.sched_getaffinity(0)), jobs))
 
 
 def run_jobs(jobs: list[Job], settings: tuple, workers: int) -> None:
@@ -301,6 +302,18 @@ def plan(runs: list[str], models_dir: Path, out_dir: Path, key_of) -> tuple[list
         else:
             jobs.append(Job(run_id, key, train))
     return jobs, reused
+
+
+def pending_runs(params_file: Path = PARAMS_FILE, prepared: Path = PREPARED_DIR, models: Path = MODELS_DIR,
+                 out: Path = EVALUATION_DIR) -> list[str]:  # fmt: skip
+    """The runs whose stored evaluation is not current: what the grid runner sends to its engine."""
+    params = load_params(params_file)
+    device = select_device(params.train.device)
+    test = HeldOutSet.load(prepared)
+    data, code = test.fingerprint(), code_fingerprint()
+    jobs, _ = plan([run.id for run in params.runs()], models, out,
+                   lambda train: evaluation_key(train, data, code, params.evaluate, device.type))  # fmt: skip
+    return [job.run_id for job in jobs]
 
 
 def main() -> None:

@@ -13,8 +13,11 @@ A rerun after a kill skips committed cells, commits finished-but-unrecorded ones
 the fingerprint of the inputs they were trained on) and resumes interrupted ones from their epoch state.
 
 Engines (pipeline.grid_engines): ``serial`` runs one cell at a time; ``ray`` runs them as Ray tasks, several
-per GPU, retrying a killed one. Only this process writes dvc.lock, whatever the engine; two runners at once
-share the cells through per-cell locks (pipeline.cellrun) and take turns on DVC's repository lock.
+per GPU, retrying a killed one. With Ray, the models whose evaluation is not current are then evaluated by the
+same engine, in chunks (``python -m pipeline.evaluate --runs ...`` as tasks), so the final ``dvc repro`` finds
+every result current and reuses it (the evaluate stage keys each model's result: pipeline.evaluate).
+Only this process writes dvc.lock, whatever the engine; two runners at once share the cells through per-cell
+locks (pipeline.cellrun) and take turns on DVC's repository lock.
 """
 
 import argparse
@@ -149,10 +152,10 @@ def commit(names: list[str]) -> None:
 class Progress:
     """Cells done / running / failed / left, with an ETA, on one tqdm line."""
 
-    def __init__(self, total: int, slots: int):
+    def __init__(self, total: int, slots: int, label: str = "grid"):
         self.total, self.slots = total, slots
         self.done = self.failed = self.busy = 0
-        self.bar = tqdm(total=total, desc="grid", unit="model", dynamic_ncols=True)
+        self.bar = tqdm(total=total, desc=label, unit="task" if label != "grid" else "model", dynamic_ncols=True)
         self.update(None)
 
     def update(self, outcome: Outcome | None) -> None:
@@ -182,6 +185,35 @@ def record_failures(failures: list[Outcome], log_dir: Path = LOG_DIR) -> Path:
     return path
 
 
+def evaluation_tasks(runs: list[str], slots: int, chunk: int) -> list[tuple[str, str, str]]:
+    """Evaluation as engine tasks: ``runs`` split into chunks (at most ``chunk`` each, at least one per slot)."""
+    if not runs:
+        return []
+    size = max(1, min(chunk, -(-len(runs) // slots)))
+    chunks = [runs[start : start + size] for start in range(0, len(runs), size)]
+    return [(f"evaluate@{index}", f"python -m pipeline.evaluate --runs {','.join(part)}", "")
+            for index, part in enumerate(chunks, start=1)]  # fmt: skip
+
+
+def evaluate_on(engine, chunk: int) -> list[Outcome]:
+    """Evaluate the stale runs through the engine; returns the failed tasks (the final `dvc repro` redoes them)."""
+    from pipeline.evaluate import pending_runs
+
+    tasks = evaluation_tasks(pending_runs(), engine.slots, chunk)
+    failed = []
+    if tasks:
+        progress = Progress(len(tasks), engine.slots, "evaluate")
+        try:
+            for outcome in engine.run(tasks):
+                progress.update(outcome)
+                if outcome.status == "failed":
+                    failed.append(outcome)
+                    tqdm.write(f"evaluation failed: {outcome.name} (log: {outcome.log}); `dvc repro` evaluates it")
+        finally:
+            progress.close()
+    return failed
+
+
 def make_engine(args: argparse.Namespace):
     if args.engine == "serial":
         return SerialEngine(Path("."))
@@ -202,6 +234,7 @@ def main() -> None:
     parser.add_argument("--num-cpus", type=int, help="Ray: CPUs of the local cluster (default: all)")
     parser.add_argument("--retries", type=int, default=2, help="Ray: reruns of a killed cell (each resumes)")
     parser.add_argument("--batch", type=int, default=50, help="finished cells recorded per `dvc commit`")
+    parser.add_argument("--evaluate-chunk", type=int, default=25, help="Ray: models evaluated per task")
     parser.add_argument("--dry-run", action="store_true", help="list what would run and exit")
     parser.add_argument("--train-only", action="store_true", help="skip the final `dvc repro` of later stages")
     args = parser.parse_args()
@@ -217,8 +250,9 @@ def main() -> None:
     commit(plan.commit)
     failures: list[Outcome] = []
     elsewhere, pending = [], []
-    engine = make_engine(args) if plan.run else None
-    if engine is not None:
+    evaluate_here = args.engine == "ray" and not args.train_only
+    engine = make_engine(args) if plan.run or evaluate_here else None
+    if engine is not None and plan.run:
         if engine.name == "ray":
             print(f"grid: Ray engine, {engine.describe()}")
         progress = Progress(len(plan.run), engine.slots)
@@ -238,6 +272,11 @@ def main() -> None:
         finally:
             progress.close()
             commit(pending)  # what finished is recorded even when the run is interrupted
+    if engine is not None:
+        try:
+            if evaluate_here and not failures:
+                evaluate_on(engine, args.evaluate_chunk)
+        finally:
             engine.close()
     if plan.run:
         record_failures(failures)  # this run's failures (none: an empty list), never an older run's

@@ -15,8 +15,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.cellrun import LOG_DIR, CellInterrupted, Outcome, run_cell
-from pipeline.cells import run_id_of_stage
+from pipeline.cellrun import LOG_DIR, CellInterrupted, Outcome, run_cell, task_label
 from pipeline.errors import PipelineError
 
 # Models packed on one GPU by default. Not yet measured on a GPU (benchmarks/gpu_packing.py measures it);
@@ -26,7 +25,7 @@ LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2  # only small results cross it
 
 
 def _log_of(root: str, name: str) -> str:
-    return str(Path(root) / LOG_DIR / f"{run_id_of_stage(name)}.log")
+    return str(Path(root) / LOG_DIR / f"{task_label(name)}.log")
 
 
 class SerialEngine:

@@ -52,6 +52,34 @@ def run_module(module: str, *args: str, cwd: Path = ROOT) -> subprocess.Complete
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
+def run_in_process(module: str, *args: str, cwd: Path | None = None) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of ``python -m module args`` run in this process, exactly as ``-m`` runs
+    it (through the stage's ``run_stage``), without the seconds a new interpreter spends importing torch."""
+    import contextlib
+    import importlib
+    import io
+    import os
+
+    from pipeline.errors import run_stage
+
+    stage = importlib.import_module(module)
+    stdout, stderr, argv, here = io.StringIO(), io.StringIO(), sys.argv, Path.cwd()
+    sys.argv = [module, *args]
+    code = 0
+    try:
+        if cwd:
+            os.chdir(cwd)
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
+            try:
+                run_stage(stage.main)
+            except SystemExit as stop:
+                code = stop.code
+    finally:
+        sys.argv = argv
+        os.chdir(here)
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
 def error_line(result: subprocess.CompletedProcess) -> str:
     """The one ``error:`` line of a failed stage run (progress bars may precede it); no traceback."""
     assert result.returncode == 2, result.stderr

@@ -5,11 +5,8 @@ Most cases run the stage's ``main`` in this process, exactly as ``python -m`` do
 the suite fast; those that need a process of their own (a file-size limit, dropped privileges) run one.
 """
 
-import contextlib
 import gzip
 import hashlib
-import importlib
-import io
 import json
 import os
 import resource
@@ -26,31 +23,16 @@ import torch
 import yaml
 
 from pipeline import profiles, rawdata
-from pipeline.errors import run_stage
 from pipeline.preprocess import preprocess
-from tests.conftest import ROOT, error_line
+from tests.conftest import ROOT, error_line, run_in_process
 
 BIN = Path(sys.executable).parent
 
 
 def run_main(module: str, *args: str, cwd: Path | None = None) -> tuple[int, str]:
     """(exit status, stderr) of ``python -m module args`` run in this process."""
-    stage = importlib.import_module(module)
-    stderr, argv, here = io.StringIO(), sys.argv, Path.cwd()
-    sys.argv = [module, *args]
-    code = 0
-    try:
-        if cwd:
-            os.chdir(cwd)
-        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
-            try:
-                run_stage(stage.main)
-            except SystemExit as stop:
-                code = stop.code
-    finally:
-        sys.argv = argv
-        os.chdir(here)
-    return code, stderr.getvalue()
+    code, _, stderr = run_in_process(module, *args, cwd=cwd)
+    return code, stderr
 
 
 def one_line(code: int, stderr: str) -> str:

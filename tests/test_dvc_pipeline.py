@@ -1,8 +1,10 @@
 """The pipeline through DVC itself, in fresh copies of the project on the tiny profile."""
 
 import csv
+import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,7 +80,8 @@ def test_profile_switch_and_full_repro(tiny_project):
     assert all(0 <= float(row["dice"]) <= 1 and float(row["params_m"]) > 0 for row in rows)
     for row in rows:
         volumes = (project / "results" / row["id"] / "volumes.csv").read_text().splitlines()
-        assert volumes[0].startswith("volume,slices,dice,sensitivity,specificity,precision") and len(volumes) == 10
+        assert volumes[0].startswith("volume,slices,dice,sensitivity,specificity,precision,nsd,hd95")
+        assert len(volumes) == 10 and row["nsd"] and row["hd95"] and row["rank"]
     metrics = dvc(project, "metrics", "show", "--json")
     assert "lesion_b" in metrics.stdout and "best_dice" in metrics.stdout
     assert stale_stages(project) == []
@@ -89,11 +92,33 @@ def test_profile_switch_and_full_repro(tiny_project):
     assert not (project / "public" / "leaderboard" / "lesion_a.html").exists()
     assert (project / "public" / "models" / "lung-pspnet-resnet18-random.html").exists()
 
+    # One model's work per changed model: a forced rerun with nothing changed reuses every result ...
+    forced = dvc(project, "repro", "-f", "-s", "evaluate")
+    assert "evaluate: 0 evaluated, 4 reused" in forced.stdout, forced.stdout + forced.stderr
+    forced = dvc(project, "repro", "-f", "-s", "figures")
+    assert "figures: 0 drawn, 4 reused" in forced.stdout, forced.stdout + forced.stderr
+    # ... and retraining one cell evaluates at most that one (none when its weights come out the same), with
+    # the numbers a full evaluation from scratch gives.
+    assert dvc(project, "repro", "-f", "-s", "train@lung-unet-resnet18-random").returncode == 0
+    again = dvc(project, "repro")
+    line = next(line for line in again.stdout.splitlines() if line.startswith("evaluate: "))
+    evaluated, reused = (int(n) for n in re.match(r"evaluate: (\d+) evaluated, (\d+) reused", line).groups())
+    assert evaluated <= 1 and evaluated + reused == 4, line
+    fresh = run(project, sys.executable, "-m", "pipeline.evaluate", "--out", str(project / ".cache" / "fresh"))
+    assert "evaluate: 4 evaluated, 0 reused" in fresh.stdout, fresh.stdout + fresh.stderr
+    for row in rows:
+        incremental = json.loads((project / "evaluation" / row["id"] / "metrics.json").read_text())
+        scratch = json.loads((project / ".cache" / "fresh" / row["id"] / "metrics.json").read_text())
+        assert incremental == scratch
+    assert stale_stages(project) == []
+    run(project, "git", "add", "-A")
+    assert run(project, "git", "commit", "-q", "-m", "one cell retrained").returncode == 0
+
     # A change to evaluation never retrains a model; a change to preprocessing never regenerates the data.
     _edit_params(project, "evaluate", "threshold", 0.4)
     assert stale_stages(project) == ["evaluate", "figures"]
     _edit_params(project, "preprocess", "size", 64)
-    assert stale_stages(project) == ["evaluate", "figures", "preprocess"]
+    assert stale_stages(project) == ["evaluate", "figures", "preprocess", "speed"]  # speed: at the working size
     assert run(project, "git", "checkout", "params.yaml").returncode == 0
 
 
@@ -115,19 +140,25 @@ def test_publish_then_pull_get_and_predict_from_a_fresh_clone_over_http(tiny_pro
     assert run(tmp_path, "git", "clone", "-q", str(tiny_project), str(clone)).returncode == 0
     pulled = dvc(clone, "pull", f"train@{cell}")
     assert pulled.returncode == 0, pulled.stdout + pulled.stderr
-    assert (clone / "models" / cell / "model.pt").exists()
+    weights = clone / "models" / cell / "model.safetensors"
+    assert weights.exists() and (clone / "models" / cell / "config.json").exists()
     assert not (clone / "models" / "lesion_b-unet-resnet18-random").exists()  # only what was asked for
 
-    # Without a clone: dvc get reads the repository's default remote.
-    got = dvc(tmp_path, "get", str(tiny_project), f"models/{cell}/model.pt", "-o", "got.pt")
+    # Without a clone: dvc get reads the repository's default remote, a whole model folder.
+    got = dvc(tmp_path, "get", str(tiny_project), f"models/{cell}", "-o", "got")
     assert got.returncode == 0, got.stdout + got.stderr
-    assert (tmp_path / "got.pt").read_bytes() == (clone / "models" / cell / "model.pt").read_bytes()
+    assert (tmp_path / "got" / "model.safetensors").read_bytes() == weights.read_bytes()
+    import segmentation_models_pytorch as smp
 
-    # The direct link a model page shows serves the same file.
+    smp.from_pretrained(str(tmp_path / "got"))  # the library's own loader takes it as it is
+
+    # The direct link a model page shows serves the same file, with the checksum the page gives.
     link = direct_url(url, cell, www, lock=clone / "dvc.lock")
     assert link is not None and link.startswith(url + "/files/md5/")
     served = www / link.removeprefix(url + "/")
-    assert served.read_bytes() == (tmp_path / "got.pt").read_bytes()
+    assert served.read_bytes() == weights.read_bytes()
+    record = json.loads((clone / "results" / cell / "metrics.json").read_text())["checkpoint"]
+    assert link.endswith(record["md5"][2:]) and hashlib.sha256(served.read_bytes()).hexdigest() == record["sha256"]
 
     # The clone has the model but no data: segment one of the project's synthetic test volumes.
     source = tiny_project / "data" / "raw" / "rp_im" / "3.nii.gz"
@@ -143,14 +174,14 @@ def test_grid_runner_trains_stale_cells_and_records_them(tmp_path):
     assert dvc(project, "repro", *UPSTREAM).returncode == 0
     # One cell trained outside DVC, as a killed runner leaves it: the runner records it, never retrains it.
     assert run(project, sys.executable, "-m", "pipeline.train", "lung-unet-resnet18-random").returncode == 0
-    before = (project / "models" / "lung-unet-resnet18-random" / "model.pt").stat().st_mtime_ns
+    before = (project / "models" / "lung-unet-resnet18-random" / "model.safetensors").stat().st_mtime_ns
     dry = run(project, sys.executable, "-m", "pipeline.grid", "--dry-run")
     assert "grid: 3 to train, 1 finished to record, 0 up to date" in dry.stdout, dry.stdout + dry.stderr
 
     result = run(project, sys.executable, "-m", "pipeline.grid")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "grid: 3 trained, 0 failed, 1 recorded" in result.stdout
-    assert (project / "models" / "lung-unet-resnet18-random" / "model.pt").stat().st_mtime_ns == before
+    assert (project / "models" / "lung-unet-resnet18-random" / "model.safetensors").stat().st_mtime_ns == before
     assert stale_stages(project) == []
     assert len(_leaderboard(project)) == 4
     again = run(project, sys.executable, "-m", "pipeline.grid", "--dry-run")

@@ -102,6 +102,11 @@ def test_ray_engine_gives_the_serial_results_and_a_clean_dvc_status(project, bas
     assert "Ray engine, 1 slots of 2 CPU(s)" in result.stdout
     assert "grid: 4 trained, 0 failed, 0 recorded" in result.stdout
     assert stale_stages(project) == []  # the later stages ran too: nothing left for `dvc repro`
+    # The models were evaluated as Ray tasks; the final `dvc repro` reused those results.
+    evaluated = (project / ".cache" / "grid-logs" / "evaluate-1.log").read_text()
+    assert "evaluate: 4 evaluated, 0 reused" in evaluated
+    again = run(project, str(Path(sys.executable).parent / "dvc"), "repro", "-f", "-s", "evaluate")
+    assert "evaluate: 0 evaluated, 4 reused" in again.stdout, again.stdout + again.stderr
     for cell, expected in histories(serial).items():
         got = histories(project)[cell]
         assert (got[["train_loss", "val_loss"]] - expected[["train_loss", "val_loss"]]).abs().max().max() <= 1e-4
@@ -117,8 +122,8 @@ def test_a_killed_ray_worker_is_retried_and_resumes(project):
     state_dir = project / ".cache" / "train-state"
     runner = start_grid(project, *RAY, "--glob", cell, "--train-only")
     try:
-        # A complete state file (``.pt``; ``.partial`` while it is being written) marks a finished epoch.
-        wait_for(lambda: any(state_dir.glob("*.pt")), what="the first epoch's state")
+        # A complete state file (``.safetensors``; ``.partial`` while it is written) marks a finished epoch.
+        wait_for(lambda: any(state_dir.glob("*.safetensors")), what="the first epoch's state")
         (trainer,) = trainer_pids(cell)
         worker = parent(trainer)
         os.kill(worker, signal.SIGKILL)  # the Ray worker running the task; its trainer dies with it
