@@ -1,10 +1,19 @@
-"""Debian's Chromium driven by Playwright, for the site's browser tests and its render benchmark.
+"""Debian's Chromium driven by Playwright, and a loopback file server, for the site's browser tests, its
+screenshots and its render benchmark.
 
 Never ``playwright install``: the browser is the system's (``apt-get install chromium``). The flags keep it
 from calling Google's services at start-up, which this machine's closed network refuses.
 """
 
+import contextlib
+import functools
+import gzip
+import io
 import shutil
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -37,3 +46,42 @@ WEBGL_FLAGS = [flag for flag in CHROMIUM_FLAGS if flag != "--disable-gpu"] + [
 def launch(playwright, webgl: bool = False):
     """Chromium, without WebGL by default (the charts need none); ``webgl=True`` renders it in software."""
     return playwright.chromium.launch(executable_path=chromium_path(), args=WEBGL_FLAGS if webgl else CHROMIUM_FLAGS)
+
+
+# What a static host (GitHub Pages, nginx with gzip on) compresses; images and volumes travel as they are.
+COMPRESSED_TYPES = (".html", ".js", ".css", ".json", ".svg", ".txt", ".xml")
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    """A quiet file server; with ``compress`` set, text files go out gzip-encoded to clients that accept it."""
+
+    compress = False
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def send_head(self):
+        path = Path(self.translate_path(self.path))
+        accepts = "gzip" in self.headers.get("Accept-Encoding", "")
+        if not (self.compress and accepts and path.is_file() and path.suffix in COMPRESSED_TYPES):
+            return super().send_head()
+        body = gzip.compress(path.read_bytes(), compresslevel=6)
+        self.send_response(200)
+        self.send_header("Content-Type", self.guess_type(str(path)))
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return io.BytesIO(body)
+
+
+@contextlib.contextmanager
+def serve(directory: Path, compress: bool = False) -> Iterator[str]:
+    """Serve a folder on 127.0.0.1 (a free port) for the duration; yields the base URL, without a slash."""
+    handler = type("Handler", (_Handler,), {"compress": compress})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(directory)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -55,13 +55,19 @@ def _compiled(chart) -> dict:
     return vega(chart.to_dict())
 
 
-def leaderboard_frame(board: pd.DataFrame, model_href: Callable[[str], str]) -> pd.DataFrame:
-    """The rows the leaderboard charts draw: models with status ok, with their page link."""
-    columns = ["id", "experiment", "architecture", "encoder", "encoder_weights", "dice", "dice_ci_low", "dice_ci_high",
-               "rank_low", "rank_high", "tier", "nsd", "params_m", "gflops", "infer_images_per_s"]  # fmt: skip
-    rows = board.loc[board["status"] == "ok", columns].copy()
-    rows["url"] = [model_href(model_id) for model_id in rows["id"]]
-    rows["rank_interval"] = [f"{int(a)}-{int(b)}" for a, b in zip(rows["rank_low"], rows["rank_high"], strict=True)]
+def link(model_href: Callable[[str], str]) -> str:
+    """A Vega expression for a model's page from its id, so that no row carries its URL (600 of them weigh)."""
+    before, after = model_href("\0").split("\0")
+    return f"{json.dumps(before)} + datum.id + {json.dumps(after)}"
+
+
+def leaderboard_frame(board: pd.DataFrame) -> pd.DataFrame:
+    """The rows the leaderboard charts draw: models with status ok, only the fields they use, rounded."""
+    columns = ["id", "experiment", "architecture", "encoder_weights", "dice", "dice_ci_low", "dice_ci_high",
+               "params_m", "infer_images_per_s"]  # fmt: skip
+    ok = board[board["status"] == "ok"]
+    rows = ok[columns].round(4).copy()
+    rows["rank_interval"] = [f"{int(a)}-{int(b)}" for a, b in zip(ok["rank_low"], ok["rank_high"], strict=True)]
     return rows.reset_index(drop=True)
 
 
@@ -81,7 +87,7 @@ def leaderboard_chart(board: pd.DataFrame, experiment: str, model_href: Callable
                       note: str) -> dict:  # fmt: skip
     """One experiment's Dice against size and against speed, with the Pareto front of each (dashed, named in
     the legend). Architecture and initialisation filters list only what this experiment has; no brushing."""
-    data = leaderboard_frame(board[board["experiment"] == experiment], model_href)
+    data = leaderboard_frame(board[board["experiment"] == experiment])
     present = [a for a in ARCHITECTURE_NAMES if a in set(data["architecture"])]
     inits = [w for w in ("random", "imagenet") if w in set(data["encoder_weights"])]
     params, filters = [], []
@@ -94,7 +100,7 @@ def leaderboard_chart(board: pd.DataFrame, experiment: str, model_href: Callable
         params.append(alt.param(name="initialisation", value="all",
                                 bind=alt.binding_select(options=["all", *inits], name="Initialisation ")))  # fmt: skip
         filters.append("initialisation == 'all' || datum.encoder_weights == initialisation")
-    base = alt.Chart(data)
+    base = alt.Chart(data).transform_calculate(url=link(model_href))
     for expression in filters:
         base = base.transform_filter(expression)
     colour = alt.Color("architecture:N", scale=arch_scale(present), title="architecture")
@@ -138,15 +144,16 @@ def blob_plot(rankings: pd.DataFrame, blobs: list[dict], experiment: str, metric
     """challengeR's blob plot: for the top models (by rank on all volumes), a circle per rank they took in the
     bootstrap draws, its area the share of draws; a cross at the median rank, a line over the 95% interval."""
     order = [blob["id"] for blob in blobs]
-    rows = [{"id": blob["id"], "rank": int(rank), "share": share, "url": model_href(blob["id"])}
-            for blob in blobs for rank, share in blob["ranks"].items()]  # fmt: skip
+    rows = [
+        {"id": blob["id"], "rank": int(rank), "share": share} for blob in blobs for rank, share in blob["ranks"].items()
+    ]
     summary = pd.DataFrame([{key: blob[key] for key in ("id", "rank", "rank_median", "rank_low", "rank_high")}
                             for blob in blobs])  # fmt: skip
-    summary["url"] = [model_href(model_id) for model_id in summary["id"]]
     x = alt.X("id:N", sort=order, title=None, axis=alt.Axis(labelAngle=-40, labelLimit=220))
     y = alt.Y("rank:Q", title="rank in the bootstrap draws (1 = best)", scale=alt.Scale(reverse=True, zero=False),
               axis=alt.Axis(tickMinStep=1, format="d"))  # fmt: skip
-    circles = alt.Chart(pd.DataFrame(rows)).mark_circle(color="#4c78a8", opacity=0.7, cursor="pointer").encode(
+    circles = alt.Chart(pd.DataFrame(rows)).transform_calculate(url=link(model_href))
+    circles = circles.mark_circle(color="#4c78a8", opacity=0.7, cursor="pointer").encode(
         x=x, y=y, size=alt.Size("share:Q", title="share of draws", scale=alt.Scale(range=[10, 500], domain=[0, 1])),
         href="url:N", tooltip=["id:N", "rank:Q", alt.Tooltip("share:Q", format=".1%", title="share of draws")],
     )  # fmt: skip
@@ -273,11 +280,10 @@ def strip_plot(board: pd.DataFrame, by: str, title: str, note: str, model_href: 
     """Dice of every model with status ok, one point each, grouped by ``by`` (architecture, initialisation),
     one panel per experiment, with the group's median as a tick: honest for small groups, where a box of two
     points would draw quartiles that do not exist."""
-    rows = board.loc[board["status"] == "ok", ["id", "experiment", by, "dice"]].copy()
-    rows["url"] = [model_href(model_id) for model_id in rows["id"]]
+    rows = board.loc[board["status"] == "ok", ["id", "experiment", by, "dice"]].round(4)
     experiments = [e for e in EXPERIMENT_NAMES if e in set(rows["experiment"])]
     base = alt.Chart().encode(x=alt.X(f"{by}:N", title=None))
-    points = base.mark_circle(size=55, opacity=0.75, cursor="pointer").encode(
+    points = base.transform_calculate(url=link(model_href)).mark_circle(size=55, opacity=0.75, cursor="pointer").encode(
         y=alt.Y("dice:Q", title="Dice (higher is better)", scale=alt.Scale(zero=False)),
         color=alt.Color(f"{by}:N", legend=None), href="url:N", tooltip=["id:N", alt.Tooltip("dice:Q", format=".4f")],
     )  # fmt: skip
@@ -285,14 +291,7 @@ def strip_plot(board: pd.DataFrame, by: str, title: str, note: str, model_href: 
     chart = (
         alt.layer(points, median, data=rows)
         .properties(width=170, height=220)
-        .facet(
-            column=alt.Column(
-                "experiment:N",
-                sort=experiments,
-                title=None,
-                header=alt.Header(labelExpr=_experiment_label_expression()),
-            )
-        )
+        .facet(column=_experiment_header(experiments))
         .resolve_scale(y="independent")
     )
     return _compiled(chart.properties(title=_title(title, note)))
@@ -303,16 +302,21 @@ def _experiment_label_expression() -> str:
     return f"{cases} : datum.value"
 
 
+def _experiment_header(experiments: list[str], channel=alt.Column):
+    """The facet channel of one panel per experiment, in the study's order, labelled with its full name."""
+    header = alt.Header(labelExpr=_experiment_label_expression())
+    return channel("experiment:N", sort=experiments, title=None, header=header)
+
+
 def encoder_heatmap(board: pd.DataFrame, experiment: str, model_href: Callable[[str], str], note: str) -> dict:
     """Architecture x encoder Dice for one experiment; an initialisation selector only when both occur; the
     whole cell (its number included) opens the model; the number is dark on light cells and light on dark."""
     rows = board.loc[
         board["status"] == "ok", ["id", "experiment", "architecture", "encoder", "encoder_weights", "dice"]
     ]
-    rows = rows[rows["experiment"] == experiment].copy()
-    rows["url"] = [model_href(model_id) for model_id in rows["id"]]
+    rows = rows[rows["experiment"] == experiment].round(4)
     weights = [w for w in ("random", "imagenet") if w in set(rows["encoder_weights"])]
-    base = alt.Chart(rows)
+    base = alt.Chart(rows).transform_calculate(url=link(model_href))
     if len(weights) > 1:
         base = base.transform_filter("datum.encoder_weights == init")
     x = alt.X("encoder:N", title="encoder", sort=None)
@@ -359,32 +363,48 @@ def paired_scatter(
     return _compiled(alt.layer(diagonal, points).properties(width=WIDTH, height=WIDTH, title=_title(title, note)))
 
 
+INDIVIDUAL_RUNS = 12  # up to this many runs per architecture and experiment, each is drawn; beyond, their range
+
+
+def _records(frame: pd.DataFrame) -> alt.Data:
+    """Rows inline as plain values (Altair's 5000-row guard is for notebooks; the size is ours to control)."""
+    return alt.Data(values=json.loads(frame.to_json(orient="records", double_precision=6)))
+
+
 def training_curves(curves: pd.DataFrame, note: str) -> dict:
-    """Loss per epoch of every model, one thin line each, coloured by architecture; rows experiment, columns
-    split. Individual runs rather than a mean +/- std band, which leaves [0, 1] when there are few runs."""
+    """Loss per epoch, coloured by architecture; rows experiment, columns split. With few runs per group each
+    run is a thin line; with many, the median line inside the band from the lowest to the highest run (never a
+    mean +/- std band, which leaves the loss's range [0, 1] when there are few runs)."""
     experiments = [e for e in EXPERIMENT_NAMES if e in set(curves["experiment"])]
-    chart = (
-        alt.Chart(curves)
-        .mark_line(strokeWidth=1, opacity=0.6)
-        .encode(
-            x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1, format="d")),
-            y=alt.Y("loss:Q", title="Dice loss", scale=alt.Scale(domain=[0, 1])),
-            color=alt.Color("architecture:N", scale=arch_scale(curves["architecture"])),
-            detail="id:N",
+    groups = curves.groupby(["experiment", "architecture", "split", "epoch"])["loss"]
+    x = alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1, format="d"))
+    y_scale = alt.Scale(domain=[0, 1])
+    colour = alt.Color("architecture:N", scale=arch_scale(curves["architecture"]))
+    if groups.size().max() <= INDIVIDUAL_RUNS:
+        layers = alt.Chart().mark_line(strokeWidth=1, opacity=0.6).encode(
+            x=x, y=alt.Y("loss:Q", title="Dice loss", scale=y_scale), color=colour, detail="id:N",
             tooltip=["id:N", "epoch:Q", alt.Tooltip("loss:Q", format=".4f")],
+        )  # fmt: skip
+        data, title = curves, "Loss per epoch, every model (lower is better)"
+    else:
+        data = groups.agg(low="min", median="median", high="max", runs="count").reset_index().round(6)
+        band = (
+            alt.Chart()
+            .mark_area(opacity=0.2)
+            .encode(x=x, y=alt.Y("low:Q", title="Dice loss", scale=y_scale), y2="high:Q", color=colour)
         )
-        .properties(width=250, height=160)
-        .facet(
-            row=alt.Row(
-                "experiment:N",
-                sort=experiments,
-                title=None,
-                header=alt.Header(labelExpr=_experiment_label_expression()),
-            ),
-            column=alt.Column("split:N", title=None),
-        )
+        line = alt.Chart().mark_line(strokeWidth=1.5).encode(
+            x=x, y="median:Q", color=colour,
+            tooltip=["architecture:N", "epoch:Q", alt.Tooltip("median:Q", format=".4f"), "runs:Q"],
+        )  # fmt: skip
+        layers = alt.layer(band, line)
+        title = "Loss per epoch: median and the range from the lowest to the highest run (lower is better)"
+    chart = layers.properties(width=250, height=160).facet(
+        row=_experiment_header(experiments, alt.Row),
+        column=alt.Column("split:N", title=None),
+        data=_records(data),
     )
-    return _compiled(chart.properties(title=_title("Loss per epoch, every model (lower is better)", note)))
+    return _compiled(chart.properties(title=_title(title, note)))
 
 
 def intensity_histograms(histograms: dict, note: str) -> dict:
@@ -407,42 +427,32 @@ def intensity_histograms(histograms: dict, note: str) -> dict:
             tooltip=["pixels:N", alt.Tooltip("low:Q", format=".2f"), alt.Tooltip("density:Q", format=".4f")],
         )
         .properties(width=240, height=170)
-        .facet(
-            column=alt.Column(
-                "experiment:N",
-                sort=list(EXPERIMENT_NAMES),
-                title=None,
-                header=alt.Header(labelExpr=_experiment_label_expression()),
-            )
-        )
+        .facet(column=_experiment_header(list(EXPERIMENT_NAMES)))
     )
     return _compiled(chart.properties(title=_title("Test-set intensities after normalisation", note)))
 
 
 def dice_vs_params(board: pd.DataFrame, model_href: Callable[[str], str], note: str) -> dict:
     """The paper's Fig. 4: Dice against parameter count, one panel per experiment, with a linear fit."""
-    rows = leaderboard_frame(board, model_href)
+    rows = leaderboard_frame(board)
     experiments = [e for e in EXPERIMENT_NAMES if e in set(rows["experiment"])]
     base = alt.Chart().encode(x=alt.X("params_m:Q", scale=alt.Scale(type="log"), title="parameters (M, log)"))
-    points = base.mark_point(filled=True, cursor="pointer").encode(
-        y=alt.Y("dice:Q", title="Dice (higher is better)", scale=alt.Scale(zero=False)),
-        color=alt.Color("architecture:N", scale=arch_scale(rows["architecture"])),
-        tooltip=["id:N", alt.Tooltip("dice:Q", format=".4f"), alt.Tooltip("params_m:Q", format=".2f")],
-        href="url:N",
+    points = (
+        base.transform_calculate(url=link(model_href))
+        .mark_point(filled=True, cursor="pointer")
+        .encode(
+            y=alt.Y("dice:Q", title="Dice (higher is better)", scale=alt.Scale(zero=False)),
+            color=alt.Color("architecture:N", scale=arch_scale(rows["architecture"])),
+            tooltip=["id:N", alt.Tooltip("dice:Q", format=".4f"), alt.Tooltip("params_m:Q", format=".2f")],
+            href="url:N",
+        )
     )
     fit = base.transform_regression("params_m", "dice", method="log").mark_line(color="black", strokeDash=[4, 3])
     fit = fit.encode(y="dice:Q")
     chart = (
         alt.layer(points, fit, data=rows)
         .properties(width=240, height=210)
-        .facet(
-            column=alt.Column(
-                "experiment:N",
-                sort=experiments,
-                title=None,
-                header=alt.Header(labelExpr=_experiment_label_expression()),
-            )
-        )
+        .facet(column=_experiment_header(experiments))
         .resolve_scale(y="independent")
     )
     title = "Dice vs number of parameters (dashed: least-squares fit on log parameters)"

@@ -13,7 +13,7 @@ Two steps, kept apart so the generated pages can be diffed and tested without a 
 2. build: ``mkdocs build --strict`` renders build/docs/ into public/.
 
 Both write to a staging folder swapped in at the end, so a failed run leaves the previous site intact.
-The site works offline and from ``file://``: one vendored copy of vega and vega-embed, loaded only by pages
+The site works offline and from ``file://``: one vendored copy of vega, loaded only by pages
 with charts; data inline or in generated ``.js`` files (never fetched); no web fonts; no instant navigation;
 model pages reached by links and left out of the search index.
 """

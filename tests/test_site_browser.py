@@ -4,10 +4,7 @@ The site is built once from the 24-model results fixture. Any request to a host 
 aborted and fails the test that made it; so does any console error.
 """
 
-import functools
 import io
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -16,7 +13,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
-from benchmarks.browser import launch
+from benchmarks.browser import launch, serve
 from pipeline.site_build import build, generate
 from pipeline.site_data import load_results
 from tests.conftest import ROOT
@@ -43,11 +40,6 @@ POINTS = """(selector) => Array.from(document.querySelectorAll(selector + ' g.ma
     .map(e => e.__data__ && e.__data__.datum).filter(d => d && d.id && d.url)"""
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("browser-site")
@@ -59,12 +51,8 @@ def site(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(site):
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve(site) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +149,7 @@ def test_every_chart_control_changes_only_what_it_names_and_never_empties_the_ch
         tab.open(f"{base}/{page}")
         charts = tab.page.locator(".vega-chart")
         tab.page.wait_for_function(f"document.querySelectorAll('.vega-ok, .vega-error').length == {charts.count()}")
-        controls = tab.page.locator(".vega-bindings input, .vega-bindings select")
+        controls = tab.page.locator(".vega-bindings input, .vega-bindings select")  # what the specs bind
         for index in range(controls.count()):
             control = controls.nth(index)
             chart = control.locator("xpath=ancestor::div[contains(@class, 'vega-chart')]")
@@ -274,7 +262,9 @@ def test_a_shared_address_restores_the_filter_and_the_comparison(tab, base):
     chosen = ["lesion_b-unet-resnet18-random", "lesion_b-fpn-mobilenet_v2-imagenet"]
     _leaderboard(tab, base, "lesion_b", f"#q=lesion_b&cols=gflops&sel={','.join(chosen)}")
     assert tab.page.input_value(".board-toolbar input.table-filter") == "lesion_b"
-    ticked = tab.page.evaluate("Array.from(document.querySelectorAll('input.pick:checked')).map(b => b.value)")
+    ticked = tab.page.evaluate(
+        "Array.from(document.querySelectorAll('input.pick:checked')).map(box => box.closest('tr').dataset.id)"
+    )
     assert sorted(ticked) == sorted(chosen)
     assert tab.page.locator("#leaderboard th[data-key=gflops]").is_visible()
     tab.page.click(".compare-button")
@@ -326,6 +316,8 @@ def _pixels(locator) -> np.ndarray:
 def test_the_viewer_draws_the_volume_and_the_prediction_toggles(webgl_browser, base):
     tab = Tab(webgl_browser)
     tab.open(f"{base}/models/lung-unet-resnet18-imagenet.html")
+    assert not [url for url in tab.requested if "niivue" in url]  # the viewer loads when it comes into view
+    tab.page.locator(".viewer").first.scroll_into_view_if_needed()
     tab.page.wait_for_selector(".viewer.viewer-ok", timeout=60_000)
     canvas = tab.page.locator(".viewer canvas").first
     canvas.scroll_into_view_if_needed()
@@ -346,6 +338,7 @@ def test_without_webgl_the_viewer_says_so_in_one_line(browser, base):
     tab = Tab(browser)
     tab.page.add_init_script("HTMLCanvasElement.prototype.getContext = function () { return null; };")
     tab.open(f"{base}/models/lung-unet-resnet18-imagenet.html")
+    tab.page.locator(".viewer").first.scroll_into_view_if_needed()
     tab.page.wait_for_selector(".viewer-fallback-shown")
     assert "needs WebGL2" in tab.page.locator(".viewer").inner_text()
     assert tab.page.locator("img[alt^='Predicted masks']").count() == 1  # the 2-D pictures remain

@@ -10,22 +10,14 @@ first two models. Nothing leaves the machine: requests to other hosts are refuse
 """
 
 import argparse
-import functools
 import re
 import sys
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from benchmarks.browser import launch
+from benchmarks.browser import launch, serve
 
 WIDTHS = {"desktop": (1440, 900), "phone": (390, 844)}
-
-
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
 
 
 def pages(site: Path) -> dict[str, str]:
@@ -52,9 +44,6 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     args.out.mkdir(parents=True, exist_ok=True)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(args.site)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{httpd.server_address[1]}"
     outside: list[str] = []
 
     def guard(route) -> None:
@@ -66,7 +55,7 @@ def main() -> None:
             route.abort()
 
     written = []
-    with sync_playwright() as playwright:
+    with sync_playwright() as playwright, serve(args.site) as base:
         browser = launch(playwright, webgl=True)
         for name, path in pages(args.site).items():
             for label, (width, height) in WIDTHS.items():
@@ -75,8 +64,10 @@ def main() -> None:
                 page = context.new_page()
                 page.goto(f"{base}/{path}")
                 page.wait_for_load_state("networkidle")
-                if page.locator(".viewer").count():
+                if page.locator(".viewer").count():  # it loads when it comes into view
+                    page.locator(".viewer").first.scroll_into_view_if_needed()
                     page.wait_for_selector(".viewer.viewer-ok, .viewer-fallback-shown, .viewer-error", timeout=60_000)
+                    page.evaluate("window.scrollTo(0, 0)")
                 page.wait_for_timeout(800)  # charts draw after load
                 target = args.out / f"{name}-{label}.png"
                 page.screenshot(path=str(target), full_page=True)
@@ -88,7 +79,6 @@ def main() -> None:
                     written.append(args.out / f"viewer-{label}.png")
                 context.close()
         browser.close()
-    httpd.shutdown()
     for path in written:
         print(path)
     if outside:

@@ -8,6 +8,10 @@
   var body = table.tBodies[0];
   var rows = Array.prototype.slice.call(body.rows);
   var keys = headers.map(function (th) { return th.dataset.key; });
+  // What the filter box matches: the model's id (architecture, encoder, initialisation) and its status.
+  var texts = new Map(rows.map(function (row) {
+    return [row, (row.cells[0].textContent + " " + (row.dataset.status === "ok" ? "ok" : "")).toLowerCase()];
+  }));
   var defaults = headers.map(function (th) { return !th.hasAttribute("hidden"); });
 
   function readState() {
@@ -45,6 +49,7 @@
   }
 
   function sortValue(row, index) {
+    if (index === 0) return row.dataset.id;
     var text = row.cells[index].dataset.sort;
     if (text === undefined || text === "") return null;
     var number = Number(text);
@@ -86,11 +91,11 @@
     var words = state.q.toLowerCase().split(/\s+/).filter(Boolean);
     var shownRows = 0;
     rows.forEach(function (row) {
-      var text = row.dataset.text;
+      var text = texts.get(row);
       var match = words.every(function (word) { return text.indexOf(word) >= 0; });
       row.hidden = !match;
       shownRows += match ? 1 : 0;
-      row.querySelector("input.pick").checked = state.sel.indexOf(row.dataset.id) >= 0;
+      row.cells[0].querySelector("input.pick").checked = state.sel.indexOf(row.dataset.id) >= 0;
     });
     filter.value === state.q || (filter.value = state.q);
     count.textContent = shownRows + " of " + rows.length + " models";
@@ -171,7 +176,7 @@
     th.addEventListener("keydown", function (event) { if (event.key === "Enter") choose(); });
   });
   rows.forEach(function (row) {
-    row.querySelector("input.pick").addEventListener("change", function (event) {
+    row.cells[0].querySelector("input.pick").addEventListener("change", function (event) {
       var state = readState(), id = row.dataset.id;
       state.sel = state.sel.filter(function (s) { return s !== id; });
       if (event.target.checked) state.sel.push(id);

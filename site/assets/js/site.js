@@ -1,5 +1,5 @@
 // The one script every page loads (with tablesort): sortable tables with a filter box, and, only on the pages
-// that need them, the chart runtime (vega, vega-embed: specs are compiled to Vega when the site is built), the
+// that need them, the chart runtime (vega alone: specs are compiled to Vega when the site is built), the
 // leaderboard's controls, the compare view and the volume viewer. Everything is a <script> from the site
 // itself, so pages work from file:// as over HTTP. No instant navigation: this runs once per page load.
 (function () {
@@ -25,22 +25,44 @@
   function load(path) { return loadUrl(base + path); }  // a script of assets/js/
   function loadData(path) { return loadUrl(root + path); }  // a generated data script, e.g. data/models.js
 
-  function chartRuntime() {
-    return load("vendor/vega.min.js").then(function () { return load("vendor/vega-embed.min.js"); });
+  // Download links for a chart, in place of a menu: SVG and PNG, with the title (and its data note) inside.
+  function exportLinks(target, view) {
+    var links = document.createElement("div");
+    links.className = "chart-export";
+    ["svg", "png"].forEach(function (type) {
+      var link = document.createElement("a");
+      link.textContent = type.toUpperCase();
+      link.href = "#";
+      link.addEventListener("click", function (event) {
+        event.preventDefault();
+        view.toImageURL(type, type === "png" ? 2 : 1).then(function (url) {
+          var download = document.createElement("a");
+          download.href = url;
+          download.download = (target.id || "chart") + "." + type;
+          download.click();
+        });
+      });
+      links.appendChild(link);
+    });
+    target.appendChild(links);
   }
 
-  // Render one Vega spec into an element; resolves with the vega View.
+  // Render one Vega spec (compiled from Vega-Lite when the site was built) into an element; resolves with the
+  // vega View. Tooltips are the browser's own; the controls a spec binds go in a box under the chart.
   function renderChart(target, spec) {
-    return chartRuntime().then(function () {
-      return vegaEmbed(target, spec, {
-        mode: "vega",
-        renderer: "svg",  // accessible (each mark has an aria-label) and crisp when zoomed
-        // The editor needs the internet; exporting PNG/SVG works offline (with the title's data note).
-        actions: { export: true, source: false, compiled: false, editor: false },
-      });
-    }).then(function (result) {
+    // Chart pages have vega in their head already (deferred); a page that gained a chart later loads it here.
+    return (window.vega ? Promise.resolve() : load("vendor/vega.min.js")).then(function () {
+      var chart = document.createElement("div");
+      var bindings = document.createElement("div");
+      bindings.className = "vega-bindings";
+      target.appendChild(chart);
+      target.appendChild(bindings);
+      var view = new vega.View(vega.parse(spec), { renderer: "svg", container: chart, bind: bindings, hover: true });
+      return view.runAsync();
+    }).then(function (view) {
       target.classList.add("vega-ok");
-      return result.view;
+      exportLinks(target, view);
+      return view;
     }).catch(function (error) {
       target.classList.add("vega-error");
       target.textContent = "This chart failed to render: " + error;

@@ -147,5 +147,22 @@
   }
 
   window.siteViewer = { mount: mount, link: link };
-  document.querySelectorAll(".viewer").forEach(function (box) { if (!box.closest("#compare")) mount(box); });
+  // On a model page a viewer loads when it comes near the screen: its volumes (megabytes at the paper's size)
+  // and NiiVue are not part of the page's weight for a reader who never scrolls there.
+  var pending = Array.prototype.filter.call(document.querySelectorAll(".viewer"), function (box) {
+    return !box.closest("#compare");
+  });
+  if ("IntersectionObserver" in window) {
+    var observer = new IntersectionObserver(function (entries) {
+      entries.forEach(function (entry) {
+        if (entry.isIntersecting) {
+          observer.unobserve(entry.target);
+          mount(entry.target);
+        }
+      });
+    }, { rootMargin: "400px" });
+    pending.forEach(function (box) { observer.observe(box); });
+  } else {
+    pending.forEach(mount);
+  }
 })();
