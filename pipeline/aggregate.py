@@ -31,9 +31,9 @@ import pandas as pd
 from pipeline import findings, ranking, surface
 from pipeline.cells import Run
 from pipeline.config import PARAMS_FILE, Params, load_params
-from pipeline.errors import DataError, PipelineError, run_stage
+from pipeline.errors import PipelineError, run_stage
 from pipeline.evaluate import EVALUATION_DIR, read_train_record
-from pipeline.outputs import read_json, replace_directory, require_keys
+from pipeline.outputs import read_json, read_table, replace_directory, require_keys
 from pipeline.speed import SPEED_FILE
 from pipeline.train import MODELS_DIR
 
@@ -160,27 +160,17 @@ class RunRecords:
         ok = self.train["status"] == "ok"
         if ok:
             require_keys(self.evaluation, EVALUATED, path, EVALUATE)
-        self.history = _frame(models_dir / run.id / "history.csv", ("epoch", "val_loss")) if ok else pd.DataFrame()
+        self.history = (
+            read_table(models_dir / run.id / "history.csv", ("epoch", "val_loss"), EVALUATE) if ok else pd.DataFrame()
+        )
         self.volumes = (
-            _frame(evaluation_dir / run.id / "volumes.csv", ("volume", "dice", "nsd", "hd95", "predicted_voxels"))
+            read_table(evaluation_dir / run.id / "volumes.csv", ("volume", "dice", "nsd", "hd95", "predicted_voxels"),
+                       EVALUATE)
             if ok else pd.DataFrame()
         )  # fmt: skip
         self.status, self.reason = self.train["status"], self.train.get("error", "")
         if ok and (reason := degenerate_reason(self.train, self.history, self.volumes)):
             self.status, self.reason = "degenerate", reason
-
-
-def _frame(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path)
-    except FileNotFoundError:
-        raise DataError(path, f"is missing; {EVALUATE}") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise DataError(path, f"is not a readable CSV ({str(error).splitlines()[0]})") from None
-    missing = [name for name in required if name not in frame.columns]
-    if missing:
-        raise DataError(path, f"lacks the column {missing[0]}; {EVALUATE}")
-    return frame
 
 
 def model_row(records: RunRecords, paper: dict, speed: dict) -> dict:

@@ -88,6 +88,25 @@ def read_json(path: Path, remedy: str) -> dict:
     return data
 
 
+def read_table(path: Path, required: tuple[str, ...], remedy: str, optional: bool = False):
+    """A CSV another stage wrote, as a pandas DataFrame with every column of ``required``; an empty frame for
+    a missing ``optional`` one. ``remedy`` says what to run when it is missing or lacks a column."""
+    import pandas as pd  # here: most stages that read records never read a table
+
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        if optional:
+            return pd.DataFrame()
+        raise DataError(path, f"is missing; {remedy}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise DataError(path, f"is not a readable CSV ({str(error).splitlines()[0]})") from None
+    missing = [name for name in required if name not in frame.columns]
+    if missing:
+        raise DataError(path, f"lacks the column{'s' * (len(missing) > 1)} {', '.join(missing)}; {remedy}")
+    return frame
+
+
 def require_keys(record: dict, keys, path: Path, remedy: str) -> dict:
     """``record`` (read from ``path``) with every key of ``keys``, or one DataError naming the first missing."""
     missing = [key for key in keys if key not in record]

@@ -15,7 +15,7 @@ import pandas as pd
 from pipeline.aggregate import COLUMNS, RESULTS_DIR
 from pipeline.errors import DataError
 from pipeline.figures import FIGURES_DIR
-from pipeline.outputs import read_json, require_keys
+from pipeline.outputs import read_json, read_table, require_keys
 
 EXPERIMENT_NAMES = {
     "lung": "Lung segmentation",
@@ -111,21 +111,6 @@ class Results:
         return sorted(values, key=order.index) if order else values
 
 
-def _csv(path: Path, required: tuple[str, ...], optional: bool = False) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path)
-    except FileNotFoundError:
-        if optional:
-            return pd.DataFrame()
-        raise DataError(path, f"is missing; {AGGREGATE}") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise DataError(path, f"is not a readable CSV ({str(error).splitlines()[0]})") from None
-    missing = [name for name in required if name not in frame.columns]
-    if missing:
-        raise DataError(path, f"lacks the columns {', '.join(missing)}; {AGGREGATE}")
-    return frame
-
-
 def _model(results_dir: Path, model_id: str, status: str) -> Model:
     folder = results_dir / model_id
     path = folder / "metrics.json"
@@ -135,16 +120,24 @@ def _model(results_dir: Path, model_id: str, status: str) -> Model:
     evaluated = status != "failed"
     if evaluated:
         require_keys(metrics, EVALUATED_KEYS, path, AGGREGATE)
-    history = _csv(folder / "history.csv", ("epoch", "train_loss", "val_loss")) if evaluated else pd.DataFrame()
-    volumes = _csv(folder / "volumes.csv", ("volume", "dice", "nsd", "hd95")) if evaluated else pd.DataFrame()
-    seeds = _csv(folder / "seeds.csv", ("run", "seed", "status", "dice"), optional=True)
+    history = (
+        read_table(folder / "history.csv", ("epoch", "train_loss", "val_loss"), AGGREGATE)
+        if evaluated
+        else pd.DataFrame()
+    )
+    volumes = (
+        read_table(folder / "volumes.csv", ("volume", "dice", "nsd", "hd95"), AGGREGATE)
+        if evaluated
+        else pd.DataFrame()
+    )
+    seeds = read_table(folder / "seeds.csv", ("run", "seed", "status", "dice"), AGGREGATE, optional=True)
     return Model(model_id, metrics, history, volumes, seeds)
 
 
 def load_results(results_dir: Path = RESULTS_DIR, figures_dir: Path = FIGURES_DIR) -> Results:
     """Everything the site shows; one DataError naming the file when something is missing or malformed."""
     board_path = results_dir / "leaderboard.csv"
-    board = _csv(board_path, tuple(COLUMNS))
+    board = read_table(board_path, tuple(COLUMNS), AGGREGATE)
     board["status_reason"] = board["status_reason"].fillna("")
     if board.empty:
         raise DataError(board_path, "has no models")
@@ -157,7 +150,7 @@ def load_results(results_dir: Path = RESULTS_DIR, figures_dir: Path = FIGURES_DI
         raise DataError(board_path, f"has the unknown status {unknown[0]!r}; valid: ok, failed, degenerate")
     summary_path = results_dir / "summary.json"
     summary = require_keys(read_json(summary_path, AGGREGATE), SUMMARY_KEYS, summary_path, AGGREGATE)
-    rankings = _csv(results_dir / "rankings.csv", RANKING_COLUMNS)
+    rankings = read_table(results_dir / "rankings.csv", RANKING_COLUMNS, AGGREGATE)
     stray = sorted(set(rankings["id"]) - set(board["id"]))
     if stray:
         raise DataError(results_dir / "rankings.csv", f"ranks {stray[0]}, which the leaderboard does not list")

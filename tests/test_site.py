@@ -201,7 +201,7 @@ def test_malformed_leaderboard_names_the_file_and_columns(tmp_path):
     results, figures = small_fixture(tmp_path)
     board = pd.read_csv(results / "leaderboard.csv").drop(columns=["dice"])
     board.to_csv(results / "leaderboard.csv", index=False)
-    with pytest.raises(DataError, match=r"leaderboard.csv: lacks the columns dice"):
+    with pytest.raises(DataError, match=r"leaderboard.csv: lacks the column dice;"):
         load_results(results, figures)
 
 
