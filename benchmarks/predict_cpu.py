@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline import models, phantom
+from pipeline import checkpoints, models, phantom
+from pipeline.cells import Cell
 from pipeline.inference import model_inputs
 from pipeline.predict import load_model
 
@@ -29,13 +30,14 @@ def synthetic_volume(size: int, slices: int) -> np.ndarray:
 
 
 def save_untrained(directory: Path, architecture: str, encoder: str, size: int) -> Path:
+    """An untrained model folder, as the train stage writes one (speed does not depend on the weights)."""
     torch.manual_seed(0)
     model = models.build_model(architecture, encoder, "random")
-    cell = {"experiment": "lung", "architecture": architecture, "encoder": encoder, "weights": "random"}
-    path = directory / f"{architecture}-{encoder}.pt"
-    preprocess = {"size": size, "hu_offset": 500.0, "hu_scale": 500.0, "train_slices": 80}
-    torch.save({"state_dict": model.state_dict(), "cell": cell, "preprocess": preprocess, "epoch": 0}, path)
-    return path
+    folder = directory / f"{architecture}-{encoder}"
+    folder.mkdir(parents=True, exist_ok=True)
+    preprocess = {"size": size, "hu_offset": 500.0, "hu_scale": 500.0}
+    checkpoints.save(model.state_dict(), Cell("lung", architecture, encoder, "random"), preprocess, folder)
+    return folder
 
 
 def timed(function, *args) -> float:

@@ -360,3 +360,28 @@ def test_publish_to_a_broken_remote_says_why_not_dvcs_banner(tmp_path):
     line = error_line(result)
     assert line.startswith(f"error: dvc push to 'storage' ({blocker / 'store'}) failed: ")
     assert "Not a directory" in line and "Having any troubles" not in result.stderr.splitlines()[-1]
+
+
+# ---------------------------------------------------------------- site_build
+
+
+@pytest.mark.parametrize(
+    ("file", "key"),
+    [("lung-unet-resnet18-random/metrics.json", "dice"), ("summary.json", "leaders")],
+)
+def test_site_build_with_a_key_missing_from_the_results(tmp_path, file, key):
+    from tests.test_site import small_fixture
+
+    results, figures = small_fixture(tmp_path)
+    path = results / file
+    record = json.loads(path.read_text())
+    del record[key]
+    path.write_text(json.dumps(record))
+    public = tmp_path / "public"
+    public.mkdir()
+    (public / "index.html").write_text("the previous site")
+    before = hashes(public)
+    line = one_line(*run_main("pipeline.site_build", "--results", str(results), "--figures", str(figures),
+                              "--docs", str(tmp_path / "docs"), "--out", str(public)))  # fmt: skip
+    assert line.startswith(f"error: {path}: lacks the key '{key}'")
+    assert hashes(public) == before

@@ -7,7 +7,7 @@ from pipeline import profiles
 from pipeline.cells import Cell
 from pipeline.config import parse_params
 from pipeline.train import Setup
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_in_process
 
 
 def test_gpu_benchmark_loops_run_on_the_cpu():
@@ -33,3 +33,32 @@ def test_gpu_packing_measures_a_pack_on_the_cpu():
 
     row = gpu_packing.measure_pack("pspnet-resnet18", 2, "cpu", size=32, images=4, epochs=1)
     assert row["k"] == 2 and row["failed"] == 0 and row["rate"] > 0 and row["wall"] > 0
+
+
+def test_the_device_check_runs_every_measurement_on_the_cpu(tmp_path):
+    """The one script the first task lent a GPU runs: here a smoke run at tiny sizes (seconds, not minutes)."""
+    out = tmp_path / "device_check.md"
+    code, stdout, stderr = run_in_process("benchmarks.device_check", "--smoke", "--out", str(out))
+    assert code == 0, stderr
+    table = out.read_text()
+    for row in ("training unet-resnet18", "packing unet-resnet18", "speed stage", "predict", "evaluation, 9 volumes"):
+        assert row in table, row
+    assert stdout.strip().splitlines()[-1].startswith("device_check: 5 measurements")
+
+
+def test_the_evaluation_scale_benchmark_splits_one_models_time(tmp_path):
+    sizes = ("--size", "96", "--working", "64", "--slices-min", "4", "--slices-max", "5")
+    code, stdout, stderr = run_in_process("benchmarks.evaluate_scale", *sizes, "--keep", str(tmp_path))
+    assert code == 0, stderr
+    for part in ("inference", "resampling", "overlap", "boundary", "1 of 600 changed"):
+        assert part in stdout
+    assert stdout.strip().splitlines()[-1].startswith("evaluate_scale: ")
+
+
+def test_the_ranking_benchmark_times_made_up_scores():
+    from benchmarks.ranking import made_up
+    from pipeline.aggregate import rank_all
+
+    frame, volumes = made_up(5)
+    ranks, summary = rank_all(frame, volumes, (50, 0.95, 0))
+    assert len(ranks) == 3 * 15 and set(summary) == {"dice", "nsd", "hd95"}

@@ -119,6 +119,7 @@ def test_malformed_folders_are_one_line_naming_the_file(tmp_path, trained):
                        "names the model class 'os.system'"),
         "bad-preprocessing": (lambda f: (f / checkpoints.PREPROCESSING).write_text('{"experiment": "brain"}'),
                               "names the experiment 'brain'"),
+        "plain-state-dict": (lambda f: (f / checkpoints.CONFIG).unlink(), "config.json: is missing"),
     }  # fmt: skip
     for name, (damage, message) in cases.items():
         folder = tmp_path / name
