@@ -26,7 +26,6 @@ REGISTRY = "https://registry.npmjs.org"
 # package ships none and its package.json's licence is written out with the licence's standard text)
 VENDORED = {
     "vega": ("6.4.0", {"build/vega.min.js": "vega.min.js"}, "LICENSE"),
-    "vega-embed": ("7.3.0", {"build/vega-embed.min.js": "vega-embed.min.js"}, "LICENSE"),
     "tablesort": ("5.6.0", {"dist/tablesort.min.js": "tablesort.min.js",
                             "dist/sorts/tablesort.number.min.js": "tablesort.number.min.js"}, "LICENCE"),
     "iframe-worker": ("1.0.4", {"shim/index.js": "iframe-worker-shim.js"}, "LICENSE"),
