@@ -314,6 +314,8 @@ def summarise(frame: pd.DataFrame, params: Params, reference_dir: Path, table: d
             "tier1": list(tier1["id"]), "models": len(group),
         }  # fmt: skip
     excluded = frame[frame["status"] != "ok"]
+    reported = paper_summary(reference_dir)
+    volumes = max((ranked["cases"] for ranked in rank_summary["dice"].values()), default=0)
     return {
         # Results of different data sources never mix: say which one (and which profile) these are.
         "data_source": ", ".join(sorted(frame["data_source"].dropna().unique())),
@@ -329,15 +331,13 @@ def summarise(frame: pd.DataFrame, params: Params, reference_dir: Path, table: d
         "nsd": findings.section(ok, "nsd"),
         "hd95": findings.section(ok, "hd95"),
         "effects": findings.effects(ok, list(params.grid.architectures), "dice", settings),
-        "paper_comparison": findings.paper_comparison(ok, paper_summary(reference_dir), experiments),
+        "paper_comparison": findings.paper_comparison(ok, reported, experiments),
         "rankings": rank_summary,
         "seed_variance": findings.seed_variance(frame, seed_dice),
         "repeats": {"models": list(params.repeats.models), "seeds": list(params.repeats.seeds)},
         "bootstrap": {"samples": settings[0], "confidence": settings[1], "seed": settings[2]},
-        "test_volumes": max((rank_summary["dice"][e]["cases"] for e in rank_summary["dice"]), default=0),
-        "smallest_wilcoxon_p": ranking.smallest_wilcoxon_p(
-            max((rank_summary["dice"][e]["cases"] for e in rank_summary["dice"]), default=1)
-        ),
+        "test_volumes": volumes,
+        "smallest_wilcoxon_p": ranking.smallest_wilcoxon_p(volumes or 1),
         "speed": {"device": speed.get("device"), "method": speed.get("method")},
         "tolerances": {
             "lung": params.evaluate.nsd_tolerance_mm_lung,
@@ -346,7 +346,7 @@ def summarise(frame: pd.DataFrame, params: Params, reference_dir: Path, table: d
         "paper": {
             "note": "the paper's Dice (percent, its code's metric) from its text; its summary means are over the "
             "ImageNet half of Table II with the population standard deviation",
-            "mean_dice": paper_summary(reference_dir),
+            "mean_dice": reported,
             "best": paper_best(reference_dir, table),
         },
     }

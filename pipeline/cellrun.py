@@ -17,7 +17,6 @@ Every attempt appends to the cell's log, ``.cache/grid-logs/<id>.log``.
 import contextlib
 import ctypes
 import fcntl
-import json
 import os
 import shlex
 import signal
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.cells import run_id_of_stage
+from pipeline.outputs import read_previous
 
 MODELS_DIR = Path("models")  # as pipeline.train, which this module must not import (torch) on the driver
 LOG_DIR = Path(".cache/grid-logs")
@@ -73,10 +73,7 @@ def task_label(name: str) -> str:
 
 def finished(root: Path, cell_id: str, inputs_key: str) -> bool:
     """Whether the run's train.json says it was trained on exactly these inputs (by another runner)."""
-    try:
-        return json.loads((root / MODELS_DIR / cell_id / "train.json").read_text()).get("inputs") == inputs_key
-    except (OSError, ValueError):
-        return False
+    return read_previous(root / MODELS_DIR / cell_id / "train.json").get("inputs") == inputs_key
 
 
 def run_cell(name: str, command: str, root: str, threads: int | None = None, inputs_key: str = "") -> Outcome:

@@ -24,6 +24,7 @@ import torch
 from pipeline.cells import Cell
 from pipeline.dataset import EXPERIMENTS
 from pipeline.errors import DataError, PipelineError
+from pipeline.outputs import read_json
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -136,21 +137,12 @@ def resolve(model: str | Path, models_dir: Path) -> Path:
     return folder
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(path, "is missing: not a model folder of this benchmark") from None
-    except (OSError, ValueError) as error:
-        raise DataError(path, f"is not readable JSON ({str(error).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise DataError(path, "is not a JSON object")
-    return data
+NOT_A_MODEL = "not a model folder of this benchmark"
 
 
 def read_preprocessing(folder: Path) -> dict:
     path = Path(folder) / PREPROCESSING
-    record = _read_json(path)
+    record = read_json(path, NOT_A_MODEL)
     experiment = record.get("experiment")
     if experiment not in EXPERIMENTS:
         raise DataError(path, f"names the experiment {experiment!r}; valid: {', '.join(EXPERIMENTS)}")
@@ -170,7 +162,7 @@ def build_from_config(folder: Path) -> torch.nn.Module:
     import segmentation_models_pytorch as smp
 
     path = Path(folder) / CONFIG
-    config = _read_json(path)
+    config = read_json(path, NOT_A_MODEL)
     classes = {cls.__name__: cls for cls in smp.MODEL_ARCHITECTURES_MAPPING.values()}
     name = config.get("_model_class")
     if name not in classes:

@@ -24,7 +24,6 @@ never depends on how many ran at once; inference runs on the GPU when there is o
 
 import argparse
 import csv
-import hashlib
 import json
 import os
 import shutil
@@ -38,10 +37,10 @@ from tqdm import tqdm
 
 from pipeline import checkpoints, metrics, surface
 from pipeline.cells import parse_run_id
-from pipeline.config import PARAMS_FILE, EvaluateParams, load_params
+from pipeline.config import PARAMS_FILE, EvaluateParams, Params, load_params
 from pipeline.dataset import PREPARED_DIR, Split, experiment_arrays, load_meta, load_native, load_split
 from pipeline.errors import DataError, PipelineError, run_stage
-from pipeline.outputs import read_json, replace_directory, require_keys
+from pipeline.outputs import digest, input_key, read_json, read_previous, replace_directory, require_keys
 from pipeline.train import MODELS_DIR, select_device
 
 EVALUATION_DIR = Path("evaluation")
@@ -62,17 +61,6 @@ def read_train_record(model_dir: Path) -> dict:
         require_keys(record, ("checkpoint",), path, "retrain it (`dvc repro -f -s train@<id>`)")
         require_keys(record["checkpoint"], ("sha256", "bytes"), path, "retrain it")
     return record
-
-
-def digest(paths) -> str:
-    """sha256 over file names and contents, in the order given."""
-    hashed = hashlib.sha256()
-    for path in paths:
-        hashed.update(Path(path).name.encode())
-        with open(path, "rb") as handle:
-            while block := handle.read(1 << 22):
-                hashed.update(block)
-    return hashed.hexdigest()
 
 
 def code_fingerprint() -> str:
@@ -203,14 +191,11 @@ def evaluation_key(train: dict, data: str, code: str, params: EvaluateParams, de
     else:
         source = {"status": train["status"], "error": train.get("error", "")}
     inputs = {"run": train["id"], **source, "data": data, "code": code, "params": settings, "device": device_type}
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+    return input_key(inputs)
 
 
 def stored_key(folder: Path) -> str | None:
-    try:
-        return json.loads((folder / "metrics.json").read_text()).get("key")
-    except (OSError, ValueError, AttributeError):
-        return None
+    return read_previous(folder / "metrics.json").get("key")
 
 
 @dataclass(frozen=True)
@@ -304,15 +289,19 @@ def plan(runs: list[str], models_dir: Path, out_dir: Path, key_of) -> tuple[list
     return jobs, reused
 
 
+def plan_runs(runs: list[str], params: Params, device_type: str, prepared: Path, models: Path,
+              out: Path) -> tuple[list[Job], list[str]]:  # fmt: skip
+    """``plan`` with each run's key made from the prepared test data, the code, the params and the device."""
+    data, code = HeldOutSet.load(prepared).fingerprint(), code_fingerprint()
+    return plan(runs, models, out, lambda train: evaluation_key(train, data, code, params.evaluate, device_type))
+
+
 def pending_runs(params_file: Path = PARAMS_FILE, prepared: Path = PREPARED_DIR, models: Path = MODELS_DIR,
                  out: Path = EVALUATION_DIR) -> list[str]:  # fmt: skip
     """The runs whose stored evaluation is not current: what the grid runner sends to its engine."""
     params = load_params(params_file)
     device = select_device(params.train.device)
-    test = HeldOutSet.load(prepared)
-    data, code = test.fingerprint(), code_fingerprint()
-    jobs, _ = plan([run.id for run in params.runs()], models, out,
-                   lambda train: evaluation_key(train, data, code, params.evaluate, device.type))  # fmt: skip
+    jobs, _ = plan_runs([run.id for run in params.runs()], params, device.type, prepared, models, out)
     return [job.run_id for job in jobs]
 
 
@@ -339,12 +328,8 @@ def main() -> None:
             raise PipelineError(f"--runs: {outside[0]} is not a run of the grid in {args.params}")
         runs = chosen
     device = select_device(params.train.device)
-    test = HeldOutSet.load(args.prepared)
-    data, code = test.fingerprint(), code_fingerprint()
+    jobs, reused = plan_runs(runs, params, device.type, args.prepared, args.models, args.out)
     args.out.mkdir(parents=True, exist_ok=True)
-    jobs, reused = plan(
-        runs, args.models, args.out, lambda train: evaluation_key(train, data, code, params.evaluate, device.type)
-    )
     if not args.runs:  # the output holds exactly the grid's runs
         for stale in sorted(set(p.name for p in args.out.iterdir() if not p.name.startswith(".")) - set(runs)):
             shutil.rmtree(args.out / stale)

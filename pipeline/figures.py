@@ -22,9 +22,7 @@ and the others are reused; the last line says how many of each):
 
 import argparse
 import csv
-import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,9 +38,9 @@ from pipeline.cells import Cell, parse_cell_id
 from pipeline.config import PARAMS_FILE, load_params
 from pipeline.dataset import EXPERIMENTS, PREPARED_DIR, experiment_arrays, load_native
 from pipeline.errors import PipelineError, run_stage
-from pipeline.evaluate import EVALUATION_DIR, HeldOutSet, digest, read_train_record
+from pipeline.evaluate import EVALUATION_DIR, HeldOutSet, read_train_record
 from pipeline.inference import probabilities, to_native
-from pipeline.outputs import write_text_atomically
+from pipeline.outputs import digest, input_key, read_previous, write_text_atomically, written_atomically
 from pipeline.train import MODELS_DIR, select_device
 
 FIGURES_DIR = Path("figures")
@@ -148,7 +146,7 @@ FIGURE_CODE = ("figures.py", "inference.py", "checkpoints.py", "viewer_data.py",
 def figure_key(train: dict, data: str, code: str, settings: dict) -> str:
     """Everything a model's pictures and viewer data depend on."""
     inputs = {"run": train["id"], "checkpoint": train["checkpoint"]["sha256"], "data": data, "code": code, **settings}
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+    return input_key(inputs)
 
 
 @dataclass
@@ -205,17 +203,8 @@ class ViewerPlan:
 
 
 def _save_png(picture: Image.Image, path: Path) -> None:
-    partial = path.with_name(f".{path.name}.partial.png")
-    picture.save(partial, optimize=True)
-    os.replace(partial, path)
-
-
-def _read_index(path: Path) -> dict:
-    try:
-        index = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return index if isinstance(index, dict) else {}
+    with written_atomically(path, ".png") as partial:
+        picture.save(partial, optimize=True)
 
 
 def main() -> None:
@@ -249,7 +238,7 @@ def main() -> None:
     viewer = ViewerPlan.make(held_out, list(grid.experiments), params.viewer.volumes, params.viewer.size)
     for folder in ("masks", "filters", "viewer"):
         (args.out / folder).mkdir(parents=True, exist_ok=True)
-    old, index, drawn, shown_volumes = _read_index(args.out / "index.json"), {}, 0, {}
+    old, index, drawn, shown_volumes = read_previous(args.out / "index.json"), {}, 0, {}
     for cell in tqdm(cells, desc="figures", unit="model"):
         train = read_train_record(args.models / cell.id)
         if train["status"] != "ok":

@@ -21,6 +21,9 @@ import pandas as pd
 from pipeline.metrics import bootstrap_interval
 
 KEYS = ("experiment", "architecture", "encoder", "encoder_weights")
+# The names of the effects that are not one architecture against another (the site picks them by name).
+INITIALISATION_EFFECT = "ImageNet - random"
+LESION_EFFECT = "lesion B - lesion A"
 
 
 def sample_stats(values: pd.Series) -> dict:
@@ -73,12 +76,12 @@ def effects(ok: pd.DataFrame, architectures: list[str], metric: str, settings: t
     rows = []
     for experiment, group in ok.groupby("experiment", sort=False):
         effect = paired_effect(group, "encoder_weights", "random", "imagenet", metric, settings)
-        rows.append({"effect": "ImageNet - random", "experiment": experiment, **effect})
+        rows.append({"effect": INITIALISATION_EFFECT, "experiment": experiment, **effect})
         for first, second in combinations(architectures, 2):
             effect = paired_effect(group, "architecture", first, second, metric, settings)
             rows.append({"effect": f"{second} - {first}", "experiment": experiment, **effect})
     effect = paired_effect(ok, "experiment", "lesion_a", "lesion_b", metric, settings)
-    rows.append({"effect": "lesion B - lesion A", "experiment": "lesion_a, lesion_b", **effect})
+    rows.append({"effect": LESION_EFFECT, "experiment": "lesion_a, lesion_b", **effect})
     return [row for row in rows if row["n"]]
 
 

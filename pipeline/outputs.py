@@ -8,6 +8,7 @@ leaves it under the backup name, and the next run (of any stage writing that out
 doing anything else. Leftover staging folders are incomplete by construction and are removed.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -63,12 +64,51 @@ def replace_directory(target: Path) -> Iterator[Path]:
     _swap_in(staging, target)
 
 
+@contextmanager
+def written_atomically(path: Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a hidden sibling of ``path`` to write (ending in ``suffix``, for writers that choose the format by
+    the name); it replaces ``path`` when the block ends without error and is removed otherwise, so a reader
+    (or a kill) never sees half a file."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial{suffix}")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def write_text_atomically(path: Path, text: str) -> None:
     """Write a small file so that a reader (or a kill) never sees half of it."""
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
-    os.replace(partial, path)
+    with written_atomically(path) as partial:
+        partial.write_text(text)
+
+
+def digest(paths) -> str:
+    """sha256 over file names and contents, in the order given: the fingerprint of code or data a result
+    depends on."""
+    hashed = hashlib.sha256()
+    for path in paths:
+        hashed.update(Path(path).name.encode())
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 22):
+                hashed.update(block)
+    return hashed.hexdigest()
+
+
+def input_key(inputs: dict) -> str:
+    """The key a persistent output stores with a result: sha256 of everything the result depends on."""
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def read_previous(path: Path) -> dict:
+    """The JSON record a persistent output kept from its previous run, to reuse what is still current; an
+    empty one when it is missing, unreadable or not a mapping (then everything is computed again)."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def read_json(path: Path, remedy: str) -> dict:

@@ -32,6 +32,7 @@ import torch
 from pipeline import checkpoints, rawdata, transforms
 from pipeline.errors import DataError, PipelineError, run_stage
 from pipeline.inference import model_inputs, probabilities, to_native
+from pipeline.outputs import written_atomically
 from pipeline.train import MODELS_DIR, select_device
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -103,14 +104,11 @@ def save_mask(mask: np.ndarray, like: nib.Nifti1Image, path: Path) -> None:
     header.set_slope_inter(1, 0)
     image = nib.Nifti1Image(mask.astype(np.uint8), like.affine, header)
     suffix = ".nii.gz" if path.name.endswith(".gz") else ".nii"
-    partial = path.with_name(f".{path.name}.partial{suffix}")
     try:
-        nib.save(image, partial)
-        os.replace(partial, path)
+        with written_atomically(path, suffix) as partial:
+            nib.save(image, partial)
     except OSError as error:
         raise PipelineError(f"{path}: cannot be written ({error.strerror or error})") from None
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def main() -> None:

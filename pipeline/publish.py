@@ -18,7 +18,6 @@ uploading one to the hub is then ``huggingface_hub.upload_folder(repo_id=..., fo
 """
 
 import argparse
-import csv
 import fnmatch
 import json
 import shutil
@@ -33,7 +32,7 @@ from pipeline.checkpoints import CONFIG, PREPROCESSING, WEIGHTS, read_preprocess
 from pipeline.config import PARAMS_FILE, load_params
 from pipeline.errors import PipelineError, run_stage
 from pipeline.grid import dvc_command, dvc_message
-from pipeline.outputs import read_json, replace_directory
+from pipeline.outputs import read_json, read_table, replace_directory
 from pipeline.train import MODELS_DIR
 from pipeline.train_inputs import TRAIN_INPUTS
 
@@ -99,14 +98,12 @@ def export_hub(out: Path, pattern: str, params_file: Path = PARAMS_FILE, results
     params = load_params(params_file)
     inputs = read_json(TRAIN_INPUTS, "run `dvc repro train_inputs`")
     revision = git_revision()
-    with open(results_dir / "leaderboard.csv") as handle:
-        board = {row["id"]: row for row in csv.DictReader(handle)}
-    ranked = {}
-    for row in board.values():
-        ranked[row["experiment"]] = ranked.get(row["experiment"], 0) + (row["status"] == "ok")
+    board = read_table(results_dir / "leaderboard.csv", ("id", "experiment", "status"), "run `dvc repro aggregate`")
+    status = dict(zip(board["id"], board["status"], strict=True))
+    ranked = (board["status"] == "ok").groupby(board["experiment"]).sum()
     written = 0
     for cell in params.grid.cells():
-        if not fnmatch.fnmatch(cell.id, pattern) or board.get(cell.id, {}).get("status") == "failed":
+        if not fnmatch.fnmatch(cell.id, pattern) or status.get(cell.id) == "failed":
             continue
         source = models_dir / cell.id
         if not (source / WEIGHTS).exists():
@@ -118,7 +115,7 @@ def export_hub(out: Path, pattern: str, params_file: Path = PARAMS_FILE, results
             preprocessing = read_preprocessing(staging)
             tolerance = params.evaluate.nsd_tolerance_mm(cell.experiment)
             model_card.write(staging, metrics, preprocessing, inputs.get("train", {}), revision,
-                             ranked[cell.experiment], tolerance)  # fmt: skip
+                             int(ranked[cell.experiment]), tolerance)  # fmt: skip
         written += 1
     return written
 

@@ -39,6 +39,7 @@ from pipeline.aggregate import RESULTS_DIR
 from pipeline.config import PARAMS_FILE, load_params
 from pipeline.errors import DataError, run_stage
 from pipeline.figures import COLOURS, FIGURES_DIR
+from pipeline.findings import INITIALISATION_EFFECT, LESION_EFFECT
 from pipeline.metrics import SCORES
 from pipeline.outputs import read_json, replace_directory
 from pipeline.publish import direct_url
@@ -179,7 +180,7 @@ def home_context(results: Results) -> dict:
             "paper": summary["paper_comparison"].get(experiment, {}).get("all", {}),
             "paper_best": summary["paper"]["best"].get(experiment, {}),
         })  # fmt: skip
-    effects = [e for e in summary["effects"] if e["effect"] in ("ImageNet - random", "lesion B - lesion A")]
+    effects = [e for e in summary["effects"] if e["effect"] in (INITIALISATION_EFFECT, LESION_EFFECT)]
     return {
         "banner": _banner(results), "counts": counts(board), "rows": rows, "experiments": results.experiments,
         "architectures": results.present("architecture"), "encoders": results.present("encoder"),
@@ -325,9 +326,9 @@ def compare_contexts(results: Results, model_href: Callable[[str], str]) -> dict
     lesion_pairs = _pairs(board, "experiment", "lesion_a", "lesion_b", ["architecture", "encoder", "encoder_weights"])
     filters = sorted(p.stem for p in (results.figures / "filters").glob("*.png"))
     effects = summary["effects"]
-    arch_effects = [e for e in effects if e["effect"] not in ("ImageNet - random", "lesion B - lesion A")]
-    init_effects = [e for e in effects if e["effect"] == "ImageNet - random"]
-    lesion_effects = [e for e in effects if e["effect"] == "lesion B - lesion A"]
+    arch_effects = [e for e in effects if e["effect"] not in (INITIALISATION_EFFECT, LESION_EFFECT)]
+    init_effects = [e for e in effects if e["effect"] == INITIALISATION_EFFECT]
+    lesion_effects = [e for e in effects if e["effect"] == LESION_EFFECT]
     common = {"banner": banner, "experiments": results.experiments, "summary": summary}
     return {
         "architectures": {
@@ -383,8 +384,7 @@ def model_data(results: Results, model_id: str) -> dict:
             "dice_ci_low", "dice_ci_high", "nsd", "nsd_ci_low", "nsd_ci_high", "hd95", "hd95_ci_low", "hd95_ci_high",
             "sensitivity", "specificity", "precision", "rank", "rank_low", "rank_high", "tier", "params_m", "gflops",
             "infer_images_per_s", "seed_dice_sd", "seeds", "paper_dice")  # fmt: skip
-    row = results.leaderboard.set_index("id").loc[model_id].to_dict()
-    record = {key: (m.get(key) if key in m else row.get(key)) for key in keys}
+    record = {key: m.get(key) for key in keys}  # metrics.json holds the model's leaderboard row (aggregate)
     record = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}
     columns = ["volume", *SCORES, "nsd", "hd95"]
     record["volumes"] = _records(model.volumes[columns]) if model.evaluated else []

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from pipeline import losses
 from pipeline.config import PARAMS_FILE, load_params
 from pipeline.errors import run_stage
-from pipeline.outputs import write_text_atomically
+from pipeline.outputs import input_key, read_previous, write_text_atomically
 from pipeline.train import device_name, select_device, synchronise
 
 SPEED_FILE = Path("speed.json")
@@ -93,15 +93,12 @@ def time_network(architecture: str, encoder: str, size: int, infer_batch: int, t
 
 def _key(settings: dict) -> str:
     code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
-    return hashlib.sha256(json.dumps({**settings, "code": code}, sort_keys=True).encode()).hexdigest()[:16]
+    return input_key({**settings, "code": code})[:16]
 
 
 def previous(path: Path) -> dict:
     """The networks of an earlier speed.json, to reuse; nothing when it is missing or unreadable."""
-    try:
-        networks = json.loads(path.read_text()).get("networks", {})
-    except (OSError, ValueError, AttributeError):
-        return {}
+    networks = read_previous(path).get("networks", {})
     return networks if isinstance(networks, dict) else {}
 
 

@@ -11,7 +11,6 @@ with the model's id, keys a run's resume state and tells the grid runner a finis
 """
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 
@@ -19,21 +18,11 @@ from pipeline.config import PARAMS_FILE, Params, as_dict, load_params
 from pipeline.dataset import PREPARED_DIR
 from pipeline.errors import run_stage
 from pipeline.models import IMAGENET_DIR
-from pipeline.outputs import write_text_atomically
+from pipeline.outputs import digest, write_text_atomically
 
 TRAIN_INPUTS = Path("models/train_inputs.json")
 # The code a trained model depends on; dvc.yaml lists the same files as this stage's deps.
 TRAINING_CODE = ("train.py", "models.py", "augment.py", "losses.py", "dataset.py", "cells.py")
-
-
-def _digest(paths) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(path.name.encode())
-        with open(path, "rb") as handle:
-            while block := handle.read(1 << 22):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def describe(params: Params, prepared_dir: Path = PREPARED_DIR, imagenet_dir: Path = IMAGENET_DIR) -> dict:
@@ -45,8 +34,8 @@ def describe(params: Params, prepared_dir: Path = PREPARED_DIR, imagenet_dir: Pa
     return {
         "profile": params.profile,
         "train": as_dict(params.train),
-        "code": _digest(here / name for name in TRAINING_CODE),
-        "data": _digest(path for path in data if path.exists()),
+        "code": digest(here / name for name in TRAINING_CODE),
+        "data": digest(path for path in data if path.exists()),
         "imagenet": json.loads(manifest.read_text()) if manifest.exists() else [],
     }
 

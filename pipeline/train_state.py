@@ -10,12 +10,13 @@ replaced atomically, so a kill during the save leaves the previous epoch's state
 
 import dataclasses
 import json
-import os
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from pipeline.outputs import written_atomically
 
 
 @dataclasses.dataclass
@@ -62,9 +63,8 @@ def save_state(path: Path, model, optimizer, generator: torch.Generator, progres
         "python": [python_state[0], list(python_state[1]), python_state[2]],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    save_file(tensors, str(partial), metadata={"state": json.dumps(meta)})
-    os.replace(partial, path)
+    with written_atomically(path) as partial:
+        save_file(tensors, str(partial), metadata={"state": json.dumps(meta)})
 
 
 def _prefixed(tensors: dict, prefix: str) -> dict:

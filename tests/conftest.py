@@ -1,5 +1,6 @@
 """Shared fixtures: tiny synthetic data, a project copy for DVC runs, and a loopback HTTP server."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -86,6 +87,13 @@ def error_line(result: subprocess.CompletedProcess) -> str:
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     return lines[0]
+
+
+def drop_key(path: Path, key: str) -> None:
+    """Remove one key from a JSON record on disk: a record written by an older or broken stage."""
+    record = json.loads(path.read_text())
+    del record[key]
+    path.write_text(json.dumps(record))
 
 
 def project_copy(destination: Path) -> Path:

@@ -9,7 +9,7 @@ from pipeline import profiles
 from pipeline.aggregate import COLUMNS, aggregate
 from pipeline.config import parse_params
 from pipeline.errors import DataError, PipelineError
-from tests.conftest import ROOT
+from tests.conftest import ROOT, drop_key
 
 GRID = {"experiments": ["lesion_a", "lesion_b"], "architectures": ["unet"], "encoders": ["resnet18", "vgg11"],
         "weights": ["random", "imagenet"]}  # fmt: skip
@@ -176,8 +176,6 @@ def test_a_train_record_without_a_key_is_one_error_naming_it(tmp_path):
     params = _params()
     models, evaluation = _records(tmp_path, params)
     path = models / "lesion_a-unet-vgg11-random" / "train.json"
-    record = json.loads(path.read_text())
-    del record["params"]
-    path.write_text(json.dumps(record))
+    drop_key(path, "params")
     with pytest.raises(DataError, match=r"train.json: lacks the key 'params'"):
         _aggregate(tmp_path, params, models, evaluation)

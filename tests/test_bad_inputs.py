@@ -24,7 +24,7 @@ import yaml
 
 from pipeline import profiles, rawdata
 from pipeline.preprocess import preprocess
-from tests.conftest import ROOT, error_line, run_in_process
+from tests.conftest import ROOT, drop_key, error_line, run_in_process
 
 BIN = Path(sys.executable).parent
 
@@ -311,9 +311,7 @@ def test_aggregate_with_a_key_missing_from_a_train_record(tmp_path):
     params = _params()
     models, evaluation = _records(tmp_path, params)
     record_path = models / "lesion_b-unet-resnet18-imagenet" / "train.json"
-    record = json.loads(record_path.read_text())
-    del record["experiment"]
-    record_path.write_text(json.dumps(record))
+    drop_key(record_path, "experiment")
     params_file = tmp_path / "params.yaml"
     raw = profiles.compose("tiny", ROOT / "conf")
     raw["grid"] = {name: list(value) for name, value in params.grid.__dict__.items()}
@@ -374,9 +372,7 @@ def test_site_build_with_a_key_missing_from_the_results(tmp_path, file, key):
 
     results, figures = small_fixture(tmp_path)
     path = results / file
-    record = json.loads(path.read_text())
-    del record[key]
-    path.write_text(json.dumps(record))
+    drop_key(path, key)
     public = tmp_path / "public"
     public.mkdir()
     (public / "index.html").write_text("the previous site")

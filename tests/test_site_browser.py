@@ -202,32 +202,35 @@ def test_the_pareto_front_is_the_models_no_cheaper_model_beats_and_follows_the_f
     tab.check_clean()
 
 
-def test_clicking_a_point_opens_its_model_page(tab, base):
-    _leaderboard(tab, base)
-    target = tab.page.evaluate("""() => {
-        const path = Array.from(document.querySelectorAll('#leaderboard-chart g.mark-symbol path'))
+def _click_mark(tab, selector: str) -> str:
+    """Click, with the mouse, the first mark under ``selector`` that links to a model; wait for that model's
+    page and return the model's id."""
+    target = tab.page.evaluate(
+        """(selector) => {
+        const mark = Array.from(document.querySelectorAll(selector))
             .find(e => e.__data__ && e.__data__.datum && e.__data__.datum.url);
-        path.scrollIntoView({block: "center"});
-        const box = path.getBoundingClientRect();
-        return {id: path.__data__.datum.id, x: box.x + box.width / 2, y: box.y + box.height / 2};
-    }""")
+        mark.scrollIntoView({block: "center"});
+        const box = mark.getBoundingClientRect();
+        return {id: mark.__data__.datum.id, x: box.x + box.width / 2, y: box.y + box.height / 2};
+    }""",
+        selector,
+    )
     tab.page.mouse.click(target["x"], target["y"])
     tab.page.wait_for_url(f"**/models/{target['id']}.html")
-    assert tab.page.locator("h1").inner_text().rstrip("¶ \n") == target["id"]  # ¶: the permalink
+    return target["id"]
+
+
+def test_clicking_a_point_opens_its_model_page(tab, base):
+    _leaderboard(tab, base)
+    model_id = _click_mark(tab, "#leaderboard-chart g.mark-symbol path")
+    assert tab.page.locator("h1").inner_text().rstrip("¶ \n") == model_id  # ¶: the permalink
     tab.check_clean()
 
 
 def test_a_heat_map_number_opens_its_model_like_the_rest_of_its_cell(tab, base):
     tab.open(f"{base}/compare/encoders.html")
     tab.page.wait_for_selector("#heatmap-lung.vega-ok")
-    target = tab.page.evaluate("""() => {
-        const text = Array.from(document.querySelectorAll('#heatmap-lung g.mark-text text'))[0];
-        text.scrollIntoView({block: "center"});
-        const box = text.getBoundingClientRect();
-        return {id: text.__data__.datum.id, x: box.x + box.width / 2, y: box.y + box.height / 2};
-    }""")
-    tab.page.mouse.click(target["x"], target["y"])
-    tab.page.wait_for_url(f"**/models/{target['id']}.html")
+    _click_mark(tab, "#heatmap-lung g.mark-text text")
     tab.check_clean()
 
 
