@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # Stage commands in dvc.yaml call `python`: make it the project's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo test lint preview browser site screenshots clean-venv
+.PHONY: setup demo check test lint preview browser site screenshots clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/dvc repro
 
+# The inner loop (under 3 minutes on 2 cores): lint and the fast tests, no DVC runs, no Ray, no browser.
+check: setup lint
+	$(BIN)/python -m pytest -m "not dvc and not ray and not browser and not slow"
+
+# What CI runs: every test.
 test: setup lint browser
 	$(BIN)/python -m pytest
 
@@ -30,7 +35,7 @@ browser:
 
 # Rebuild only the website from results/ and figures/ (as the `site` stage does).
 site: setup
-	$(BIN)/python -m pipeline.site_build
+	$(BIN)/python -m pipeline.site.build
 
 # Screenshots of home, a leaderboard, a model page and the compare view at 1440 and 390 px, from public/
 # (built by `make demo` or `make site`), into screenshots/ (not committed): look at them.
@@ -40,10 +45,11 @@ screenshots: setup browser
 lint: setup
 	$(BIN)/ruff check pipeline tests benchmarks tools
 	$(BIN)/ruff format --check pipeline tests benchmarks tools
+	$(BIN)/lint-imports --no-cache
 
 # The picture of synthetic slices that anyone can check by eye (full-size phantom).
 preview: setup
-	$(BIN)/python -m pipeline.preview --out site/img/phantom-slices.png
+	$(BIN)/python -m pipeline.data.preview --out site/img/phantom-slices.png
 
 clean-venv:
 	rm -rf $(VENV)

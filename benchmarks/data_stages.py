@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline import profiles
+from pipeline.core import profiles
 
 ROOT = Path(__file__).resolve().parents[1]
 

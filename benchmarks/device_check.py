@@ -10,7 +10,7 @@ Rows, each with the command that gives the full measurement:
 3. evaluation at the paper's geometry (benchmarks.evaluate_scale's parts): inference of one model over the
    test slices on the GPU, and the CPU parts (resampling, overlap, NSD/HD95) measured beside it;
 4. predict: one 512 x 512 x 100 volume segmented with ``pipeline.predict`` (benchmarks.predict_cpu);
-5. speed: the ``speed`` stage's dedicated timing of a few networks (pipeline.speed).
+5. speed: the ``speed`` stage's dedicated timing of a few networks (pipeline.evaluation.speed).
 
 Writes the table as Markdown (``--out``, default device_check.md) and prints it; the last line says where.
 """
@@ -25,12 +25,12 @@ from pathlib import Path
 import torch
 
 from benchmarks import evaluate_scale, gpu_packing, gpu_train, predict_cpu
-from pipeline import profiles
-from pipeline.cells import Cell
-from pipeline.config import parse_params
-from pipeline.evaluate import HeldOutSet
+from pipeline.core import profiles
+from pipeline.core.cells import Cell
+from pipeline.core.config import parse_params
+from pipeline.evaluation.heldout import HeldOutSet
+from pipeline.evaluation.speed import time_network
 from pipeline.predict import load_model
-from pipeline.speed import time_network
 
 SIZES = {  # full: the paper's geometry; smoke: seconds on a CPU
     "full": {"size": 512, "images": 80, "epochs": 2, "packs": (1, 2, 4, 8), "native": 630, "slices": (60, 125),
@@ -105,7 +105,8 @@ def speed_rows(device: torch.device, s: dict) -> list[tuple[str, str, str]]:
         timing = time_network(architecture, encoder, s["size"], 8, 2, device, warmup=2, repeats=5)
         rows.append((f"speed stage {name}, {s['size']} px",
                      f"inference {timing['infer_images_per_s']:.1f} img/s (batch 8), training "
-                     f"{timing['train_images_per_s']:.1f} img/s (batch 2)", "python -m pipeline.speed"))  # fmt: skip
+                     f"{timing['train_images_per_s']:.1f} img/s (batch 2)",
+                     "python -m pipeline.evaluation.speed"))  # fmt: skip
     return rows
 
 

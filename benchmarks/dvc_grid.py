@@ -19,8 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from pipeline import profiles
-from pipeline.grid import UPSTREAM
+from pipeline.core import profiles
+from pipeline.grid.runner import UPSTREAM
 from tests.conftest import project_copy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +63,7 @@ def main() -> None:
         project = project_copy(Path(scratch) / "runner")
         prepare(project)
         print(f"600 cells: stale `dvc status` {timed(project, dvc, 'status'):.1f} s")
-        runner = timed(project, sys.executable, "-m", "pipeline.grid", "--train-only")
+        runner = timed(project, sys.executable, "-m", "pipeline.grid.runner", "--train-only")
         print(f"600 cells: first run through `python -m pipeline.grid` {runner:.1f} s (commands + bookkeeping)")
         print(f"600 cells: no-op `dvc status` {timed(project, dvc, 'status'):.1f} s")
         print(f"600 cells: no-op `dvc repro train` {timed(project, dvc, 'repro', 'train'):.1f} s")

@@ -31,12 +31,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline import metrics, models, phantom, surface
-from pipeline.config import PreprocessParams
-from pipeline.dataset import load_native
-from pipeline.evaluate import EVALUATION_CODE, HeldOutSet, code_fingerprint, evaluation_key, plan
-from pipeline.inference import probabilities, to_native
-from pipeline.preprocess import preprocess
+from pipeline.core.config import PreprocessParams
+from pipeline.core.fingerprint import code_fingerprint, project_modules
+from pipeline.data import phantom
+from pipeline.data.prepared import load_native
+from pipeline.data.preprocess import preprocess
+from pipeline.evaluation import metrics, surface
+from pipeline.evaluation.evaluate import STAGE, evaluation_key, plan
+from pipeline.evaluation.heldout import HeldOutSet
+from pipeline.model import factory as models
+from pipeline.model.inference import probabilities, to_native
 
 GRID_MODELS = 600
 
@@ -85,9 +89,35 @@ def measure(test: HeldOutSet, infer_slices: int, tolerance_mm: float, device="cp
     return times
 
 
+def grid_checkpoint_bytes() -> int:
+    """The bytes of the 600 checkpoints of the paper's grid: float32 parameters of each network (the paper's
+    Table II counts, reference/), three experiments and two initialisations each."""
+    import csv
+
+    with open(Path(__file__).resolve().parents[1] / "reference" / "paper_table2_performance.csv") as handle:
+        millions = [float(row["params_m"]) for row in csv.DictReader(handle)]
+    return int(sum(millions) * 1e6 * 4 * 3 * 2 * (100 / len(millions)))  # rows that survive stand for all 100
+
+
+def hashing_seconds(total_bytes: int, scratch: Path) -> float:
+    """Seconds to hash ``total_bytes`` of checkpoints, from the measured speed of sha256 on a 256 MB file."""
+    from pipeline.core.fingerprint import file_sha256
+
+    sample = scratch / "sample.safetensors"
+    sample.write_bytes(os.urandom(256 * 1024**2))
+    started = time.perf_counter()
+    file_sha256(sample)
+    rate = sample.stat().st_size / (time.perf_counter() - started)
+    sample.unlink()
+    return total_bytes / rate
+
+
 def incremental_overhead(test: HeldOutSet, scratch: Path) -> float:
-    """Seconds the stage spends deciding what to evaluate among 600 models (fingerprints and keys)."""
-    from pipeline.config import EvaluateParams
+    """Seconds the stage spends deciding what to evaluate among 600 models (fingerprints, keys, the digests of
+    the stored results), with checkpoints of a few bytes: hashing the real ones is ``hashing_seconds``."""
+    from pipeline.core.config import EvaluateParams
+    from pipeline.core.fingerprint import file_sha256
+    from pipeline.evaluation.evaluate import KEY_FILE, RESULT_FILES
 
     params = EvaluateParams(threshold=0.5, bootstrap_samples=1000, confidence=0.95, seed=0,
                             nsd_tolerance_mm_lung=1.0, nsd_tolerance_mm_lesion=3.0, workers=0)  # fmt: skip
@@ -96,19 +126,26 @@ def incremental_overhead(test: HeldOutSet, scratch: Path) -> float:
     for index, run in enumerate(runs):
         (models_dir / run).mkdir(parents=True)
         (out / run).mkdir(parents=True)
-        train = {"id": run, "status": "ok", "experiment": "lung", "data_source": "phantom", "profile": "x",
-                 "checkpoint": {"sha256": f"{index:064x}", "bytes": 1}}  # fmt: skip
+        weights = models_dir / run / "model.safetensors"
+        weights.write_bytes(index.to_bytes(4, "little"))
+        train = {"id": run, "model_id": run.split("~")[0], "status": "ok", "error": "", "experiment": "lung",
+                 "architecture": "unet", "encoder": "resnet18", "encoder_weights": "random", "data_source": "phantom",
+                 "profile": "x", "epochs": 1, "best_epoch": 1, "params": 1, "device": "cpu", "seed": index,
+                 "best_val_loss": 0.5, "null_val_loss": 1.0,
+                 "checkpoint": {"sha256": file_sha256(weights), "md5": "0" * 32, "bytes": 4}}  # fmt: skip
         (models_dir / run / "train.json").write_text(json.dumps(train))
-        (out / run / "volumes.csv").write_text("volume\n")
+        for name in RESULT_FILES:
+            (out / run / name).write_text("{}\n")
     started = time.perf_counter()
-    data, code = test.fingerprint(), code_fingerprint()
+    data, code = test.fingerprint(), code_fingerprint(STAGE)
 
-    def key(train: dict) -> str:
-        return evaluation_key(train, data, code, params, "cpu")
+    def key(train: dict, checkpoint: str) -> str:
+        return evaluation_key(train, checkpoint, data, code, params, "cpu")
 
     jobs, _ = plan(runs, models_dir, out, key)
     for job in jobs[1:]:  # as after a full evaluation: every result stored but one
-        (out / job.run_id / "metrics.json").write_text(json.dumps({"key": job.key}))
+        stored = {"key": job.key, "files": {name: file_sha256(out / job.run_id / name) for name in RESULT_FILES}}
+        (out / job.run_id / KEY_FILE).write_text(json.dumps(stored))
     jobs, reused = plan(runs, models_dir, out, key)
     assert len(jobs) == 1 and len(reused) == GRID_MODELS - 1
     return time.perf_counter() - started
@@ -140,12 +177,15 @@ def main() -> None:
         cpu_parts = GRID_MODELS * (per_model - times["inference"]) / cores
         with tempfile.TemporaryDirectory() as scratch:
             overhead = incremental_overhead(test, Path(scratch))
-        incremental = overhead + per_model
-        print(f"  evaluation code hashed: {', '.join(EVALUATION_CODE)}")
+            checkpoints = grid_checkpoint_bytes()
+            hashing = hashing_seconds(checkpoints, Path(scratch))
+        incremental = overhead + hashing + per_model
+        print(f"  evaluation code hashed: the {len(project_modules(STAGE))} project modules {STAGE} imports")
         print(f"600 models on this machine ({cores} cores, one single-thread worker each): {full / 3600:.1f} h")
         print(f"600 models on one GPU: inference not measured here; the CPU parts alone take {cpu_parts / 3600:.1f} h "
               f"on {cores} cores (a lower bound)")  # fmt: skip
-        print(f"1 of 600 changed: {overhead:.1f} s to check 600 keys + {per_model:.0f} s for the model = "
+        print(f"1 of 600 changed: {overhead:.1f} s to check 600 keys and stored results + {hashing:.0f} s to hash "
+              f"the 600 checkpoints ({checkpoints / 1e9:.0f} GB) + {per_model:.0f} s for the model = "
               f"{incremental:.0f} s")  # fmt: skip
         print(f"evaluate_scale: {per_model:.0f} s per model at {args.size} px; full re-evaluation of 600 models "
               f"{full / 3600:.1f} h on {cores} cores; incremental (1 of 600) {incremental:.0f} s = "

@@ -19,9 +19,9 @@ import time
 import torch
 
 from benchmarks import gpu_train
-from pipeline import profiles
-from pipeline.cells import Cell
-from pipeline.config import parse_params
+from pipeline.core import profiles
+from pipeline.core.cells import Cell
+from pipeline.core.config import parse_params
 
 # Small, middle and large models of the grid: packing helps small models most.
 MODELS = ("pspnet-resnet18", "unet-resnet18", "linknet-resnet34", "unet-efficientnet-b0", "fpn-resnet50")

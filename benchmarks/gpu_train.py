@@ -22,10 +22,14 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from torch.utils.data import DataLoader, Dataset
 
-from pipeline import losses, models, profiles
-from pipeline.cells import ARCHITECTURES, ENCODERS, Cell
-from pipeline.config import parse_params
-from pipeline.train import Setup, evaluate_loss, synchronise, train_epoch
+from pipeline.core import profiles
+from pipeline.core.cells import Cell
+from pipeline.core.config import parse_params
+from pipeline.core.profiles import paper_grid
+from pipeline.model import factory as models
+from pipeline.model.device import synchronise
+from pipeline.training import losses
+from pipeline.training.train import Setup, evaluate_loss, train_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,8 +109,9 @@ def naive(cell: Cell, image, masks, epochs: int, workers: int, device: torch.dev
 
 def predicted_grid_hours(measured: dict, size: int, epochs: int, train_slices: int, val_slices: int) -> float:
     """Hours for the 600-model grid on one device, one model at a time."""
+    grid = paper_grid(ROOT / "conf")
     flops = {f"{a}-{e}": models.forward_flops(models.build_model(a, e, "random"), size)
-             for a in ARCHITECTURES for e in ENCODERS}  # fmt: skip
+             for a in grid.architectures for e in grid.encoders}  # fmt: skip
     # Seconds per GFLOP of one image, from the measured models, for the pairs not measured.
     per_gflop = [(train_slices / t + val_slices / v) / (flops[name] / 1e9) for name, (t, v) in measured.items()]
     fallback = sorted(per_gflop)[len(per_gflop) // 2]
@@ -132,7 +137,11 @@ def main() -> None:
     parser.add_argument("--grid-epochs", type=int, default=200)
     args = parser.parse_args()
     device = torch.device(args.device)
-    names = {"representative": list(REPRESENTATIVE), "all": [f"{a}-{e}" for a in ARCHITECTURES for e in ENCODERS]}
+    grid = paper_grid(ROOT / "conf")
+    names = {
+        "representative": list(REPRESENTATIVE),
+        "all": [f"{a}-{e}" for a in grid.architectures for e in grid.encoders],
+    }
     chosen = names.get(args.models, args.models.split(","))
     params = parse_params(profiles.compose("paper", ROOT / "conf")).train
     generator = torch.Generator().manual_seed(0)

@@ -45,13 +45,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="grid-engines-") as folder:
         base = Path(folder) / "base"
         sh(Path(folder), "git", "clone", "-q", str(ROOT), str(base))
-        sh(base, sys.executable, "-m", "pipeline.profiles", args.profile)
+        sh(base, sys.executable, "-m", "pipeline.core.profiles", args.profile)
         sh(base, sys.executable, "-m", "dvc", "repro", "--quiet", "train_inputs")
         serial, ray = Path(folder) / "serial", Path(folder) / "ray"
         shutil.copytree(base, serial, symlinks=True)
         shutil.copytree(base, ray, symlinks=True)
-        serial_s = sh(serial, sys.executable, "-m", "pipeline.grid", "--train-only")
-        ray_s = sh(ray, sys.executable, "-m", "pipeline.grid", "--train-only", "--engine", "ray",
+        serial_s = sh(serial, sys.executable, "-m", "pipeline.grid.runner", "--train-only")
+        ray_s = sh(ray, sys.executable, "-m", "pipeline.grid.runner", "--train-only", "--engine", "ray",
                    "--num-cpus", str(args.cpus), "--cpus-per-model", str(args.cpus))  # fmt: skip
         ours, theirs = losses(ray), losses(serial)
         difference = max(float((ours[c][["train_loss", "val_loss"]] - theirs[c][["train_loss", "val_loss"]])

@@ -3,7 +3,7 @@
     python -m benchmarks.predict_cpu                         # 512 x 512 x 100 volume, models at 256 x 256
     python -m benchmarks.predict_cpu --working-size 512      # the paper's working size (slower)
 
-Segments one synthetic 512 x 512 x 100 CT volume (pipeline.phantom) with three models of different size
+Segments one synthetic 512 x 512 x 100 CT volume (pipeline.data.phantom) with three models of different size
 (untrained weights: speed does not depend on them) through pipeline.predict's Segmenter, and times the bare
 forward passes on the same preprocessed slices. Overhead = predict / bare - 1; the target (issue 5) is 15 %.
 """
@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline import checkpoints, models, phantom
-from pipeline.cells import Cell
-from pipeline.inference import model_inputs
+from pipeline.core.cells import Cell
+from pipeline.data import phantom
+from pipeline.model import checkpoints
+from pipeline.model import factory as models
+from pipeline.model.inference import model_inputs
 from pipeline.predict import load_model
 
 MODELS = (("pspnet", "resnet18"), ("unet", "mobilenet_v2"), ("unet", "resnet50"))

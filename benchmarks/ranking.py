@@ -2,7 +2,7 @@
 
     python -m benchmarks.ranking
 
-Times pipeline.aggregate's ``rank_all`` (the bootstrap ranking of every experiment for Dice, NSD and HD95:
+Times pipeline.results.aggregate's ``rank_all`` (the bootstrap ranking of every experiment for Dice, NSD and HD95:
 median rank, rank interval, P(rank 1), Kendall's tau, tiers) on a made-up result set of 200 models in each of
 the three experiments, 1000 draws, then a single experiment of all 600 models. The scores are random and
 labelled as such; only the time matters. The last line is the total for the three experiments (target: under
@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from pipeline.aggregate import rank_all
+from pipeline.results.aggregate import rank_all
 
 EXPERIMENTS = ("lung", "lesion_a", "lesion_b")
 VOLUMES = 9

@@ -13,16 +13,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import profiles, viewer_data
-from pipeline.aggregate import aggregate
-from pipeline.cells import Run, grid_cells
-from pipeline.config import parse_params
-from pipeline.figures import filter_cells, filter_grid, intensity_histograms, mask_strip
+from pipeline.core import profiles
+from pipeline.core.cells import Run, grid_cells
+from pipeline.core.config import parse_params
+from pipeline.evaluation import viewer_data
+from pipeline.evaluation.figures import filter_cells, filter_grid, intensity_histograms, mask_strip, normalised_window
+from pipeline.results.aggregate import aggregate
 
 FIXTURE_SOURCE = "fixture"
 BASE_DICE = {"lung": 0.93, "lesion_a": 0.62, "lesion_b": 0.66}
 VOLUMES = 9
 SCORES = ("dice", "sensitivity", "specificity", "precision", "nsd", "hd95")
+PREPROCESS = {"hu_offset": 500.0, "hu_scale": 500.0}  # the protocol's normalisation, as the figures stage reads it
 
 
 class _FakeTest:
@@ -101,7 +103,8 @@ def _write_run(folders: tuple[Path, Path], run: Run, rng, epochs: int, index: in
         for prefix in ("slice_", "pooled_", "native_pooled_"):
             metrics.update({f"{prefix}{name}": round(min(1.0, metrics[name] + 0.01), 6) for name in SCORES[:4]})
         metrics.update(paper_dice=round(100 * min(1.0, metrics["dice"] + 0.15), 4),
-                       paper_sensitivity=round(100 * metrics["precision"], 4), paper_specificity=99.5)  # fmt: skip
+                       paper_sensitivity=round(100 * metrics["precision"], 4), paper_specificity=99.5,
+                       test_volumes=list(volumes["volume"]))  # fmt: skip
     (evaluation / run.id / "metrics.json").write_text(json.dumps(metrics))
 
 
@@ -183,7 +186,9 @@ def write_results_fixture(
         _write_run(folders, run, rng, epochs, index, status)
         if images and run.seed is None and status != "failed":
             predicted = strip_truth ^ (rng.random(strip_truth.shape) > 0.9)
-            mask_strip(strip_inputs, strip_truth, predicted).save(figures / "masks" / f"{run.id}.png")
+            mask_strip(strip_inputs, strip_truth, predicted, normalised_window(PREPROCESS)).save(
+                figures / "masks" / f"{run.id}.png"
+            )
             if run.cell in drawn_filters:
                 import torch
 
@@ -200,7 +205,7 @@ def write_results_fixture(
         board = pd.read_csv(results / "leaderboard.csv")
         drawn = set(board.loc[board["status"] != "failed", "id"])
         write_viewer_fixture(figures, [run for run in params.runs() if run.id in drawn], rng, *viewer)
-    (figures / "intensity.json").write_text(json.dumps(intensity_histograms(_FakeTest(rng))) + "\n")
+    (figures / "intensity.json").write_text(json.dumps(intensity_histograms(_FakeTest(rng), PREPROCESS)) + "\n")
     slices = {e: [{"volume": f"{v}.nii.gz", "slice": 10 * v} for v in (1, 2, 3)] for e in experiments}
     (figures / "slices.json").write_text(json.dumps(slices, indent=2) + "\n")
     return results, figures

@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 from benchmarks.results_fixture import write_results_fixture
-from pipeline.cells import ENCODERS
-from pipeline.site_build import Provenance, build, build_settings, generate
-from pipeline.site_data import load_results
+from pipeline.core.profiles import paper_grid
+from pipeline.site.build import Provenance, build, build_settings, generate
+from pipeline.site.data import load_results
 
 VIEWER = (256, 92)  # the viewer's in-plane size (viewer.size) and a test volume's mean slice count (829 / 9)
 
@@ -104,7 +104,9 @@ def main() -> None:
     root.mkdir(parents=True)
     try:
         started = time.perf_counter()
-        results_dir, figures_dir = write_results_fixture(root, encoders=ENCODERS, epochs=200, viewer=VIEWER)
+        results_dir, figures_dir = write_results_fixture(
+            root, encoders=paper_grid().encoders, epochs=200, viewer=VIEWER
+        )
         print(f"fixture: {time.perf_counter() - started:.1f}s (not counted)")
         started = time.perf_counter()
         results = load_results(results_dir, figures_dir)

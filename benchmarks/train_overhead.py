@@ -15,10 +15,13 @@ from pathlib import Path
 
 import torch
 
-from pipeline import losses, models, profiles
-from pipeline.cells import Cell
-from pipeline.config import parse_params
-from pipeline.train import Setup, synchronise, train_epoch
+from pipeline.core import profiles
+from pipeline.core.cells import Cell
+from pipeline.core.config import parse_params
+from pipeline.model import factory as models
+from pipeline.model.device import synchronise
+from pipeline.training import losses
+from pipeline.training.train import Setup, train_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,9 +6,9 @@
 
 ``--model`` takes a model id (its folder is models/<id>/: ``dvc pull train@<id>`` fetches it) or a model
 folder (``config.json``, ``model.safetensors``, ``preprocessing.json``: a ``dvc get`` of models/<id>, or a
-hub export of ``python -m pipeline.publish --hub``). A pickled ``.pt`` checkpoint is refused, never opened
-(pipeline.checkpoints). Any in-plane size and slice count; slices are the last array axis as nibabel returns
-them, in Hounsfield units. The model's own preprocessing is applied (pipeline.inference) and the mask is
+hub export of ``python -m pipeline.site.publish --hub``). A pickled ``.pt`` checkpoint is refused, never opened
+(pipeline.model.folder). Any in-plane size and slice count; slices are the last array axis as nibabel returns
+them, in Hounsfield units. The model's own preprocessing is applied (pipeline.model.inference) and the mask is
 written with the input's affine and header. A lesion_b model sees the image only inside the lungs: give the
 lung mask (``--lung-mask``) or a lung model to compute it (``--lung-model``). The output is checked before
 the work starts: it must be a new ``.nii``/``.nii.gz`` name in an existing folder, never the input itself.
@@ -29,11 +29,15 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from pipeline import checkpoints, rawdata, transforms
-from pipeline.errors import DataError, PipelineError, run_stage
-from pipeline.inference import model_inputs, probabilities, to_native
-from pipeline.outputs import written_atomically
-from pipeline.train import MODELS_DIR, select_device
+from pipeline.core.errors import DataError, PipelineError, run_stage
+from pipeline.core.experiments import experiment
+from pipeline.core.outputs import written_atomically
+from pipeline.core.paths import MODELS_DIR
+from pipeline.data import rawdata, transforms
+from pipeline.model import checkpoints
+from pipeline.model.device import select_device
+from pipeline.model.folder import resolve
+from pipeline.model.inference import model_inputs, probabilities, to_native
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -50,7 +54,7 @@ class Segmenter:
 
     @property
     def needs_lung_mask(self) -> bool:
-        return self.experiment == "lesion_b"
+        return experiment(self.experiment).inside_lungs
 
     def segment(self, volume: np.ndarray, lung_mask: np.ndarray | None = None, progress: bool = False) -> np.ndarray:
         """A binary uint8 mask of the same shape as ``volume`` (H, W, slices), Hounsfield units in."""
@@ -72,7 +76,7 @@ def load_model(model: str | Path, device: str = "auto", threshold: float = 0.5,
                models_dir: Path = MODELS_DIR) -> Segmenter:  # fmt: skip
     """A model by id (``lung-unet-resnet18-random``) or model folder, ready to segment; never a pickle."""
     check_threshold(threshold)
-    folder = checkpoints.resolve(model, models_dir)
+    folder = resolve(model, models_dir)
     network, preprocessing = checkpoints.load(folder, select_device(device, "--device"))
     return Segmenter(network, preprocessing["experiment"], preprocessing, str(model), threshold)
 
@@ -83,7 +87,8 @@ def check_threshold(threshold: float) -> None:
 
 
 def check_output(output: Path, inputs: list[Path]) -> None:
-    """Refuse, before any work, an output that cannot be written or that would overwrite an input."""
+    """Refuse, before any work, an input that cannot be read as a file, and an output that cannot be written or
+    that would overwrite an input."""
     if output.is_dir():
         raise PipelineError(f"{output}: is a folder; give a file name for the mask")
     if not output.name.endswith(NIFTI_SUFFIXES):
@@ -93,6 +98,7 @@ def check_output(output: Path, inputs: list[Path]) -> None:
     if not os.access(output.parent, os.W_OK):
         raise PipelineError(f"{output}: its folder {output.parent} is not writable")
     for source in inputs:
+        rawdata.check_regular(source)  # a missing input, a link loop, a FIFO: refused before any work
         if output.resolve() == source.resolve() or (output.exists() and os.path.samefile(output, source)):
             raise PipelineError(f"{output}: is an input of this command ({source}); the mask would destroy it")
 
@@ -126,6 +132,7 @@ def main() -> None:
     check_output(args.output, [path for path in (args.input, args.lung_mask) if path is not None])
     segmenter = load_model(args.model, args.device, args.threshold)
     volume, _ = rawdata.read_image(args.input)
+    rawdata.voxel_size(args.input)  # a scan whose header gives no real voxel size is not a CT to trust
     like = nib.load(args.input)
     lung = None
     if segmenter.needs_lung_mask:
@@ -133,7 +140,7 @@ def main() -> None:
             lung = rawdata.read_labels(args.lung_mask, rawdata.LUNG_LABELS)
         elif args.lung_model is not None:
             lung_segmenter = load_model(args.lung_model, args.device, args.threshold)
-            if lung_segmenter.experiment != "lung":
+            if experiment(lung_segmenter.experiment).target != "lung":
                 raise PipelineError(f"--lung-model {args.lung_model} is a {lung_segmenter.experiment} model")
             lung = lung_segmenter.segment(volume, progress=True)
         else:

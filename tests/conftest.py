@@ -1,4 +1,7 @@
-"""Shared fixtures: tiny synthetic data, a project copy for DVC runs, and a loopback HTTP server."""
+"""Shared fixtures, each built once per test run (session scope) and read-only for the tests that use it (copy
+before changing): tiny synthetic data, its prepared arrays, one tiny project with every run of the tiny grid
+trained, evaluated and aggregated in-process, the results fixture and the site built from it; a project copy
+for DVC runs, and a loopback HTTP server."""
 
 import json
 import shutil
@@ -10,9 +13,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 
-from pipeline import phantom, profiles
-from pipeline.config import Params, parse_params
+from pipeline.core import profiles
+from pipeline.core.config import Params, parse_params
+from pipeline.data import phantom
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,6 +25,23 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def tiny_params() -> Params:
     return parse_params(profiles.compose("tiny", ROOT / "conf"))
+
+
+def write_params(path: Path, profile: str = "tiny", **sections) -> Path:
+    """params.yaml of a profile, with some keys of some sections replaced (``evaluate={"workers": 1}``)."""
+    raw = profiles.compose(profile, ROOT / "conf")
+    for section, values in sections.items():
+        if isinstance(raw.get(section), dict) and isinstance(values, dict):
+            raw[section].update(values)
+        else:
+            raw[section] = values
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_params_file(tmp_path_factory) -> Path:
+    return write_params(tmp_path_factory.mktemp("params") / "params.yaml")
 
 
 def write_tiny_phantom(out_dir: Path, params: Params, seed: int | None = None) -> Path:
@@ -48,6 +70,99 @@ def raw_copy(tmp_path, tiny_raw) -> Path:
     return Path(shutil.copytree(tiny_raw, tmp_path / "raw"))
 
 
+@pytest.fixture(scope="session")
+def tiny_prepared(tmp_path_factory, tiny_raw, tiny_params) -> Path:
+    """The tiny phantom preprocessed (data/prepared/ of the tiny profile)."""
+    from pipeline.data.preprocess import preprocess
+
+    out = tmp_path_factory.mktemp("prepared") / "prepared"
+    preprocess(tiny_raw, out, tiny_params.preprocess, tiny_params.profile)
+    return out
+
+
+def run_stage_here(project: Path, module: str, *args: str) -> str:
+    """A stage's ``main`` in this process, in ``project`` with its params.yaml; its output, or the test fails."""
+    code, out, err = run_in_process(module, *args, cwd=project)
+    assert code == 0, err
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory, tiny_prepared) -> Path:
+    """A project folder with every run of the tiny grid trained, evaluated, aggregated and drawn,
+    built once in-process exactly as the stages build it: params.yaml, data/prepared, models/, evaluation/,
+    results/, figures/."""
+    project = tmp_path_factory.mktemp("tiny-project")
+    write_params(project / "params.yaml")
+    shutil.copytree(tiny_prepared, project / "data" / "prepared")
+    from pipeline.core.config import load_params
+
+    for run in load_params(project / "params.yaml").runs():
+        run_stage_here(project, "pipeline.training.train", run.cell.id,
+                       *(("--seed", str(run.seed)) if run.seed is not None else ()))  # fmt: skip
+    run_stage_here(project, "pipeline.evaluation.evaluate")
+    run_stage_here(project, "pipeline.results.aggregate")
+    run_stage_here(project, "pipeline.evaluation.figures")
+    return project
+
+
+def scratch_project(project: Path, destination: Path, copied: tuple[str, ...] = ()) -> Path:
+    """A session project that a test may change: params.yaml and the ``copied`` top-level folders are copied,
+    everything else is linked (read-only by convention, and cheap: the models weigh hundreds of MB)."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for entry in project.iterdir():
+        target = destination / entry.name
+        if entry.name == "params.yaml" or entry.name in copied:
+            (shutil.copytree if entry.is_dir() else shutil.copy2)(entry, target)
+        else:
+            target.symlink_to(entry, target_is_directory=entry.is_dir())
+    return destination
+
+
+@pytest.fixture(scope="session")
+def fixture_records(tmp_path_factory) -> tuple[Path, Path]:
+    """(results/, figures/) of the 24-model results fixture: 3 experiments x 2 architectures x 2 encoders x 2
+    initialisations, the first failed and one that did not learn."""
+    from benchmarks.results_fixture import write_results_fixture
+
+    root = tmp_path_factory.mktemp("fixture")
+    return write_results_fixture(
+        root, architectures=("fpn", "unet"), encoders=("resnet18", "mobilenet_v2"), epochs=5, seed=1
+    )
+
+
+@pytest.fixture
+def fixture_copy(tmp_path, fixture_records) -> tuple[Path, Path]:
+    """A private copy of the results fixture (results/, figures/), for a test that damages it."""
+    results, figures = (Path(shutil.copytree(source, tmp_path / source.name)) for source in fixture_records)
+    return results, figures
+
+
+FIXED_PROVENANCE_ARGS = ("0123456789abcdef", {"data": "d" * 8, "code": "c" * 8, "train": {"epochs": 5}}, "",
+                         Path("/nonexistent"), "", "2026-12-01 00:00 UTC")  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def fixture_docs(tmp_path_factory, fixture_records) -> Path:
+    """The Markdown the site generator writes for the results fixture (a fixed provenance)."""
+    from pipeline.site.build import Provenance, generate
+    from pipeline.site.data import load_results
+
+    docs = tmp_path_factory.mktemp("docs") / "docs"
+    generate(load_results(*fixture_records), Provenance(*FIXED_PROVENANCE_ARGS), docs)
+    return docs
+
+
+@pytest.fixture(scope="session")
+def fixture_site(tmp_path_factory, fixture_docs) -> Path:
+    """The results fixture's site, built by mkdocs once for every test that reads or browses it."""
+    from pipeline.site.build import build
+
+    public = tmp_path_factory.mktemp("site") / "public"
+    build(fixture_docs, public, ROOT / "mkdocs.yml")
+    return public
+
+
 def run_module(module: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     """Run ``python -m <module>`` as a user would, capturing its output."""
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
@@ -61,7 +176,7 @@ def run_in_process(module: str, *args: str, cwd: Path | None = None) -> tuple[in
     import io
     import os
 
-    from pipeline.errors import run_stage
+    from pipeline.core.errors import run_stage
 
     stage = importlib.import_module(module)
     stdout, stderr, argv, here = io.StringIO(), io.StringIO(), sys.argv, Path.cwd()
@@ -81,12 +196,24 @@ def run_in_process(module: str, *args: str, cwd: Path | None = None) -> tuple[in
     return code, stdout.getvalue(), stderr.getvalue()
 
 
+def run_here(module: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``run_in_process`` as a CompletedProcess, for the tests that read a stage's output like a command's."""
+    code, out, err = run_in_process(module, *args, cwd=cwd)
+    return subprocess.CompletedProcess([module, *args], code, out, err)
+
+
 def error_line(result: subprocess.CompletedProcess) -> str:
     """The one ``error:`` line of a failed stage run (progress bars may precede it); no traceback."""
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     return lines[0]
+
+
+def leftovers(folder: Path) -> list[str]:
+    """What a run left in ``folder`` besides its outputs: staging folders, backups, partial files (a lock
+    file stays by design: it is how the next run knows no other is writing)."""
+    return sorted(p.name for p in Path(folder).iterdir() if p.name.startswith(".") and not p.name.endswith(".lock"))
 
 
 def drop_key(path: Path, key: str) -> None:

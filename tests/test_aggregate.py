@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from pipeline import profiles
-from pipeline.aggregate import COLUMNS, aggregate
-from pipeline.config import parse_params
-from pipeline.errors import DataError, PipelineError
+from pipeline.core import profiles
+from pipeline.core.config import parse_params
+from pipeline.core.errors import DataError, PipelineError
+from pipeline.results.aggregate import COLUMNS, aggregate
 from tests.conftest import ROOT, drop_key
 
 GRID = {"experiments": ["lesion_a", "lesion_b"], "architectures": ["unet"], "encoders": ["resnet18", "vgg11"],
@@ -28,23 +28,25 @@ def _write_run(models, evaluation, run_id, cell, dice, source="phantom", flat_lo
     (models / run_id).mkdir(parents=True)
     (evaluation / run_id).mkdir(parents=True)
     experiment, architecture, encoder, weights = cell
-    train = {"id": run_id, "experiment": experiment, "architecture": architecture, "encoder": encoder,
-             "encoder_weights": weights, "status": "ok", "error": "", "data_source": source, "profile": "tiny",
-             "params": 14_321_937, "trained_params": 14_321_937, "gflops": 0.1654, "train_images_per_s": 20.0,
-             "infer_images_per_s": 100.0, "epochs": 2, "best_epoch": 2, "device": "cpu", "base_seed": seed,
-             "seed": 1000 + seed, "null_val_loss": 1.0,
-             "checkpoint": {"file": "model.safetensors", "bytes": 1, "sha256": "0" * 64, "md5": "0" * 32}}  # fmt: skip
+    train = {"id": run_id, "model_id": run_id.split("~")[0], "experiment": experiment, "architecture": architecture,
+             "encoder": encoder, "encoder_weights": weights, "status": "ok", "error": "", "data_source": source,
+             "profile": "tiny", "params": 14_321_937, "trained_params": 14_321_937, "gflops": 0.1654,
+             "train_images_per_s": 20.0, "infer_images_per_s": 100.0, "epochs": 2, "best_epoch": 2, "device": "cpu",
+             "base_seed": seed, "seed": 1000 + seed, "null_val_loss": 1.0,
+             "best_val_loss": 1.0 if flat_loss else 0.4, "checkpoint": {"file": "model.safetensors", "bytes": 1,
+             "sha256": "0" * 64, "md5": "0" * 32}}  # fmt: skip
     losses = [1.0, 1.0] if flat_loss else [0.6, 0.4]
     history = "epoch,train_loss,val_loss,train_seconds,val_seconds\n" + "".join(
         f"{e + 1},{loss},{loss},1.0,0.1\n" for e, loss in enumerate(losses)
     )
-    per_volume = [dice + 0.01 * ((v % 3) - 1) for v in range(VOLUMES)]
-    metrics = {"id": run_id, "status": "ok", "error": "", "key": "k", "dice": dice, "dice_ci_low": dice - 0.05,
-               "dice_ci_high": dice + 0.05, "nsd": dice, "nsd_ci_low": dice - 0.05, "nsd_ci_high": dice + 0.05,
+    per_volume = [min(1.0, max(0.0, dice + 0.01 * ((v % 3) - 1))) for v in range(VOLUMES)]
+    metrics = {"id": run_id, "status": "ok", "error": "", "key": "k", "dice": dice, "dice_ci_low": max(0, dice - 0.05),
+               "dice_ci_high": min(1, dice + 0.05), "nsd": dice, "nsd_ci_low": max(0, dice - 0.05),
+               "nsd_ci_high": min(1, dice + 0.05),
                "hd95": 10 * (1 - dice), "hd95_ci_low": 1.0, "hd95_ci_high": 9.0, "sensitivity": 0.6,
                "specificity": 0.99, "precision": 0.7, "precision_volumes": VOLUMES, "slice_dice": dice,
                "pooled_dice": dice, "paper_sensitivity": 70.0, "paper_specificity": 99.0,
-               "paper_dice": 100 * dice}  # fmt: skip
+               "paper_dice": 100 * dice, "test_volumes": [f"{v + 1}.nii.gz" for v in range(VOLUMES)]}  # fmt: skip
     volumes = "volume,slices,dice,sensitivity,specificity,precision,nsd,hd95,predicted_voxels,target_voxels\n"
     volumes += "".join(
         f"{v + 1}.nii.gz,3,{d},0.6,0.99,0.7,{d},{10 * (1 - d)},{100 if predicts else 0},120\n"
@@ -123,7 +125,7 @@ def test_findings_by_name(tmp_path):
     assert headline["lesion_a"]["models"] == 4
 
 
-def test_runs_that_did_not_learn_are_named_not_ranked(tmp_path):
+def test_runs_that_did_not_learn_are_judged_on_validation_alone(tmp_path):
     params = _params()
     flat, silent = "lesion_a-unet-resnet18-random", "lesion_a-unet-vgg11-random"
     models, evaluation = _records(
@@ -131,14 +133,14 @@ def test_runs_that_did_not_learn_are_named_not_ranked(tmp_path):
     )
     out = _aggregate(tmp_path, params, models, evaluation)
     rows = _rows(out)
-    assert rows[flat]["status"] == rows[silent]["status"] == "degenerate"
+    assert rows[flat]["status"] == "degenerate" and rows[flat]["rank"] == ""  # named, not ranked
     assert "validation loss never went below 1.000" in rows[flat]["status_reason"]
-    assert "predicts no foreground on any of the 9 test volumes" in rows[silent]["status_reason"]
-    assert rows[flat]["rank"] == rows[silent]["rank"] == ""  # named, not ranked
-    assert {rows[i]["rank"] for i in rows if i.startswith("lesion_a") and i not in (flat, silent)} == {"1", "2"}
+    # A model that learned on validation but predicts nothing on the test set is ranked, last: excluding it
+    # for its test results would pick the ranked models by the test set.
+    assert rows[silent]["status"] == "ok" and rows[silent]["rank"] == "3"
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["degenerate"] == 2 and {e["id"] for e in summary["excluded"]} == {flat, silent}
-    assert summary["dice"]["by_experiment"]["lesion_a"]["n"] == 2  # findings exclude them
+    assert summary["degenerate"] == 1 and {e["id"] for e in summary["excluded"]} == {flat}
+    assert summary["dice"]["by_experiment"]["lesion_a"]["n"] == 3  # findings exclude it
 
 
 def test_repeats_give_the_seed_spread(tmp_path):

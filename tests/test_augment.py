@@ -3,9 +3,9 @@ import dataclasses
 import pytest
 import torch
 
-from pipeline import profiles
-from pipeline.augment import augment, pad_value, random_affines
-from pipeline.config import parse_params
+from pipeline.core import profiles
+from pipeline.core.config import parse_params
+from pipeline.training.augment import augment, pad_value, random_affines
 from tests.conftest import ROOT
 
 

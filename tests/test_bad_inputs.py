@@ -18,13 +18,14 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
 
-from pipeline import profiles, rawdata
-from pipeline.preprocess import preprocess
-from tests.conftest import ROOT, drop_key, error_line, run_in_process
+from pipeline.core import profiles
+from pipeline.data import rawdata
+from tests.conftest import ROOT, drop_key, error_line, leftovers, run_in_process, write_params
 
 BIN = Path(sys.executable).parent
 
@@ -79,8 +80,8 @@ def test_params_refuse_nan_and_infinity(tmp_path, params_file, section, key, val
     out.write_text("{}\n")
     before = hashes(out)
     _edit(params_file, section, key, value)
-    for module in ("pipeline.train_inputs", "pipeline.train"):
-        extra = ("lung-unet-resnet18-random",) if module == "pipeline.train" else ("--out", str(out))
+    for module in ("pipeline.training.inputs", "pipeline.training.train"):
+        extra = ("lung-unet-resnet18-random",) if module == "pipeline.training.train" else ("--out", str(out))
         line = one_line(*run_main(module, *extra, "--params", str(params_file)))
         assert line == f"error: {params_file}: {message}"
     assert hashes(out) == before
@@ -88,12 +89,46 @@ def test_params_refuse_nan_and_infinity(tmp_path, params_file, section, key, val
 
 def test_params_that_are_not_text_or_not_a_file(tmp_path, params_file):
     params_file.write_bytes(b"profile: tiny\n\xff\xfe broken\n")
-    assert "not UTF-8 text" in one_line(*run_main("pipeline.train_inputs", "--params", str(params_file)))
+    assert "not UTF-8 text" in one_line(*run_main("pipeline.training.inputs", "--params", str(params_file)))
     folder = tmp_path / "folder.yaml"
     folder.mkdir()
-    assert one_line(*run_main("pipeline.train_inputs", "--params", str(folder))) == (
+    assert one_line(*run_main("pipeline.training.inputs", "--params", str(folder))) == (
         f"error: {folder}: is a folder, not a params file"
     )
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("data", "download", None, "url must contain the placeholder {id} once and no other (found {token})"),
+        ("data", "phantom", None, "test_size must lie between 32 and 2048, not 1e+12"),
+        ("train", "augment", None, "rotation_deg must lie between 0 and 180, not -1e+300"),
+        ("preprocess", "hu_scale", "1e-300", "hu_scale must lie between 1 and 10000, not 1e-300"),
+    ],
+)
+def test_params_out_of_every_sane_range_are_refused(tmp_path, params_file, section, key, value, message):
+    """A ``{token}`` in the download URL, a phantom of 1e12 pixels, a rotation of -1e300 degrees, a scale of
+    1e-300: each stopped at start, not a traceback (or a terabyte allocation) later."""
+    params = yaml.safe_load(params_file.read_text())
+    if key == "download":
+        params["data"]["download"]["url"] = "https://example.org/{id}?key={token}"
+    elif key == "phantom":
+        params["data"]["phantom"]["test_size"] = 10**12
+    elif key == "augment":
+        params["train"]["augment"]["rotation_deg"] = -1e300
+    else:
+        params[section][key] = float(value)
+    params_file.write_text(yaml.safe_dump(params))
+    out = tmp_path / "raw"
+    line = one_line(*run_main("pipeline.data.fetch", "--params", str(params_file), "--out", str(out)))
+    assert message in line and line.startswith(f"error: {params_file}: ")
+    assert not out.exists()
+
+
+def test_params_nested_deeper_than_any_params_file(tmp_path, params_file):
+    params_file.write_text("a: " + "[" * 20000 + "]" * 20000 + "\n")
+    line = one_line(*run_main("pipeline.data.fetch", "--params", str(params_file), "--out", str(tmp_path / "raw")))
+    assert line == f"error: {params_file}: nested too deeply to be a params file"
 
 
 # ---------------------------------------------------------------- profiles (conf/)
@@ -110,7 +145,7 @@ def test_a_yaml_error_in_a_profile_names_the_profile(conf_copy):
     profile = conf_copy / "conf" / "profile" / "tiny.yaml"
     profile.write_text(profile.read_text() + "grid: [unclosed\n")
     before = hashes(conf_copy / "params.yaml")
-    line = one_line(*run_main("pipeline.profiles", "tiny", cwd=conf_copy))
+    line = one_line(*run_main("pipeline.core.profiles", "tiny", cwd=conf_copy))
     assert line.startswith(f"error: {profile.resolve()}: not valid YAML at line ")
     assert hashes(conf_copy / "params.yaml") == before
 
@@ -118,26 +153,27 @@ def test_a_yaml_error_in_a_profile_names_the_profile(conf_copy):
 def test_a_bad_value_in_a_profile_names_the_profile(conf_copy):
     profile = conf_copy / "conf" / "profile" / "tiny.yaml"
     profile.write_text(profile.read_text().replace("epochs: 2", "epochs: 0"))
-    line = one_line(*run_main("pipeline.profiles", "tiny", cwd=conf_copy))
+    line = one_line(*run_main("pipeline.core.profiles", "tiny", cwd=conf_copy))
     assert line.startswith("error: conf/profile/tiny.yaml (over conf/config.yaml): ")
     assert "epochs and batch_size must be at least 1" in line
 
 
 def test_profiles_into_a_missing_folder(conf_copy):
-    line = one_line(*run_main("pipeline.profiles", "tiny", "--out", "nowhere/params.yaml", cwd=conf_copy))
+    line = one_line(*run_main("pipeline.core.profiles", "tiny", "--out", "nowhere/params.yaml", cwd=conf_copy))
     assert line == "error: nowhere/params.yaml: its folder nowhere does not exist"
 
 
 # ---------------------------------------------------------------- preprocess (the data loader)
 
 
-def _huge_header(path: Path) -> None:
+def _huge_header(path: Path, shape=(30000, 30000, 400)) -> Path:
     """A NIfTI file whose header claims 30000 x 30000 x 400 int16 voxels (720 GB) but holds a few bytes."""
     header = nib.Nifti1Header()
-    header.set_data_shape((30000, 30000, 400))
+    header.set_data_shape(shape)
     header.set_data_dtype(np.int16)
     with gzip.open(path, "wb") as handle:
         handle.write(header.binaryblock + b"\0" * 4 + b"\0" * 64)
+    return path
 
 
 def test_a_header_claiming_a_huge_volume_is_refused_before_reading(tmp_path, raw_copy, params_file):
@@ -147,7 +183,7 @@ def test_a_header_claiming_a_huge_volume_is_refused_before_reading(tmp_path, raw
     out.mkdir()
     (out / "earlier.txt").write_text("earlier output")
     before = hashes(out)
-    line = one_line(*run_main("pipeline.preprocess", "--params", str(params_file), "--raw", str(raw_copy),
+    line = one_line(*run_main("pipeline.data.preprocess", "--params", str(params_file), "--raw", str(raw_copy),
                               "--out", str(out)))  # fmt: skip
     assert line.startswith(f"error: {target}: its header claims 30000 x 30000 x 400 voxels (3.6e+11)")
     assert hashes(out) == before
@@ -164,7 +200,7 @@ def test_an_unreadable_data_file(tmp_path, raw_copy, params_file):
     target = raw_copy / rawdata.TRAIN_IMAGE
     target.chmod(0)
     try:
-        command = [*_without_file_permission_override(), sys.executable, "-m", "pipeline.preprocess", "--params",
+        command = [*_without_file_permission_override(), sys.executable, "-m", "pipeline.data.preprocess", "--params",
                    str(params_file), "--raw", str(raw_copy), "--out", str(tmp_path / "prepared")]  # fmt: skip
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     finally:
@@ -173,14 +209,65 @@ def test_an_unreadable_data_file(tmp_path, raw_copy, params_file):
     assert not (tmp_path / "prepared").exists()
 
 
+def test_a_fifo_in_place_of_a_volume_is_refused_not_read(tmp_path, raw_copy, params_file):
+    target = raw_copy / rawdata.TEST_IMAGE_DIR / "2.nii.gz"
+    target.unlink()
+    os.mkfifo(target)  # opening it to read would wait forever for a writer
+    command = [sys.executable, "-m", "pipeline.data.preprocess", "--params", str(params_file), "--raw",
+               str(raw_copy), "--out", str(tmp_path / "prepared")]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert error_line(result) == f"error: {target}: is not a regular file (a pipe, socket or device): refused, " \
+                                 "reading it could block"  # fmt: skip
+    assert not (tmp_path / "prepared").exists()
+
+
+def _nifti(path: Path, data: np.ndarray, zooms=(1.0, 1.0, 2.5)) -> Path:
+    image = nib.Nifti1Image(data, np.eye(4))
+    image.header.set_zooms(zooms)
+    nib.save(image, path)
+    return path
+
+
+def _ct() -> np.ndarray:
+    """Air with a block of soft tissue: values a CT in Hounsfield units has."""
+    volume = np.full((32, 32, 4), -1000, dtype=np.int16)
+    volume[8:24, 8:24] = 40
+    return volume
+
+
+def _rgb(shape) -> np.ndarray:
+    return np.zeros(shape, dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+
+
+@pytest.mark.parametrize(
+    ("volume", "message"),
+    [
+        (lambda p: _nifti(p, _rgb((32, 32, 4))), "holds colour (RGB) voxels, not CT values or labels"),
+        (lambda p: _nifti(p, np.full((32, 32, 4), -1000 + 5j, dtype=np.complex64)), "holds complex values"),
+        (lambda p: _nifti(p, _ct(), zooms=(1.0, 0.0, 2.5)),
+         "its header gives the voxel size (1.0, 0.0, 2.5) (pixdim); expected three positive millimetres"),
+        (lambda p: _huge_header(p, (30000, 30000, 1)), "is not a readable NIfTI file (Expected 1800000000 bytes"),
+    ],
+)  # fmt: skip
+def test_predict_refuses_a_scan_that_is_no_ct_volume(tmp_path, model_folder, volume, message):
+    """An RGB NIfTI, complex voxels, a pixdim of 0 (which nibabel would read as 1 mm), a 30000 x 30000 header
+    with no data: one line each, no mask written."""
+    scan = volume(tmp_path / "scan.nii.gz")
+    code, err = _predict(model_folder, scan, tmp_path / "mask.nii.gz")
+    line = one_line(code, err)
+    assert line.startswith(f"error: {scan}: ") and message in line
+    assert not (tmp_path / "mask.nii.gz").exists()
+
+
 # ---------------------------------------------------------------- predict
 
 
 @pytest.fixture(scope="module")
 def model_folder(tmp_path_factory) -> Path:
     """An untrained lung model in the train stage's folder format (the data path needs no training)."""
-    from pipeline import checkpoints, models
-    from pipeline.cells import Cell
+    from pipeline.core.cells import Cell
+    from pipeline.model import checkpoints
+    from pipeline.model import factory as models
 
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("model") / "lung-model"
@@ -267,18 +354,85 @@ def test_predict_on_a_full_disk_fails_in_one_line_and_leaves_no_partial_file(tmp
     assert not output.exists() and not list(tmp_path.glob(".*partial*"))
 
 
+def _weights_as(folder: Path, change) -> None:
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(folder / "model.safetensors")
+    name = next(key for key in tensors if key.endswith(".weight") and tensors[key].dtype.is_floating_point)
+    tensors[name] = change(tensors[name])
+    save_file(tensors, str(folder / "model.safetensors"))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda f: _weights_as(f, lambda w: (w * 100).to(torch.int8)), "as torch.int8, where the model has"),
+        (lambda f: _weights_as(f, lambda w: w.to(torch.complex64)), "as torch.complex64, where the model has"),
+        (lambda f: _weights_as(f, lambda w: w * float("nan")), "holds non-finite values (NaN or infinity)"),
+        (lambda f: _edit_json(f / "preprocessing.json", size=131072), "has size 131072; expected a multiple of"),
+        (lambda f: _edit_json(f / "preprocessing.json", hu_scale=1e-300), "has hu_scale 1e-300; expected a number"),
+    ],
+)  # fmt: skip
+def test_predict_refuses_a_model_folder_that_would_load_and_compute_nonsense(tmp_path, model_folder, scan, damage,
+                                                                             message):  # fmt: skip
+    """int8, complex or NaN weights used to load (an all-foreground or an empty mask), a working size of 131072
+    tried to allocate 768 GiB, a scale of 1e-300 divided by nothing: each now refused in one line."""
+    folder = Path(shutil.copytree(model_folder, tmp_path / "model"))
+    damage(folder)
+    line = one_line(*_predict(folder, scan, tmp_path / "mask.nii.gz"))
+    assert message in line and str(folder) in line
+    assert not (tmp_path / "mask.nii.gz").exists()
+
+
+def _edit_json(path: Path, **changes) -> None:
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+def test_predict_with_paths_it_cannot_look_at(tmp_path, model_folder, scan):
+    """A symbolic-link loop as the model or the scan, a model name longer than a file name may be."""
+    loop, mask = tmp_path / "loop", str(tmp_path / "m.nii.gz")
+    loop.symlink_to(loop)
+    line = one_line(*run_main("pipeline.predict", "--model", str(loop / "x"), str(scan), mask))
+    assert line == f"error: {loop / 'x'}: no such model folder"
+    line = one_line(*run_main("pipeline.predict", "--model", f"{tmp_path}/{'m' * 300}", str(scan), mask))
+    assert line.startswith("error: ") and "name too long" in line.lower()
+    line = one_line(*_predict(model_folder, loop, mask))
+    assert line == f"error: {loop}: cannot be read (Too many levels of symbolic links)"
+
+
+# ---------------------------------------------------------------- convert
+
+
+def test_convert_refuses_a_legacy_checkpoint_without_its_normalisation(tmp_path, model_folder):
+    from safetensors.torch import load_file
+
+    state = load_file(model_folder / "model.safetensors")
+    legacy = tmp_path / "model.pt"
+    cell = {"experiment": "lung", "architecture": "unet", "encoder": "resnet18", "weights": "random"}
+    torch.save({"state_dict": state, "cell": cell, "preprocess": {"size": 32, "hu_offset": 500.0}}, legacy)
+    line = one_line(*run_main("pipeline.model.convert", str(legacy), str(tmp_path / "converted")))
+    assert line == f"error: {legacy}: its 'preprocess' lacks 'hu_scale': the scan's normalisation cannot be known"
+    assert not (tmp_path / "converted").exists()
+
+
+# ---------------------------------------------------------------- train
+
+
+def test_a_run_id_with_a_newline_is_one_line():
+    line = one_line(*run_main("pipeline.training.train", "lung-unet-resnet18\n-random"))
+    assert "\n" not in line and "is not a" in line
+
+
 # ---------------------------------------------------------------- evaluate
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory, tiny_raw, tiny_params) -> Path:
-    out = tmp_path_factory.mktemp("prepared") / "prepared"
-    preprocess(tiny_raw, out, tiny_params.preprocess, tiny_params.profile)
-    return out
+def prepared(tiny_prepared) -> Path:
+    return tiny_prepared
 
 
 def _evaluate(tmp_path, params_file, prepared_dir) -> tuple[int, str]:
-    return run_main("pipeline.evaluate", "--params", str(params_file), "--prepared", str(prepared_dir),
+    return run_main("pipeline.evaluation.evaluate", "--params", str(params_file), "--prepared", str(prepared_dir),
                     "--models", str(tmp_path / "models"), "--out", str(tmp_path / "evaluation"))  # fmt: skip
 
 
@@ -313,17 +467,82 @@ def test_aggregate_with_a_key_missing_from_a_train_record(tmp_path):
     record_path = models / "lesion_b-unet-resnet18-imagenet" / "train.json"
     drop_key(record_path, "experiment")
     params_file = tmp_path / "params.yaml"
-    raw = profiles.compose("tiny", ROOT / "conf")
-    raw["grid"] = {name: list(value) for name, value in params.grid.__dict__.items()}
-    params_file.write_text(yaml.safe_dump(raw))
+    write_params(
+        params_file,
+        grid={name: list(value) for name, value in params.grid.__dict__.items()},
+        repeats={"models": [], "seeds": []},
+    )
     results = tmp_path / "results"
     results.mkdir()
     (results / "leaderboard.csv").write_text("earlier results\n")
     before = hashes(results)
-    line = one_line(*run_main("pipeline.aggregate", "--params", str(params_file), "--models", str(models),
+    line = one_line(*run_main("pipeline.results.aggregate", "--params", str(params_file), "--models", str(models),
                               "--evaluation", str(evaluation), "--out", str(results)))  # fmt: skip
     assert line.startswith(f"error: {record_path}: lacks the key 'experiment'")
-    assert hashes(results) == before and not list(tmp_path.glob(".results.*"))
+    assert hashes(results) == before and leftovers(tmp_path) == []
+
+
+def _set(path: Path, **changes) -> None:
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+def _rows(path: Path, keep: int) -> None:
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[: keep + 1]))
+
+
+def _blank_column(path: Path, column: str) -> None:
+    frame = pd.read_csv(path)
+    frame[column] = ""
+    frame.to_csv(path, index=False)
+
+
+RUN = "lesion_a-unet-resnet18-random"
+
+
+@pytest.mark.parametrize(
+    ("damage", "file", "message"),
+    [
+        (lambda m, e: _set(e / RUN / "metrics.json", dice="abc"), "metrics.json", "'dice' is 'abc': expected a number"),
+        (lambda m, e: _set(e / RUN / "metrics.json", dice="0.99"), "metrics.json",
+         "'dice' is '0.99': expected a number"),
+        (lambda m, e: _set(e / RUN / "metrics.json", dice=float("nan")), "metrics.json",
+         "'dice' is nan: expected a finite number"),
+        (lambda m, e: _set(m / RUN / "train.json", best_epoch="six"), "train.json",
+         "'best_epoch' is 'six': expected a whole number"),
+        (lambda m, e: _set(m / RUN / "train.json", checkpoint="x"), "train.json",
+         "'checkpoint' is 'x': expected a mapping of keys to values"),
+        (lambda m, e: _rows(e / RUN / "volumes.csv", 3), "volumes.csv", "lacks the test volume 4.nii.gz (3 of 9 rows)"),
+        (lambda m, e: _blank_column(e / RUN / "volumes.csv", "predicted_voxels"), "volumes.csv",
+         "row 2, column 'predicted_voxels' is None: expected a whole number"),
+    ],
+)  # fmt: skip
+def test_aggregate_refuses_records_of_the_wrong_type_naming_file_field_and_value(tmp_path, damage, file, message):
+    """A Dice of 'abc', "0.99" or NaN, best_epoch 'six', a string where a mapping belongs, 3 of 9 volume rows, an
+    empty voxel count: each was a traceback (or a silent wrong number); now one line."""
+    from tests.test_aggregate import _params, _records
+
+    params = _params()
+    models, evaluation = _records(tmp_path, params)
+    damage(models, evaluation)
+    params_file = write_params(tmp_path / "params.yaml", grid={k: list(v) for k, v in params.grid.__dict__.items()},
+                               repeats={"models": [], "seeds": []})  # fmt: skip
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "leaderboard.csv").write_text("earlier results\n")
+    before = hashes(results)
+    line = one_line(*run_main("pipeline.results.aggregate", "--params", str(params_file), "--models", str(models),
+                              "--evaluation", str(evaluation), "--out", str(results)))  # fmt: skip
+    assert line.startswith(f"error: {tmp_path}/") and f"{RUN}/{file}: " in line and message in line, line
+    assert hashes(results) == before and leftovers(tmp_path) == []
+
+
+def test_evaluate_refuses_a_voxel_size_given_as_text(tmp_path, params_file, prepared):
+    copy = Path(shutil.copytree(prepared, tmp_path / "prepared"))
+    meta = json.loads((copy / "meta.json").read_text())
+    meta["volumes"][0]["spacing_mm"] = ["5", "1", "1"]
+    (copy / "meta.json").write_text(json.dumps(meta))
+    line = one_line(*_evaluate(tmp_path, params_file, copy))
+    assert line.startswith(f"error: {copy / 'meta.json'}: gives volume 1 the spacing ['5', '1', '1']; expected 3")
 
 
 # ---------------------------------------------------------------- publish
@@ -332,10 +551,10 @@ def test_aggregate_with_a_key_missing_from_a_train_record(tmp_path):
 def test_publish_to_a_path_that_is_a_file(tmp_path):
     target = tmp_path / "a-file"
     target.write_text("not a folder")
-    assert one_line(*run_main("pipeline.publish", str(target))) == (
+    assert one_line(*run_main("pipeline.site.publish", str(target))) == (
         f"error: {target}: is a file; give the folder a web server serves"
     )
-    assert one_line(*run_main("pipeline.publish", "--hub", str(target))) == (
+    assert one_line(*run_main("pipeline.site.publish", "--hub", str(target))) == (
         f"error: {target}: is a file; give a folder for the hub export"
     )
     assert target.read_text() == "not a folder"
@@ -353,8 +572,8 @@ def test_publish_to_a_broken_remote_says_why_not_dvcs_banner(tmp_path):
     for command in ([str(BIN / "dvc"), "add", "-q", "data.txt"],
                     [str(BIN / "dvc"), "remote", "add", "-d", "storage", str(blocker / "store")]):  # fmt: skip
         subprocess.run(command, cwd=project, check=True, env=env, capture_output=True)
-    result = subprocess.run([sys.executable, "-m", "pipeline.publish", str(tmp_path / "www")], cwd=project, env=env,
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run([sys.executable, "-m", "pipeline.site.publish", str(tmp_path / "www")], cwd=project,
+                            env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     line = error_line(result)
     assert line.startswith(f"error: dvc push to 'storage' ({blocker / 'store'}) failed: ")
     assert "Not a directory" in line and "Having any troubles" not in result.stderr.splitlines()[-1]
@@ -363,21 +582,35 @@ def test_publish_to_a_broken_remote_says_why_not_dvcs_banner(tmp_path):
 # ---------------------------------------------------------------- site_build
 
 
+def test_site_build_refuses_a_leaderboard_number_that_is_text(fixture_copy, tmp_path):
+    results, figures = fixture_copy
+    board = pd.read_csv(results / "leaderboard.csv", dtype=str)
+    board.loc[3, "dice"] = "abc"
+    board.to_csv(results / "leaderboard.csv", index=False)
+    public = tmp_path / "public"
+    public.mkdir()
+    (public / "index.html").write_text("the previous site")
+    before = hashes(public)
+    line = one_line(*run_main("pipeline.site.build", "--results", str(results), "--figures", str(figures),
+                              "--docs", str(tmp_path / "docs"), "--out", str(public)))  # fmt: skip
+    assert line == (f"error: {results / 'leaderboard.csv'}: row 5, column 'dice' is 'abc': expected a number; rerun "
+                    "the aggregate stage (`dvc repro aggregate`)")  # fmt: skip
+    assert hashes(public) == before
+
+
 @pytest.mark.parametrize(
     ("file", "key"),
     [("lung-unet-resnet18-random/metrics.json", "dice"), ("summary.json", "leaders")],
 )
-def test_site_build_with_a_key_missing_from_the_results(tmp_path, file, key):
-    from tests.test_site import small_fixture
-
-    results, figures = small_fixture(tmp_path)
+def test_site_build_with_a_key_missing_from_the_results(fixture_copy, tmp_path, file, key):
+    results, figures = fixture_copy
     path = results / file
     drop_key(path, key)
     public = tmp_path / "public"
     public.mkdir()
     (public / "index.html").write_text("the previous site")
     before = hashes(public)
-    line = one_line(*run_main("pipeline.site_build", "--results", str(results), "--figures", str(figures),
+    line = one_line(*run_main("pipeline.site.build", "--results", str(results), "--figures", str(figures),
                               "--docs", str(tmp_path / "docs"), "--out", str(public)))  # fmt: skip
     assert line.startswith(f"error: {path}: lacks the key '{key}'")
     assert hashes(public) == before

@@ -1,12 +1,13 @@
 """The benchmark scripts stay runnable: their measuring functions on one tiny model, on the CPU."""
 
+import pytest
 import torch
 
 from benchmarks import gpu_train, train_overhead
-from pipeline import profiles
-from pipeline.cells import Cell
-from pipeline.config import parse_params
-from pipeline.train import Setup
+from pipeline.core import profiles
+from pipeline.core.cells import Cell
+from pipeline.core.config import parse_params
+from pipeline.training.train import Setup
 from tests.conftest import ROOT, run_in_process
 
 
@@ -28,6 +29,7 @@ def test_overhead_benchmark_times_both_loops():
         assert timer(setup, model, image, masks, 1) > 0
 
 
+@pytest.mark.slow
 def test_gpu_packing_measures_a_pack_on_the_cpu():
     from benchmarks import gpu_packing
 
@@ -35,6 +37,7 @@ def test_gpu_packing_measures_a_pack_on_the_cpu():
     assert row["k"] == 2 and row["failed"] == 0 and row["rate"] > 0 and row["wall"] > 0
 
 
+@pytest.mark.slow
 def test_the_device_check_runs_every_measurement_on_the_cpu(tmp_path):
     """The one script the first task lent a GPU runs: here a smoke run at tiny sizes (seconds, not minutes)."""
     out = tmp_path / "device_check.md"
@@ -57,7 +60,7 @@ def test_the_evaluation_scale_benchmark_splits_one_models_time(tmp_path):
 
 def test_the_ranking_benchmark_times_made_up_scores():
     from benchmarks.ranking import made_up
-    from pipeline.aggregate import rank_all
+    from pipeline.results.aggregate import rank_all
 
     frame, volumes = made_up(5)
     ranks, summary = rank_all(frame, volumes, (50, 0.95, 0))

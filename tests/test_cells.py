@@ -1,11 +1,12 @@
 import pytest
 
-from pipeline.cells import ARCHITECTURES, ENCODERS, WEIGHTS, Cell, grid_cells, parse_cell_id
-from pipeline.dataset import EXPERIMENTS
+from pipeline.core.cells import Cell, grid_cells, parse_cell_id
+from pipeline.core.profiles import paper_grid
+from tests.conftest import ROOT
 
 
 def test_the_full_grid_has_600_distinct_ids_that_round_trip():
-    cells = grid_cells(EXPERIMENTS, ARCHITECTURES, ENCODERS, WEIGHTS)
+    cells = paper_grid(ROOT / "conf").cells()
     assert len(cells) == 600
     assert len({cell.id for cell in cells}) == 600
     for cell in cells:
@@ -32,7 +33,7 @@ def test_grid_order_is_dvc_matrix_order():
     [
         ("lung-unet-resnet18", "is not a model id"),
         ("lungs-unet-resnet18-random", "unknown experiment 'lungs'"),
-        ("lung-resnet18-unet-random", "unknown architecture 'resnet18'"),
+        ("lung-u.net-resnet18-random", "'u.net' is not an architecture name"),
         ("lung-unet-resnet18-null", "valid: random, imagenet"),
     ],
 )

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
-from pipeline import checkpoints, model_card, models, profiles, train
-from pipeline.cells import Run, parse_cell_id
-from pipeline.config import parse_params
+from pipeline.core import profiles
+from pipeline.model import checkpoints
+from pipeline.model import factory as models
+from pipeline.model.folder import CONFIG, PICKLE_SUFFIXES, PREPROCESSING, WEIGHTS, read_preprocessing
 from pipeline.predict import load_model
-from pipeline.preprocess import preprocess
-from tests.conftest import ROOT, error_line, run_module
+from pipeline.site import model_card
+from tests.conftest import ROOT, error_line, run_here, write_params
 
 CELL = "lung-unet-resnet18-random"
 
@@ -35,27 +35,20 @@ def _malicious(path: Path, marker: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory, tiny_raw, tiny_params):
-    out = tmp_path_factory.mktemp("prepared")
-    preprocess(tiny_raw, out, tiny_params.preprocess, tiny_params.profile)
-    return out
+def prepared(tiny_prepared):
+    return tiny_prepared
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, prepared) -> Path:
-    """A tiny model trained by the train stage's own code: its folder."""
-    raw = profiles.compose("tiny", ROOT / "conf")
-    raw["train"].update(epochs=1, device="cpu")
-    params = parse_params(raw)
-    root = tmp_path_factory.mktemp("trained")
-    train.run(Run(parse_cell_id(CELL)), params, prepared, root / "models" / CELL, root / "state")
-    return root / "models" / CELL
+def trained(tiny_project) -> Path:
+    """A tiny model trained by the train stage's own code: its folder (read-only)."""
+    return tiny_project / "models" / CELL
 
 
 def test_plain_smp_loads_the_folder_and_computes_what_predict_computes(trained):
     import segmentation_models_pytorch as smp
 
-    assert not [path for path in trained.iterdir() if path.suffix in checkpoints.PICKLE_SUFFIXES]
+    assert not [path for path in trained.iterdir() if path.suffix in PICKLE_SUFFIXES]
     plain = smp.from_pretrained(str(trained)).eval()  # no project code, no network
     segmenter = load_model(trained, device="cpu")
     image = torch.randn(2, 1, 32, 32)
@@ -69,21 +62,20 @@ def test_a_pickled_model_is_refused_by_predict_and_evaluate_and_never_runs(tmp_p
     scan = str(tiny_raw / "rp_im" / "1.nii.gz")
     # As a --model path ...
     evil = _malicious(tmp_path / "evil.pt", marker)
-    line = error_line(run_module("pipeline.predict", "--model", str(evil), scan, str(tmp_path / "o.nii.gz")))
-    assert "a pickled PyTorch checkpoint" in line and "python -m pipeline.convert" in line
+    line = error_line(run_here("pipeline.predict", "--model", str(evil), scan, str(tmp_path / "o.nii.gz")))
+    assert "a pickled PyTorch checkpoint" in line and "python -m pipeline.model.convert" in line
     # ... and as the checkpoint of a model id, for predict and for evaluate.
     models_dir = tmp_path / "models"
     (models_dir / CELL).mkdir(parents=True)
     _malicious(models_dir / CELL / "model.pt", marker)
     record = json.loads((trained / "train.json").read_text())
     (models_dir / CELL / "train.json").write_text(json.dumps(record))
-    line = error_line(run_module("pipeline.predict", "--model", CELL, scan, str(tmp_path / "o.nii.gz"), cwd=tmp_path))
+    line = error_line(run_here("pipeline.predict", "--model", CELL, scan, str(tmp_path / "o.nii.gz"), cwd=tmp_path))
     assert f"models/{CELL}/model.pt: a pickled PyTorch checkpoint" in line
-    params = profiles.compose("tiny", ROOT / "conf")
-    params["grid"].update(experiments=["lung"], architectures=["unet"])
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    result = run_module("pipeline.evaluate", "--params", str(tmp_path / "params.yaml"), "--prepared", str(prepared),
-                        "--models", str(models_dir), "--out", str(tmp_path / "evaluation"))  # fmt: skip
+    grid = {**profiles.compose("tiny", ROOT / "conf")["grid"], "experiments": ["lung"], "architectures": ["unet"]}
+    write_params(tmp_path / "params.yaml", grid=grid, repeats={"models": [], "seeds": []})
+    result = run_here("pipeline.evaluation.evaluate", "--params", str(tmp_path / "params.yaml"), "--prepared",
+                      str(prepared), "--models", str(models_dir), "--out", str(tmp_path / "evaluation"))  # fmt: skip
     assert "model.pt: a pickled PyTorch checkpoint" in error_line(result)
     assert not marker.exists()
 
@@ -94,40 +86,40 @@ def test_convert_reads_a_trusted_old_checkpoint_with_weights_only_and_refuses_co
     cell = {"experiment": "lung", "architecture": "unet", "encoder": "resnet18", "weights": "random"}
     preprocessing = {"size": 32, "hu_offset": 500.0, "hu_scale": 500.0, "train_slices": 80}
     torch.save({"state_dict": model.state_dict(), "cell": cell, "preprocess": preprocessing, "epoch": 1}, old)
-    result = run_module("pipeline.convert", str(old), str(tmp_path / "converted"))
+    result = run_here("pipeline.model.convert", str(old), str(tmp_path / "converted"))
     assert result.returncode == 0, result.stderr
     loaded, record = checkpoints.load(tmp_path / "converted")
     assert record["experiment"] == "lung"
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
     marker = tmp_path / "pwned"
-    line = error_line(run_module("pipeline.convert", str(_malicious(tmp_path / "evil.pt", marker)),
+    line = error_line(run_here("pipeline.model.convert", str(_malicious(tmp_path / "evil.pt", marker)),
                                  str(tmp_path / "evil")))  # fmt: skip
     assert "is not a checkpoint that loads as plain tensors" in line and not marker.exists()
     assert not (tmp_path / "evil").exists()
 
 
-def test_malformed_folders_are_one_line_naming_the_file(tmp_path, trained):
+def test_malformed_folders_are_one_line_naming_the_file(tmp_path, trained, tiny_raw):
     import shutil
 
     cases = {
-        "no-weights": (lambda f: (f / checkpoints.WEIGHTS).unlink(), "not a model folder (no model.safetensors)"),
-        "bare-tensor": (lambda f: torch.save(torch.zeros(3), f / checkpoints.WEIGHTS),
+        "no-weights": (lambda f: (f / WEIGHTS).unlink(), "not a model folder (no model.safetensors)"),
+        "bare-tensor": (lambda f: torch.save(torch.zeros(3), f / WEIGHTS),
                         "model.safetensors: is not a readable safetensors file"),
-        "other-model": (lambda f: (f / checkpoints.CONFIG).write_text(
-            (f / checkpoints.CONFIG).read_text().replace('"resnet18"', '"resnet34"')), "does not match the model"),
-        "bad-config": (lambda f: (f / checkpoints.CONFIG).write_text('{"_model_class": "os.system"}'),
+        "other-model": (lambda f: (f / CONFIG).write_text(
+            (f / CONFIG).read_text().replace('"resnet18"', '"resnet34"')), "does not match the model"),
+        "bad-config": (lambda f: (f / CONFIG).write_text('{"_model_class": "os.system"}'),
                        "names the model class 'os.system'"),
-        "bad-preprocessing": (lambda f: (f / checkpoints.PREPROCESSING).write_text('{"experiment": "brain"}'),
+        "bad-preprocessing": (lambda f: (f / PREPROCESSING).write_text('{"experiment": "brain"}'),
                               "names the experiment 'brain'"),
-        "plain-state-dict": (lambda f: (f / checkpoints.CONFIG).unlink(), "config.json: is missing"),
+        "plain-state-dict": (lambda f: (f / CONFIG).unlink(), "config.json: is missing"),
     }  # fmt: skip
     for name, (damage, message) in cases.items():
         folder = tmp_path / name
         shutil.copytree(trained, folder)
         damage(folder)
         out = tmp_path / f"{name}.nii.gz"
-        scan = tmp_path / "missing-scan.nii.gz"  # the model is checked before the scan is read
-        line = error_line(run_module("pipeline.predict", "--model", str(folder), str(scan), str(out)))
+        scan = tiny_raw / "rp_im" / "1.nii.gz"
+        line = error_line(run_here("pipeline.predict", "--model", str(folder), str(scan), str(out)))
         assert message in line, (name, line)
 
 
@@ -143,7 +135,7 @@ def test_the_model_card_of_a_demo_model_renders_its_results_and_parses_on_the_hu
 
     model_id = "lung-unet-resnet18-random"
     metrics = json.loads((ROOT / "results" / model_id / "metrics.json").read_text())
-    preprocessing = checkpoints.read_preprocessing(trained)
+    preprocessing = read_preprocessing(trained)
     path = model_card.write(tmp_path, metrics, preprocessing, {"learning_rate": 0.001, "batch_size": 2}, "abc", 4, 1.0)
     card = ModelCard.load(path)
     assert card.data.library_name == "segmentation-models-pytorch" and card.data.pipeline_tag == "image-segmentation"
@@ -160,6 +152,6 @@ def test_the_checkpoint_record_matches_the_file(trained):
     import hashlib
 
     record = json.loads((trained / "train.json").read_text())["checkpoint"]
-    content = (trained / checkpoints.WEIGHTS).read_bytes()
+    content = (trained / WEIGHTS).read_bytes()
     expected = {"sha256": hashlib.sha256(content).hexdigest(), "md5": hashlib.md5(content).hexdigest()}
     assert record == {"file": "model.safetensors", "bytes": len(content), **expected}

@@ -4,9 +4,9 @@ import re
 import pytest
 import yaml
 
-from pipeline import profiles
-from pipeline.config import ConfigError, load_params, parse_params
-from tests.conftest import ROOT, run_module
+from pipeline.core import profiles
+from pipeline.core.config import ConfigError, load_params, parse_params
+from tests.conftest import ROOT, run_here
 
 
 @pytest.fixture
@@ -119,7 +119,7 @@ def test_stage_with_bad_params_prints_one_line_and_fails(tmp_path, raw_params):
     raw_params["data"]["source"] = "kaggle"
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw_params))
-    result = run_module("pipeline.data", "--params", str(path), "--out", str(tmp_path / "raw"))
+    result = run_here("pipeline.data.fetch", "--params", str(path), "--out", str(tmp_path / "raw"))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"error: {path}: 'data.source' is 'kaggle'; valid choices: phantom, download"

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline import download, rawdata
-from pipeline.errors import DataError, PipelineError
-from tests.conftest import ROOT, error_line, run_module
+from pipeline.core.errors import DataError, PipelineError
+from pipeline.data import download, rawdata
+from tests.conftest import ROOT, error_line, leftovers, run_here
 
 TRAIN_FILES = (rawdata.TRAIN_IMAGE, rawdata.TRAIN_LESION, rawdata.TRAIN_LUNG)
 
@@ -54,8 +54,8 @@ def _params_file(tmp_path, server, retries=2):
 
 def _run_data(tmp_path, server, retries=2):
     params = _params_file(tmp_path, server, retries)
-    return run_module(
-        "pipeline.data",
+    return run_here(
+        "pipeline.data.fetch",
         "--params",
         str(params),
         "--out",
@@ -167,7 +167,7 @@ def test_a_failed_download_keeps_the_earlier_good_data(tmp_path, drive, drive_fi
     error_line(_run_data(tmp_path, drive))
     assert (tmp_path / "raw" / rawdata.TRAIN_IMAGE).read_bytes() == before
     rawdata.validate(tmp_path / "raw")
-    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".raw")] == []
+    assert [name for name in leftovers(tmp_path) if name.startswith(".raw")] == []
 
 
 def test_zip_members_cannot_escape_the_target(tmp_path, tiny_raw):

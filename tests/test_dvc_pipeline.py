@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.grid import UPSTREAM
-from pipeline.publish import direct_url
+from pipeline.site.publish import direct_url
 from tests.conftest import project_copy
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.dvc
 BIN = Path(sys.executable).parent
 
 
@@ -94,7 +93,7 @@ def test_profile_switch_and_full_repro(tiny_project):
 
     # One model's work per changed model: a forced rerun with nothing changed reuses every result ...
     forced = dvc(project, "repro", "-f", "-s", "evaluate")
-    assert "evaluate: 0 evaluated, 4 reused" in forced.stdout, forced.stdout + forced.stderr
+    assert "evaluate: 0 evaluated, 6 reused" in forced.stdout, forced.stdout + forced.stderr
     forced = dvc(project, "repro", "-f", "-s", "figures")
     assert "figures: 0 drawn, 4 reused" in forced.stdout, forced.stdout + forced.stderr
     # ... and retraining one cell evaluates at most that one (none when its weights come out the same), with
@@ -103,9 +102,11 @@ def test_profile_switch_and_full_repro(tiny_project):
     again = dvc(project, "repro")
     line = next(line for line in again.stdout.splitlines() if line.startswith("evaluate: "))
     evaluated, reused = (int(n) for n in re.match(r"evaluate: (\d+) evaluated, (\d+) reused", line).groups())
-    assert evaluated <= 1 and evaluated + reused == 4, line
-    fresh = run(project, sys.executable, "-m", "pipeline.evaluate", "--out", str(project / ".cache" / "fresh"))
-    assert "evaluate: 4 evaluated, 0 reused" in fresh.stdout, fresh.stdout + fresh.stderr
+    assert evaluated <= 1 and evaluated + reused == 6, line
+    fresh = run(
+        project, sys.executable, "-m", "pipeline.evaluation.evaluate", "--out", str(project / ".cache" / "fresh")
+    )
+    assert "evaluate: 6 evaluated, 0 reused" in fresh.stdout, fresh.stdout + fresh.stderr
     for row in rows:
         incremental = json.loads((project / "evaluation" / row["id"] / "metrics.json").read_text())
         scratch = json.loads((project / ".cache" / "fresh" / row["id"] / "metrics.json").read_text())
@@ -127,7 +128,7 @@ def test_publish_then_pull_get_and_predict_from_a_fresh_clone_over_http(tiny_pro
     remote, www = tmp_path / "remote", tmp_path / "www" / "dvcstore"
     # The maintainer pushes to a writable remote and publishes a static copy of it over HTTP ...
     assert dvc(tiny_project, "remote", "add", "--local", "storage", str(remote)).returncode == 0
-    result = run(tiny_project, sys.executable, "-m", "pipeline.publish", str(www), "--remote", "storage")
+    result = run(tiny_project, sys.executable, "-m", "pipeline.site.publish", str(www), "--remote", "storage")
     assert result.returncode == 0, result.stdout + result.stderr
     file_server.serve_tree(www.parent)
     url = f"http://127.0.0.1:{file_server.httpd.server_port}/dvcstore"
@@ -166,23 +167,3 @@ def test_publish_then_pull_get_and_predict_from_a_fresh_clone_over_http(tiny_pro
     assert predicted.returncode == 0, predicted.stdout + predicted.stderr
     assert (clone / "lungs.nii.gz").exists() and not (clone / "data" / "raw").exists()
     assert all(request.startswith("/dvcstore/") for request in file_server.requests)
-
-
-def test_grid_runner_trains_stale_cells_and_records_them(tmp_path):
-    project = project_copy(tmp_path / "project")
-    assert run(project, sys.executable, "-m", "pipeline.profiles", "tiny").returncode == 0
-    assert dvc(project, "repro", *UPSTREAM).returncode == 0
-    # One cell trained outside DVC, as a killed runner leaves it: the runner records it, never retrains it.
-    assert run(project, sys.executable, "-m", "pipeline.train", "lung-unet-resnet18-random").returncode == 0
-    before = (project / "models" / "lung-unet-resnet18-random" / "model.safetensors").stat().st_mtime_ns
-    dry = run(project, sys.executable, "-m", "pipeline.grid", "--dry-run")
-    assert "grid: 3 to train, 1 finished to record, 0 up to date" in dry.stdout, dry.stdout + dry.stderr
-
-    result = run(project, sys.executable, "-m", "pipeline.grid")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "grid: 3 trained, 0 failed, 1 recorded" in result.stdout
-    assert (project / "models" / "lung-unet-resnet18-random" / "model.safetensors").stat().st_mtime_ns == before
-    assert stale_stages(project) == []
-    assert len(_leaderboard(project)) == 4
-    again = run(project, sys.executable, "-m", "pipeline.grid", "--dry-run")
-    assert "grid: 0 to train, 0 finished to record, 4 up to date" in again.stdout

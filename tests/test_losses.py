@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pipeline.losses import dice_code, dice_paper
+from pipeline.training.losses import dice_code, dice_paper
 
 LARGE = 30.0  # a logit whose sigmoid is 1 to float precision
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline import metrics
+from pipeline.evaluation import metrics
 
 
 def _masks():

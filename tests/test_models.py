@@ -11,8 +11,8 @@ import segmentation_models_pytorch as smp
 import torch
 from safetensors.torch import save_file
 
-from pipeline import models
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
+from pipeline.model import factory as models
 from tests.conftest import ROOT
 
 

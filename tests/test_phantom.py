@@ -2,7 +2,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from pipeline import phantom, rawdata
+from pipeline.data import phantom, rawdata
 from tests.conftest import write_tiny_phantom
 
 

@@ -5,20 +5,21 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import checkpoints, metrics, models, rawdata
-from pipeline.cells import Cell
-from pipeline.config import EvaluateParams
-from pipeline.evaluate import HeldOutSet, evaluate_model
+from pipeline.core.cells import Cell
+from pipeline.core.config import EvaluateParams
+from pipeline.data import rawdata
+from pipeline.evaluation import metrics
+from pipeline.evaluation.evaluate import evaluate_model
+from pipeline.evaluation.heldout import HeldOutSet
+from pipeline.model import checkpoints
+from pipeline.model import factory as models
 from pipeline.predict import load_model
-from pipeline.preprocess import preprocess
-from tests.conftest import error_line, run_module
+from tests.conftest import error_line, run_here
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory, tiny_raw, tiny_params):
-    out = tmp_path_factory.mktemp("prepared")
-    preprocess(tiny_raw, out, tiny_params.preprocess, tiny_params.profile)
-    return out
+def prepared(tiny_prepared):
+    return tiny_prepared
 
 
 def _checkpoint(directory, experiment, size=32):
@@ -58,7 +59,7 @@ def test_cli_writes_a_binary_mask_with_the_input_geometry(tmp_path, tiny_raw):
     source = tmp_path / "scan.nii.gz"
     nib.save(nib.Nifti1Image(cropped, affine, original.header), source)
     output = tmp_path / "lungs.nii.gz"
-    result = run_module("pipeline.predict", "--model", str(checkpoint), "--device", "cpu", str(source), str(output))
+    result = run_here("pipeline.predict", "--model", str(checkpoint), "--device", "cpu", str(source), str(output))
     assert result.returncode == 0, result.stderr
     assert "predict:" in result.stdout
     mask = nib.load(output)
@@ -73,9 +74,9 @@ def test_a_lesion_b_model_takes_its_lung_mask_from_a_file_or_a_lung_model(tmp_pa
     scan = tiny_raw / rawdata.TEST_IMAGE_DIR / "1.nii.gz"
     lung_mask = tiny_raw / rawdata.TEST_LUNG_DIR / "1.nii.gz"
     base = ("pipeline.predict", "--model", str(lesion_b), "--device", "cpu", str(scan))
-    assert run_module(*base, str(tmp_path / "a.nii.gz"), "--lung-mask", str(lung_mask)).returncode == 0
-    assert run_module(*base, str(tmp_path / "b.nii.gz"), "--lung-model", str(lung)).returncode == 0
-    line = error_line(run_module(*base, str(tmp_path / "c.nii.gz")))
+    assert run_here(*base, str(tmp_path / "a.nii.gz"), "--lung-mask", str(lung_mask)).returncode == 0
+    assert run_here(*base, str(tmp_path / "b.nii.gz"), "--lung-model", str(lung)).returncode == 0
+    line = error_line(run_here(*base, str(tmp_path / "c.nii.gz")))
     assert "is a lesion_b model: it needs the scan's lung mask; pass --lung-mask" in line
     assert not (tmp_path / "c.nii.gz").exists()
 
@@ -96,8 +97,6 @@ def test_bad_inputs_give_one_line(tmp_path, tiny_raw):
         ("not-a-model", scan): "--model: 'not-a-model' is not a model id",
     }
     for (model, source), message in cases.items():
-        line = error_line(
-            run_module("pipeline.predict", "--model", model, "--device", "cpu", source, out, cwd=tmp_path)
-        )
+        line = error_line(run_here("pipeline.predict", "--model", model, "--device", "cpu", source, out, cwd=tmp_path))
         assert message in line, line
     assert not (tmp_path / "out.nii.gz").exists()

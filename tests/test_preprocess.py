@@ -4,16 +4,13 @@ import json
 import numpy as np
 import pytest
 
-from pipeline import rawdata, transforms
-from pipeline.dataset import experiment_arrays, load_meta, load_native, load_split
-from pipeline.preprocess import preprocess
+from pipeline.data import rawdata, transforms
+from pipeline.data.prepared import experiment_arrays, load_meta, load_native, load_split
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory, tiny_raw, tiny_params):
-    out = tmp_path_factory.mktemp("prepared")
-    preprocess(tiny_raw, out, tiny_params.preprocess, tiny_params.profile)
-    return out
+def prepared(tiny_prepared):
+    return tiny_prepared
 
 
 def test_normalisation_is_the_protocols():

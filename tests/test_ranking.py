@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import findings, ranking
+from pipeline.results import findings, ranking
 from tests.conftest import ROOT
 
 IDS = ["a", "b", "worse"]

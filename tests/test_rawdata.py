@@ -8,8 +8,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from pipeline import rawdata
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
+from pipeline.data import rawdata
 
 
 def _rewrite(path, array):

@@ -14,10 +14,6 @@ from PIL import Image
 from playwright.sync_api import sync_playwright
 
 from benchmarks.browser import launch, serve
-from pipeline.site_build import build, generate
-from pipeline.site_data import load_results
-from tests.conftest import ROOT
-from tests.test_site import FIXED_PROVENANCE, small_fixture
 
 CHART_PAGES = (
     "index.html",
@@ -39,14 +35,12 @@ PAGES_WITHOUT_CHARTS = ("methods.html", "models/index.html", "get-a-model.html",
 POINTS = """(selector) => Array.from(document.querySelectorAll(selector + ' g.mark-symbol path'))
     .map(e => e.__data__ && e.__data__.datum).filter(d => d && d.id && d.url)"""
 
+pytestmark = pytest.mark.browser
+
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("browser-site")
-    results = load_results(*small_fixture(root))
-    generate(results, FIXED_PROVENANCE, root / "docs")
-    build(root / "docs", root / "public", ROOT / "mkdocs.yml")
-    return root / "public"
+def site(fixture_site) -> Path:
+    return fixture_site
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline import surface
+from pipeline.evaluation import surface
 
 SPACING = (2.0, 1.0, 1.0)  # mm per axis: slices twice as far apart as pixels, as in CT
 

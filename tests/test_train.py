@@ -1,34 +1,30 @@
-"""Training one cell: outputs, seeds from the id, resume after a kill, failures recorded as rows."""
+"""Training one cell: outputs, seeds from the id, resume after a kill, failures recorded as rows.
+
+The runs of the tiny grid are trained once per test run (``tiny_project``); a test trains again only what it
+must (an interrupted run, a failing one) and compares with those.
+"""
 
 import json
 
 import pytest
 import torch
-import yaml
 
-from pipeline import checkpoints, losses, profiles, train
-from pipeline.cells import Run, parse_cell_id
-from pipeline.config import parse_params
-from pipeline.preprocess import preprocess
-from pipeline.train_inputs import TRAINING_CODE, describe
+from pipeline.core import profiles
+from pipeline.core.cells import Run, parse_cell_id
+from pipeline.core.config import load_params, parse_params
+from pipeline.model import checkpoints
+from pipeline.model.folder import WEIGHTS, file_digests
+from pipeline.training import losses, train
+from pipeline.training.inputs import describe, inputs_key
 from tests.conftest import ROOT
 
 CELL = "lesion_b-unet-resnet18-random"
+DROPOUT_CELL = "lung-pspnet-resnet18-random"  # PSPNet trains with dropout: the global generator matters
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory, tiny_raw, tiny_params):
-    out = tmp_path_factory.mktemp("prepared")
-    preprocess(tiny_raw, out, tiny_params.preprocess, tiny_params.profile)
-    return out
-
-
-@pytest.fixture
-def params():
-    raw = profiles.compose("tiny", ROOT / "conf")
-    raw["train"]["epochs"] = 2
-    raw["train"]["device"] = "cpu"
-    return parse_params(raw)
+def params(tiny_project):
+    return load_params(tiny_project / "params.yaml")
 
 
 def _train(params, prepared, tmp_path, name="run", cell=CELL, seed=None):
@@ -41,20 +37,20 @@ def _train(params, prepared, tmp_path, name="run", cell=CELL, seed=None):
 def _weights(folder):
     from safetensors.torch import load_file
 
-    return load_file(folder / checkpoints.WEIGHTS)
+    return load_file(folder / WEIGHTS)
 
 
-def test_a_cell_writes_a_model_folder_its_record_and_history(params, prepared, tmp_path):
-    record, out = _train(params, prepared, tmp_path)
+def test_a_cell_writes_a_model_folder_its_record_and_history(tiny_project):
+    out = tiny_project / "models" / CELL
+    record = json.loads((out / "train.json").read_text())
     assert sorted(path.name for path in out.iterdir()) == [
         "config.json", "history.csv", "model.safetensors", "preprocessing.json", "train.json"
     ]  # fmt: skip
-    assert json.loads((out / "train.json").read_text()) == record
     assert record["status"] == "ok" and record["epochs"] == 2 and 1 <= record["best_epoch"] <= 2
     assert record["params"] == 14_321_937 and record["trained_params"] == record["params"]
     assert record["train_images_per_s"] > 0 and record["infer_images_per_s"] > 0
     assert record["device"].startswith("cpu") and record["profile"] == "tiny"
-    assert record["checkpoint"] == checkpoints.file_digests(out / checkpoints.WEIGHTS)
+    assert record["checkpoint"] == file_digests(out / WEIGHTS)
     assert record["null_val_loss"] == pytest.approx(1.0)  # the paper's loss of predicting nothing
     assert record["software"]["torch"] == torch.__version__ and record["software"]["threads"] >= 1
     history = (out / "history.csv").read_text().splitlines()
@@ -62,7 +58,6 @@ def test_a_cell_writes_a_model_folder_its_record_and_history(params, prepared, t
     model, preprocessing = checkpoints.load(out)
     assert preprocessing["experiment"] == "lesion_b" and preprocessing["size"] == 32
     assert type(model).__name__ == "Unet"
-    assert not list((tmp_path / "state").iterdir())  # the resume state goes once the run is complete
 
 
 def test_seed_comes_from_the_id_alone():
@@ -71,10 +66,10 @@ def test_seed_comes_from_the_id_alone():
     assert train.cell_seed(0, CELL) != train.cell_seed(1, CELL)
 
 
-@pytest.mark.parametrize("cell", [CELL, "lung-fpn-resnet18-random"])  # FPN trains with dropout
-def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(cell, params, prepared, tmp_path, monkeypatch):
-    reference, reference_out = _train(params, prepared, tmp_path, "reference", cell)
-
+def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(params, tiny_project, tmp_path, monkeypatch):
+    cell = DROPOUT_CELL  # with dropout, a resumed run must also restore the global generators
+    prepared, reference_out = tiny_project / "data" / "prepared", tiny_project / "models" / cell
+    reference = json.loads((reference_out / "train.json").read_text())
     calls = {"n": 0}
     real_evaluate = train.evaluate_loss
 
@@ -100,36 +95,61 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(cell, par
     a, b = _weights(reference_out), _weights(resumed_out)
     assert a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)
     assert resumed["best_val_loss"] == reference["best_val_loss"]
+    assert not list((tmp_path / "state").iterdir())  # the resume state goes once the run is complete
 
 
-def test_a_repeat_is_the_same_cell_with_another_seed(params, prepared, tmp_path):
-    main, _ = _train(params, prepared, tmp_path)
-    repeat, out = _train(params, prepared, tmp_path, seed=1)
-    assert out.name == f"{CELL}~seed1" and repeat["id"] == out.name and repeat["model_id"] == CELL
+def test_a_truncated_resume_state_is_discarded_and_training_starts_again(params, tiny_project, tmp_path,
+                                                                        monkeypatch, capsys):  # fmt: skip
+    """A disk that filled up during the save, or a copy cut short, leaves a state file that cannot be read: it
+    used to stop the run at every retry until deleted by hand; now it is dropped with a warning and the run
+    starts from epoch 0, ending where an uninterrupted one does."""
+    cell = DROPOUT_CELL
+    prepared, reference_out = tiny_project / "data" / "prepared", tiny_project / "models" / cell
+    real_evaluate, calls = train.evaluate_loss, {"n": 0}
+
+    def killed_in_epoch_two(*args):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_evaluate(*args)
+
+    monkeypatch.setattr(train, "evaluate_loss", killed_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        _train(params, prepared, tmp_path, "interrupted", cell)
+    (state,) = (tmp_path / "state").iterdir()
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])  # cut short
+    monkeypatch.setattr(train, "evaluate_loss", real_evaluate)
+    resumed, resumed_out = _train(params, prepared, tmp_path, "interrupted", cell)
+    warning = capsys.readouterr().err
+    assert "cannot be read (cut short?); it is discarded and training starts again from epoch 0" in warning
+    assert resumed["status"] == "ok"
+    a, b = _weights(reference_out), _weights(resumed_out)
+    assert all(torch.equal(a[name], b[name]) for name in a)
+
+
+def test_a_repeat_is_the_same_cell_with_another_seed(tiny_project):
+    cell = DROPOUT_CELL  # the tiny profile's repeated model
+    main = json.loads((tiny_project / "models" / cell / "train.json").read_text())
+    repeat = json.loads((tiny_project / "models" / f"{cell}~seed1" / "train.json").read_text())
+    assert repeat["id"] == f"{cell}~seed1" and repeat["model_id"] == cell
     assert (repeat["base_seed"], main["base_seed"]) == (1, 0) and repeat["seed"] != main["seed"]
-    assert repeat["seed"] == train.cell_seed(1, CELL) and repeat["inputs"] != main["inputs"]
+    assert repeat["seed"] == train.cell_seed(1, cell) and repeat["inputs"] != main["inputs"]
 
 
 def test_changed_parameters_never_resume_an_old_run(params, tmp_path):
-    other = parse_params({**profiles.compose("tiny", ROOT / "conf"), "train": {
-        **profiles.compose("tiny", ROOT / "conf")["train"], "learning_rate": 0.01}})  # fmt: skip
+    raw = profiles.compose("tiny", ROOT / "conf")
+    other = parse_params({**raw, "train": {**raw["train"], "learning_rate": 0.01}})
     run = Run(parse_cell_id(CELL))
     first, second = (describe(choice, tmp_path, tmp_path) for choice in (params, other))
-    assert train.inputs_key(run, first) != train.inputs_key(run, second)
+    assert inputs_key(run, first) != inputs_key(run, second)
 
 
-def test_non_finite_loss_is_a_recorded_failure_not_a_crash(params, prepared, tmp_path, monkeypatch):
+def test_non_finite_loss_is_a_recorded_failure_not_a_crash(params, tiny_prepared, tmp_path, monkeypatch):
     def exploding(logits, target):
         return losses.dice_paper(logits, target) * float("nan")
 
     monkeypatch.setitem(losses.LOSSES, "dice_paper", exploding)
-    record, out = _train(params, prepared, tmp_path)
+    record, out = _train(params, tiny_prepared, tmp_path)
     assert record["status"] == "failed"
     assert record["error"].startswith("TrainingFailed: non-finite loss at epoch 1")
     assert sorted(path.name for path in out.iterdir()) == ["train.json"]
-
-
-def test_the_train_inputs_stage_tracks_exactly_the_training_code():
-    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["train_inputs"]
-    code = {f"pipeline/{name}" for name in (*TRAINING_CODE, "train_inputs.py")}
-    assert set(stage["deps"]) == code | {"data/prepared", "weights/imagenet"}

@@ -1,0 +1,2 @@
+"""Scoring trained networks on the test volumes: evaluation, metrics, surface distances, speed, figures and the
+viewer's data."""

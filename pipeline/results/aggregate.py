@@ -1,0 +1,342 @@
+"""Stage ``aggregate``: the tidy results that the site and researchers read, with how sure each claim is.
+
+    python -m pipeline.results.aggregate   (as dvc.yaml runs it; reads params `profile`, `grid`, `repeats`, `evaluate`)
+
+Reads models/<run>/{train.json, history.csv}, evaluation/<run>/, speed.json and reference/; writes results/
+(small, committed to git):
+
+- ``leaderboard.csv``: one row per model of the grid in grid order, fixed precision (same inputs, same bytes):
+  status (``ok``, ``failed``, or ``degenerate`` for a run that did not learn, with the reason), the headline
+  metrics with bootstrap intervals over test volumes, the rank with its bootstrap interval, P(rank 1) and
+  tier (pipeline.results.ranking), the spread of Dice over training seeds where repeats were run, size and the
+  dedicated speed timing with its device (pipeline.evaluation.speed);
+- ``rankings.csv``: the rank statistics of every experiment for each ranked metric (Dice, NSD, HD95);
+- ``volumes.csv``: every run (main runs and repeats) x test volume, long: the per-volume scores every
+  statistic here is computed from;
+- ``<id>/``: ``metrics.json`` (the model's row plus every metric and its training record), ``history.csv``,
+  ``volumes.csv``, and ``seeds.csv`` (each run's scores) where repeats were run;
+- ``summary.json``: the findings (pipeline.results.findings), the ranking stability per experiment (Kendall's tau,
+  tiers, blob-plot data), the seed spread against the rank gaps, and the paper's numbers from reference/;
+- ``headline.json``: a few numbers per experiment for ``dvc metrics show``.
+"""
+
+import argparse
+import csv
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.core.cells import Run
+from pipeline.core.config import Params, load_params
+from pipeline.core.errors import DataError, PipelineError, run_stage
+from pipeline.core.outputs import replace_directory
+from pipeline.core.paths import EVALUATION_DIR, MODELS_DIR, PARAMS_FILE, REFERENCE_DIR, RESULTS_DIR, SPEED_FILE
+from pipeline.core.records import read_evaluation, read_history, read_speed, read_train_record
+from pipeline.results import findings, ranking
+from pipeline.results.paper import paper_best, paper_reported, paper_rows, paper_summary
+
+BLOB_MODELS = 20  # models per experiment in the blob plot
+# The metrics models are ranked by, and whether higher is better.
+RANKED = {"dice": True, "nsd": True, "hd95": False}
+# A run whose best validation loss stays within this of the loss of predicting nothing did not learn.
+NULL_LOSS_MARGIN = 0.001
+EVALUATE = "evaluate the models first (`dvc repro evaluate`)"
+
+# Column -> decimals. Scores in [0, 1] get 4, percentages 2, millimetres 2, sizes 2, rates 1.
+COLUMNS = {
+    "id": None, "experiment": None, "architecture": None, "encoder": None, "encoder_weights": None,
+    "data_source": None, "profile": None, "status": None, "status_reason": None,
+    "dice": 4, "dice_ci_low": 4, "dice_ci_high": 4,
+    "rank": 0, "rank_median": 0, "rank_low": 0, "rank_high": 0, "p_rank1": 3, "tier": 0,
+    "seeds": 0, "seed_dice_sd": 4,
+    "nsd": 4, "nsd_ci_low": 4, "nsd_ci_high": 4, "hd95": 2, "hd95_ci_low": 2, "hd95_ci_high": 2,
+    "sensitivity": 4, "specificity": 4, "precision": 4, "precision_volumes": 0,
+    "slice_dice": 4, "pooled_dice": 4, "paper_sensitivity": 2, "paper_specificity": 2, "paper_dice": 2,
+    "paper_reported_dice": 2, "params_m": 2, "trained_params_m": 2, "gflops": 2,
+    "infer_images_per_s": 1, "train_images_per_s": 1, "speed_device": None, "training_images_per_s": 1,
+    "epochs": 0, "best_epoch": 0, "device": None,
+}  # fmt: skip
+EVALUATED = ("dice", "dice_ci_low", "dice_ci_high", "nsd", "nsd_ci_low", "nsd_ci_high", "hd95", "hd95_ci_low",
+             "hd95_ci_high", "sensitivity", "specificity", "precision", "precision_volumes", "slice_dice",
+             "pooled_dice", "paper_sensitivity", "paper_specificity", "paper_dice")  # fmt: skip
+
+
+def _format(value, decimals: int | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if decimals is None:
+        return str(value)
+    return f"{float(value):.{decimals}f}" if decimals else str(int(value))
+
+
+def degenerate_reason(train: dict, history: pd.DataFrame) -> str:
+    """Why a finished run did not learn, or "" when it did: judged on the validation set alone (its loss never
+    got below the loss of predicting nothing). Never on the test set: a rule that looks at test predictions
+    would choose which models are ranked by their test results."""
+    floor = float(train["null_val_loss"])
+    if len(history) and float(history["val_loss"].min()) >= floor - NULL_LOSS_MARGIN:
+        return (f"did not learn: the validation loss never went below {floor:.3f}, the loss of predicting "
+                f"nothing, in {len(history)} epochs")  # fmt: skip
+    return ""
+
+
+class RunRecords:
+    """One run's records from models/ and evaluation/, checked, with its status decided."""
+
+    def __init__(self, run: Run, models_dir: Path, evaluation_dir: Path):
+        self.run = run
+        self.train = read_train_record(models_dir / run.id)
+        self.evaluation, volumes = read_evaluation(evaluation_dir / run.id)
+        ok = self.train["status"] == "ok"
+        if self.evaluation["status"] != self.train["status"] or self.evaluation["id"] != run.id:
+            found, expected = (
+                f"{self.evaluation['id']} ({self.evaluation['status']})",
+                f"{run.id} ({self.train['status']})",
+            )
+            raise DataError(evaluation_dir / run.id / "metrics.json",
+                            f"is the evaluation of {found}, not of {expected}; {EVALUATE}")  # fmt: skip
+        self.history = read_history(models_dir / run.id / "history.csv") if ok else pd.DataFrame()
+        self.volumes = volumes if volumes is not None else pd.DataFrame()
+        self.status, self.reason = self.train["status"], self.train.get("error", "")
+        if ok and (reason := degenerate_reason(self.train, self.history)):
+            self.status, self.reason = "degenerate", reason
+
+
+def model_row(records: RunRecords, paper: dict, speed: dict) -> dict:
+    train, evaluation = records.train, records.evaluation
+    key = (train["experiment"], train["architecture"], train["encoder"], train["encoder_weights"])
+    timing = speed.get("networks", {}).get(f"{train['architecture']}-{train['encoder']}", {})
+    row = {name: evaluation.get(name) for name in EVALUATED} if train["status"] == "ok" else {}
+    row.update(
+        {name: train.get(name) for name in ("experiment", "architecture", "encoder", "encoder_weights")},
+        id=records.run.id, data_source=train["data_source"], profile=train["profile"], status=records.status,
+        status_reason=records.reason, paper_reported_dice=paper.get(key), params_m=train["params"] / 1e6,
+        trained_params_m=train["trained_params"] / 1e6 if train.get("trained_params") else None,
+        gflops=train.get("gflops"), infer_images_per_s=timing.get("infer_images_per_s"),
+        train_images_per_s=timing.get("train_images_per_s"), speed_device=speed.get("device") if timing else None,
+        training_images_per_s=train.get("train_images_per_s"), epochs=train["epochs"],
+        best_epoch=train.get("best_epoch"), device=train["device"],
+    )  # fmt: skip
+    return row
+
+
+def _seed_rows(main: RunRecords, repeats: list[RunRecords]) -> list[dict]:
+    return [
+        {"run": records.run.id, "base_seed": records.train.get("base_seed"), "seed": records.train.get("seed"),
+         "status": records.status, **{name: records.evaluation.get(name) for name in RANKED},
+         "best_epoch": records.train.get("best_epoch")}
+        for records in [main, *repeats]
+    ]  # fmt: skip
+
+
+RUN_KEYS = ("experiment", "architecture", "encoder", "encoder_weights")
+
+
+def volume_rows(records) -> pd.DataFrame:
+    """Every evaluated run x test volume, one long table (run, model, its keys, base seed, status, scores)."""
+    frames = [
+        r.volumes.assign(run=r.run.id, model=r.run.cell.id, **{key: r.train[key] for key in RUN_KEYS},
+                         base_seed=r.train.get("base_seed"), status=r.status)
+        for r in records if not r.volumes.empty
+    ]  # fmt: skip
+    if not frames:
+        return pd.DataFrame(columns=["run", "model", *RUN_KEYS, "base_seed", "status", "volume"])
+    frame = pd.concat(frames, ignore_index=True)
+    first = ["run", "model", *RUN_KEYS, "base_seed", "status"]
+    return frame[first + [c for c in frame.columns if c not in first]]
+
+
+def rank_all(frame: pd.DataFrame, volumes: dict[str, pd.DataFrame], settings: tuple) -> tuple[list, dict]:
+    """Rank statistics of every experiment and ranked metric over the models with status ok: (rows for
+    rankings.csv, summary per metric and experiment)."""
+    samples, confidence, seed = settings
+    rows, summary = [], {}
+    for metric, higher in RANKED.items():
+        summary[metric] = {}
+        for experiment, group in frame[frame["status"] == "ok"].groupby("experiment", sort=False):
+            ids = list(group["id"])
+            scores = np.stack([volumes[model_id][metric].to_numpy(dtype=float) for model_id in ids])
+            result = ranking.bootstrap_ranking(ids, scores, higher, samples, confidence, seed)
+            rows += [{"experiment": experiment, "metric": metric, **row} for row in result.rows()]
+            summary[metric][experiment] = {
+                "models": len(ids), "cases": result.cases, "draws": result.draws,
+                "tau_median": round(result.tau_median, 4), "tau_low": round(result.tau_low, 4),
+                "tau_high": round(result.tau_high, 4), "tiers": int(result.tier.max()),
+                "tier1": int((result.tier == 1).sum()), "blobs": result.blobs(BLOB_MODELS),
+            }  # fmt: skip
+    return rows, summary
+
+
+def _write_json(data: dict, path: Path) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def _write_csv(rows: list[dict], columns: dict, path: Path) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_format(row.get(name), decimals) for name, decimals in columns.items()])
+
+
+def aggregate(params: Params, models_dir: Path, evaluation_dir: Path, out_dir: Path, reference_dir: Path,
+              speed_file: Path = SPEED_FILE) -> pd.DataFrame:  # fmt: skip
+    table = paper_rows(reference_dir)
+    paper = {key: row["dice"] for key, row in table.items()}
+    speed = read_speed(speed_file)
+    runs = params.runs()
+    records = {run.id: RunRecords(run, models_dir, evaluation_dir) for run in runs}
+    sources = sorted({r.train["data_source"] for r in records.values()})
+    if len(sources) > 1:
+        raise PipelineError(
+            f"{models_dir}: the models were trained on different data sources ({', '.join(sources)}); "
+            "one leaderboard never mixes them: retrain the stale ones (`dvc repro`)"
+        )
+    mains = [records[run.id] for run in runs if run.seed is None]
+    repeats: dict[str, list[RunRecords]] = {}
+    for run in runs:
+        if run.seed is not None:
+            repeats.setdefault(run.cell.id, []).append(records[run.id])
+    rows = [model_row(main, paper, speed) for main in mains]
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    volumes = {main.run.id: main.volumes for main in mains if main.status == "ok"}
+    settings = (params.evaluate.bootstrap_samples, params.evaluate.confidence, params.evaluate.seed)
+    ranks, rank_summary = rank_all(frame, volumes, settings)
+    dice_ranks = {row["id"]: row for row in ranks if row["metric"] == "dice"}
+    seed_dice: dict[str, list[float]] = {}
+    for row, main in zip(rows, mains, strict=True):
+        row.update({k: v for k, v in dice_ranks.get(row["id"], {}).items() if k not in ("id", "experiment", "metric")})
+        evaluated = [r for r in [main, *repeats.get(main.run.id, [])] if r.status != "failed"]
+        if main.run.id in repeats:
+            seed_dice[main.run.id] = [float(r.evaluation["dice"]) for r in evaluated]
+            row["seeds"] = len(evaluated)
+            row["seed_dice_sd"] = float(np.std(seed_dice[main.run.id], ddof=1)) if len(evaluated) > 1 else None
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    for row, main in zip(rows, mains, strict=True):
+        folder = out_dir / row["id"]
+        folder.mkdir()
+        record = {**main.train, **main.evaluation, **{k: v for k, v in row.items() if v is not None}}
+        record.update(paper_reported(main.run.cell, table), training_error=main.train.get("error", ""))
+        _write_json(record, folder / "metrics.json")
+        if not main.history.empty:
+            shutil.copyfile(models_dir / main.run.id / "history.csv", folder / "history.csv")
+        if not main.volumes.empty:
+            shutil.copyfile(evaluation_dir / main.run.id / "volumes.csv", folder / "volumes.csv")
+        if main.run.id in repeats:
+            pd.DataFrame(_seed_rows(main, repeats[main.run.id])).to_csv(folder / "seeds.csv", index=False,
+                                                                       float_format="%.6f")  # fmt: skip
+    _write_csv(rows, COLUMNS, out_dir / "leaderboard.csv")
+    volume_rows(records.values()).to_csv(out_dir / "volumes.csv", index=False, float_format="%.6f")
+    rank_columns = {"experiment": None, "metric": None, "id": None, "rank": 0, "rank_median": 0, "rank_low": 0,
+                    "rank_high": 0, "p_rank1": 3, "tier": 0}  # fmt: skip
+    _write_csv(ranks, rank_columns, out_dir / "rankings.csv")
+    summary = summarise(frame, params, reference_dir, table, rank_summary, seed_dice, speed, settings)
+    summary["implementation"] = next(
+        (m.evaluation["implementation"] for m in mains if "implementation" in m.evaluation),
+        {"surface": "not run: no model was evaluated", "library": "not run"},
+    )
+    _write_json(summary, out_dir / "summary.json")
+    _write_json(headline(frame), out_dir / "headline.json")
+    return frame
+
+
+def summarise(frame: pd.DataFrame, params: Params, reference_dir: Path, table: dict, rank_summary: dict,
+              seed_dice: dict, speed: dict, settings: tuple) -> dict:  # fmt: skip
+    """summary.json: every finding by name, and what it rests on."""
+    ok = frame[frame["status"] == "ok"]
+    experiments = list(dict.fromkeys(frame["experiment"]))
+    leaders = {}
+    for experiment, group in ok.groupby("experiment", sort=False):
+        leader = group.sort_values(["rank", "id"]).iloc[0]
+        tier1 = group[group["tier"] == 1].sort_values(["rank", "id"])
+        leaders[experiment] = {
+            "id": leader["id"], "dice": round(float(leader["dice"]), 4), "p_rank1": float(leader["p_rank1"]),
+            "rank_low": int(leader["rank_low"]), "rank_high": int(leader["rank_high"]),
+            "tier1": list(tier1["id"]), "models": len(group),
+        }  # fmt: skip
+    excluded = frame[frame["status"] != "ok"]
+    reported = paper_summary(reference_dir)
+    volumes = max((ranked["cases"] for ranked in rank_summary["dice"].values()), default=0)
+    return {
+        # Results of different data sources never mix: say which one (and which profile) these are.
+        "data_source": ", ".join(sorted(frame["data_source"].dropna().unique())),
+        "profile": ", ".join(sorted(frame["profile"].dropna().unique())),
+        "models": len(frame),
+        "failed": int((frame["status"] == "failed").sum()),
+        "degenerate": int((frame["status"] == "degenerate").sum()),
+        "excluded": [
+            {"id": row["id"], "status": row["status"], "reason": row["status_reason"]} for _, row in excluded.iterrows()
+        ],
+        "leaders": leaders,
+        "dice": findings.section(ok, "dice"),
+        "nsd": findings.section(ok, "nsd"),
+        "hd95": findings.section(ok, "hd95"),
+        "effects": findings.effects(ok, list(params.grid.architectures), "dice", settings),
+        "pairs": findings.paired_rows(ok),
+        "size_correlation": findings.size_correlation(ok),
+        "best_and_worst": findings.best_and_worst(ok, list(params.grid.architectures)),
+        "paper_comparison": findings.paper_comparison(ok, reported, experiments),
+        "rankings": rank_summary,
+        "seed_variance": findings.seed_variance(frame, seed_dice),
+        "repeats": {"models": list(params.repeats.models), "seeds": list(params.repeats.seeds)},
+        "bootstrap": {"samples": settings[0], "confidence": settings[1], "seed": settings[2]},
+        "test_volumes": volumes,
+        "smallest_wilcoxon_p": ranking.smallest_wilcoxon_p(volumes or 1),
+        "speed": {"device": speed.get("device"), "method": speed.get("method")},
+        "tolerances": {
+            "lung": params.evaluate.nsd_tolerance_mm_lung,
+            "lesion": params.evaluate.nsd_tolerance_mm_lesion,
+        },
+        "paper": {
+            "note": "the paper's Dice (percent, its code's metric) from its text; its summary means are over the "
+            "ImageNet half of Table II with the population standard deviation",
+            "mean_dice": reported,
+            "best": paper_best(reference_dir, table),
+        },
+    }
+
+
+def headline(frame: pd.DataFrame) -> dict:
+    ok = frame[frame["status"] == "ok"]
+    return {
+        experiment: {
+            "best_dice": round(float(group["dice"].max()), 4),
+            "median_dice": round(float(group["dice"].median()), 4),
+            "mean_dice": round(float(group["dice"].mean()), 4),
+            "mean_nsd": round(float(group["nsd"].mean()), 4),
+            "models": len(group),
+        }
+        for experiment, group in ok.groupby("experiment", sort=False)
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Aggregate training and evaluation records into results/.")
+    parser.add_argument("--params", type=Path, default=PARAMS_FILE)
+    parser.add_argument("--models", type=Path, default=MODELS_DIR)
+    parser.add_argument("--evaluation", type=Path, default=EVALUATION_DIR)
+    parser.add_argument("--reference", type=Path, default=REFERENCE_DIR)
+    parser.add_argument("--speed", type=Path, default=SPEED_FILE)
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args()
+    params = load_params(args.params)
+    with replace_directory(args.out) as staging:
+        frame = aggregate(params, args.models, args.evaluation, staging, args.reference, args.speed)
+    counts = frame["status"].value_counts()
+    print(
+        f"aggregate: {len(frame)} models ({counts.get('ok', 0)} ok, {counts.get('degenerate', 0)} did not learn, "
+        f"{counts.get('failed', 0)} failed) -> {args.out / 'leaderboard.csv'}"
+    )
+    for experiment, group in frame[frame["status"] == "ok"].groupby("experiment", sort=False):
+        leader = group.sort_values(["rank", "id"]).iloc[0]
+        print(f"  {experiment}: leader {leader['id']} dice {leader['dice']:.4f} [{leader['dice_ci_low']:.4f}, "
+              f"{leader['dice_ci_high']:.4f}], rank interval {int(leader['rank_low'])}-{int(leader['rank_high'])}, "
+              f"{int((group['tier'] == 1).sum())} model(s) in tier 1")  # fmt: skip
+
+
+if __name__ == "__main__":
+    run_stage(main)

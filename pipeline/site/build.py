@@ -1,0 +1,552 @@
+"""Stage ``site``: the results website, from results/ and figures/ to a static site in public/.
+
+    python -m pipeline.site.build                 (as dvc.yaml runs it)
+    python -m pipeline.site.build --no-mkdocs     (only the Markdown in build/docs/, e.g. for `mkdocs serve`)
+
+Two steps, kept apart so the generated pages can be diffed and tested without a build:
+
+1. generate: the hand-written sources of site/ are copied to build/docs/, then Jinja2 templates (templates/,
+   StrictUndefined: a missing value is an error, never a blank; autoescaped: pipeline.site.format) write the
+   home page, one leaderboard per experiment, the comparison, ranking and methods pages, the compare view and
+   one page per model, each chart as an inline Vega spec (compiled from Altair's Vega-Lite when the site is
+   built), and one small data file per model for the compare view;
+2. build: ``mkdocs build --strict`` renders build/docs/ into public/.
+
+Both write to a staging folder swapped in at the end, so a failed run leaves the previous site intact.
+The site works offline and from ``file://``: one vendored copy of vega, loaded only by pages
+with charts; data inline or in generated ``.js`` files (never fetched); no web fonts; no instant navigation;
+model pages reached by links and left out of the search index.
+"""
+
+import argparse
+import datetime
+import json
+import logging
+import math
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+from markupsafe import Markup, escape
+
+from pipeline.core.config import load_params
+from pipeline.core.errors import DataError, run_stage
+from pipeline.core.experiments import EXPERIMENTS
+from pipeline.core.outputs import read_json, replace_directory
+from pipeline.core.palette import COLOURS
+from pipeline.core.paths import (
+    DOCS_DIR,
+    DVC_CACHE,
+    FIGURES_DIR,
+    MKDOCS_CONFIG,
+    PARAMS_FILE,
+    PROJECT_ROOT,
+    PUBLIC_DIR,
+    RESULTS_DIR,
+    SOURCES_DIR,
+    TEMPLATES_DIR,
+    TRAIN_INPUTS,
+)
+from pipeline.evaluation.metrics import SCORES
+from pipeline.results.findings import INITIALISATION_EFFECT, LESION_EFFECT
+from pipeline.site import charts
+from pipeline.site import format as site_format
+from pipeline.site import tables as site_tables
+from pipeline.site.data import (
+    ARCHITECTURE_NAMES,
+    EXPERIMENT_BLURBS,
+    EXPERIMENT_NAMES,
+    SYNTHETIC_SOURCES,
+    Results,
+    intensity,
+    load_results,
+    write_downloads,
+)
+from pipeline.site.publish import direct_url
+
+PAPER = {
+    "arxiv": "https://arxiv.org/abs/2009.06412",
+    "doi": "10.48550/arXiv.2009.06412",
+    "code": "https://github.com/pbizopoulos/"
+    "comprehensive-comparison-of-deep-learning-models-for-lung-and-covid-19-lesion-segmentation-in-ct",
+}
+# Files the pipeline itself rewrites before this stage runs: a difference there is not an uncommitted change.
+PIPELINE_OUTPUTS = ("dvc.lock", "results", "speed.json", "models/train_inputs.json")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where the results come from, printed on every model page and in every footer."""
+
+    revision: str  # git commit of the project (with "+ uncommitted changes" when its code differs)
+    train_inputs: dict  # models/train_inputs.json: code and data hashes, training params
+    remote_url: str  # public address of the published DVC remote, "" when there is none
+    dvc_cache: Path  # where the models' folder manifests are, to find direct links
+    repo_url: str = ""  # public address of the project's repository, "" when there is none
+    built: str = ""  # build date (UTC)
+
+
+def git_revision(root: Path = Path(".")) -> str:
+    """HEAD, with "+ uncommitted changes" only when tracked code or configuration differs from it (the
+    pipeline's own outputs, rewritten by the stages before this one, do not count)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        excluded = [f":(exclude){path}" for path in PIPELINE_OUTPUTS]
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *excluded],
+                               cwd=root, capture_output=True, text=True, check=True)  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return head.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
+
+
+def embed(spec: dict | None, chart_id: str) -> Markup:
+    """A chart as a placeholder div and its Vega spec; site.js renders it. The spec is serialised so that no
+    string in its data can end or comment out the script element (site_format.script_json); it is JSON for a
+    script, not Markdown, and trusted as such."""
+    if spec is None:
+        return Markup("")
+    text = site_format.script_json(spec)
+    return Markup(
+        f'<div class="vega-chart" id="{escape(chart_id)}"></div>\n\n'
+        f'<script type="application/json" class="vega-spec" data-target="{escape(chart_id)}">{text}</script>\n'
+    )
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        # Every value is escaped for Markdown and HTML (pipeline.site.format) unless it is marked as trusted.
+        autoescape=True,
+        finalize=site_format.finalize,
+    )
+    env.filters.update(number=site_format.number, signed=site_format.signed)
+    env.globals.update(
+        interval=site_format.interval,
+        code_block=site_format.code_block,
+        embed=embed,
+        experiment_names=EXPERIMENT_NAMES,
+        architecture_names=ARCHITECTURE_NAMES,
+        experiment_blurbs=EXPERIMENT_BLURBS,
+        paper=PAPER,
+    )
+    return env
+
+
+# ---------------------------------------------------------------- page contexts
+
+
+def _banner(results: Results) -> dict:
+    return {
+        "synthetic": results.synthetic,
+        "source": SYNTHETIC_SOURCES.get(results.data_source, results.data_source),
+        "data_source": results.data_source,
+        "profile": results.profile,
+    }
+
+
+def chart_note(results: Results) -> str:
+    """What every chart title says under it when the data are not real."""
+    if not results.synthetic:
+        return ""
+    return f"{SYNTHETIC_SOURCES[results.data_source]}, profile {results.profile}: not real CT"
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in frame.to_dict("records")
+    ]
+
+
+def counts(board: pd.DataFrame) -> dict:
+    status = board["status"].value_counts()
+    return {"models": len(board), "ok": int(status.get("ok", 0)), "degenerate": int(status.get("degenerate", 0)),
+            "failed": int(status.get("failed", 0))}  # fmt: skip
+
+
+EMPTY_STATS = {"mean": None, "std": None, "median": None, "n": 0}
+
+
+def home_context(results: Results) -> dict:
+    summary, board = results.summary, results.leaderboard
+    rows = []
+    for experiment in results.experiments:
+        group = board[board["experiment"] == experiment]
+        rows.append({
+            "experiment": experiment, "counts": counts(group), "leader": summary["leaders"].get(experiment),
+            "stats": summary["dice"]["by_experiment"].get(experiment, EMPTY_STATS),
+            "stability": summary["rankings"]["dice"].get(experiment),
+            "seeds": summary["seed_variance"].get(experiment, {"models": 0}),
+            "paper": summary["paper_comparison"].get(experiment, {}).get("all", {}),
+            "paper_best": summary["paper"]["best"].get(experiment, {}),
+        })  # fmt: skip
+    effects = [e for e in summary["effects"] if e["effect"] in (INITIALISATION_EFFECT, LESION_EFFECT)]
+    return {
+        "banner": _banner(results), "counts": counts(board), "rows": rows, "experiments": results.experiments,
+        "architectures": results.present("architecture"), "encoders": results.present("encoder"),
+        "weights": results.present("encoder_weights"), "summary": summary,
+        "forest": charts.forest_plot(effects, chart_note(results), "Paired effects on Dice (mean difference, 95% CI)"),
+    }  # fmt: skip
+
+
+def leaderboard_context(results: Results, experiment: str, model_href: Callable[[str], str]) -> dict:
+    board = results.leaderboard
+    rows = board[board["experiment"] == experiment].copy()
+    order = {"ok": 0, "degenerate": 1, "failed": 2}
+    rows = rows.assign(_status=rows["status"].map(order)).sort_values(["_status", "rank", "id"], na_position="last")
+    device = results.summary["speed"].get("device") or "the machine that timed them"
+    note = chart_note(results)
+    ranking = results.summary["rankings"]["dice"].get(experiment)
+    return {
+        "banner": _banner(results), "experiment": experiment, "counts": counts(rows), "device": device,
+        "table": site_tables.leaderboard_table(rows.drop(columns="_status"), model_href, device, results.synthetic),
+        "chart": charts.leaderboard_chart(board, experiment, model_href, device, note),
+        "blobs": charts.blob_plot(results.rankings, ranking["blobs"], experiment, "dice", note, model_href)
+        if ranking else None,
+        "ranking": ranking, "seeds": results.summary["seed_variance"].get(experiment, {"models": 0}),
+        "excluded": [e for e in results.summary["excluded"] if e["id"].startswith(f"{experiment}-")],
+        "summary": results.summary,
+    }  # fmt: skip
+
+
+def _checkpoint(metrics: dict) -> dict | None:
+    record = metrics.get("checkpoint")
+    if not isinstance(record, dict) or not {"bytes", "sha256", "md5"} <= set(record):
+        return None
+    return {"megabytes": record["bytes"] / 1e6, "sha256": record["sha256"], "md5": record["md5"]}
+
+
+def model_context(results: Results, model_id: str, provenance: Provenance) -> dict:
+    model = results.models[model_id]
+    metrics = model.metrics
+    evaluated = model.evaluated
+    # Text like any other value on the page (escaped there), never trusted markup: it is built from dvc.lock.
+    direct = direct_url(provenance.remote_url, model_id, provenance.dvc_cache) if provenance.remote_url else None
+    same = results.leaderboard[results.leaderboard["experiment"] == metrics["experiment"]]
+    note = chart_note(results)
+    return {
+        "banner": _banner(results),
+        "m": metrics,
+        "evaluated": evaluated,
+        "ranked": int((same["status"] == "ok").sum()),
+        "volumes": _records(model.volumes) if evaluated else [],
+        "seeds": _records(model.seeds),
+        "checkpoint": _checkpoint(metrics),
+        "loss_chart": charts.loss_curves(model.history, metrics["best_epoch"], note) if evaluated else None,
+        "volume_chart": charts.volume_bars(model.volumes, note) if evaluated else None,
+        "mask_image": evaluated and (results.figures / "masks" / f"{model_id}.png").exists(),
+        "slices": results.slices.get(metrics["experiment"], []),
+        "direct_url": direct,
+        "remote_url": provenance.remote_url,
+        "repo_url": provenance.repo_url,
+        "revision": provenance.revision,
+        "train_inputs": provenance.train_inputs,
+        "train_params": json.dumps(provenance.train_inputs.get("train", {}), indent=2, sort_keys=True),
+        "speed_device": results.summary["speed"].get("device"),
+        "tolerance": _tolerance(metrics["experiment"], results),
+        "implementation": results.summary["implementation"],
+        "viewers": viewer_entries(results, model_id),
+        "viewer_colours": VIEWER_COLOURS,
+    }
+
+
+# The viewer draws the prediction in the colours of the mask pictures (pipeline.core.palette).
+VIEWER_COLOURS = ";".join(",".join(map(str, COLOURS[name])) for name in ("tp", "fp", "fn"))
+
+
+def viewer_entries(results: Results, model_id: str) -> list[dict]:
+    """The volumes a model's viewer shows: its CT's key and its prediction's key."""
+    volumes = results.viewer.get("models", {}).get(model_id, [])
+    names, typical = results.viewer.get("volumes", {}), set(results.viewer.get("typical", {}).values())
+    return [{"volume": names.get(v, v), "ct": f"ct-{v}", "labels": f"{model_id}--{v}", "typical": v in typical}
+            for v in volumes]  # fmt: skip
+
+
+def _tolerance(name: str, results: Results) -> float:
+    return results.summary["tolerances"][EXPERIMENTS[name].target]
+
+
+def curves_frame(results: Results) -> pd.DataFrame:
+    """Every evaluated model's loss per epoch, long: id, experiment, architecture, split, epoch, loss."""
+    frames = []
+    for model_id, model in results.models.items():
+        if model.history.empty:
+            continue
+        frame = model.history.melt(
+            id_vars="epoch", value_vars=["train_loss", "val_loss"], var_name="split", value_name="loss"
+        )
+        frame["split"] = frame["split"].map({"train_loss": "train", "val_loss": "validation"})
+        metrics = model.metrics
+        frames.append(frame.assign(id=model_id, architecture=metrics["architecture"], experiment=metrics["experiment"]))
+    if not frames:
+        return pd.DataFrame(columns=["id", "experiment", "architecture", "split", "epoch", "loss"])
+    return pd.concat(frames).round(6)
+
+
+def compare_contexts(results: Results, model_href: Callable[[str], str]) -> dict[str, dict]:
+    """One context per comparison page (template compare/<name>.md.j2)."""
+    board, summary, banner, note = results.leaderboard, results.summary, _banner(results), chart_note(results)
+    init_pairs, lesion_pairs = (pd.DataFrame(summary["pairs"][name]) for name in ("initialisation", "lesions"))
+    filters = sorted(p.stem for p in (results.figures / "filters").glob("*.png"))
+    effects = summary["effects"]
+    arch_effects = [e for e in effects if e["effect"] not in (INITIALISATION_EFFECT, LESION_EFFECT)]
+    init_effects = [e for e in effects if e["effect"] == INITIALISATION_EFFECT]
+    lesion_effects = [e for e in effects if e["effect"] == LESION_EFFECT]
+    common = {"banner": banner, "experiments": results.experiments, "summary": summary}
+    return {
+        "architectures": {
+            **common,
+            "strip": charts.strip_plot(board, "architecture", "Dice per architecture, every model", note, model_href),
+            "forest": charts.forest_plot(arch_effects, note, "One architecture against another, same encoder and init"),
+            "ours": summary["dice"]["by_architecture"],
+        },
+        "encoders": {
+            **common,
+            "heatmaps": {e: charts.encoder_heatmap(board, e, model_href, note) for e in results.experiments},
+            "ours": summary["dice"]["by_encoder"],
+        },
+        "initialisation": {
+            **common,
+            "strip": charts.strip_plot(board, "encoder_weights", "Dice per initialisation, every model", note,
+                                       model_href),
+            "forest": charts.forest_plot(init_effects, note, "ImageNet minus random, same model otherwise"),
+            "pairs": len(init_pairs),
+            "scatter": charts.paired_scatter(init_pairs, "random", "imagenet", "Dice, random init",
+                                             "Dice, ImageNet init", "Same model, two initialisations", note),
+            "filters": filters,
+        },
+        "lesions": {
+            **common,
+            "pairs": len(lesion_pairs),
+            "forest": charts.forest_plot(lesion_effects, note, "Lesion B minus lesion A, same model otherwise"),
+            "scatter": charts.paired_scatter(lesion_pairs, "lesion_a", "lesion_b", "Dice, lesion A", "Dice, lesion B",
+                                             "Same model, without and with the lung mask", note),
+        },
+        "training": {**common, "curves": charts.training_curves(curves_frame(results), note)},
+        "rankings": {
+            **common,
+            "blobs": {e: charts.blob_plot(results.rankings, summary["rankings"]["dice"][e]["blobs"], e, "dice", note,
+                                          model_href) for e in summary["rankings"]["dice"]},
+        },
+        "figures": {
+            **common,
+            "params": charts.dice_vs_params(board, model_href, note),
+            "correlations": summary["size_correlation"],
+            "histograms": charts.intensity_histograms(intensity(results), note),
+            "masks": summary["best_and_worst"],
+            "slices": results.slices,
+        },
+    }  # fmt: skip
+
+
+def model_data(results: Results, model_id: str) -> dict:
+    """What the compare view needs of one model, written as data/models/<id>.js (loaded on demand)."""
+    model = results.models[model_id]
+    m = model.metrics
+    keys = ("id", "experiment", "architecture", "encoder", "encoder_weights", "status", "status_reason", "dice",
+            "dice_ci_low", "dice_ci_high", "nsd", "nsd_ci_low", "nsd_ci_high", "hd95", "hd95_ci_low", "hd95_ci_high",
+            "sensitivity", "specificity", "precision", "rank", "rank_low", "rank_high", "tier", "params_m", "gflops",
+            "infer_images_per_s", "seed_dice_sd", "seeds", "paper_dice")  # fmt: skip
+    record = {key: m.get(key) for key in keys}  # metrics.json holds the model's leaderboard row (aggregate)
+    record = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}
+    columns = ["volume", *SCORES, "nsd", "hd95"]
+    record["volumes"] = _records(model.volumes[columns]) if model.evaluated else []
+    record["history"] = charts.history_rows(model.history, f"{model_id} ") if model.evaluated else []
+    record["mask"] = f"img/masks/{model_id}.png" if (results.figures / "masks" / f"{model_id}.png").exists() else None
+    record["viewer"] = viewer_entries(results, model_id)
+    return record
+
+
+def _js_data(variable: str, key: str, value) -> str:
+    """A .js file that registers ``value`` under ``window[variable][key]``: data a page can load from
+    ``file://`` (browsers refuse fetch() there, not <script>)."""
+    text = site_format.script_json(value)
+    return f"(window.{variable} = window.{variable} || {{}})[{json.dumps(key)}] = {text};\n"
+
+
+def compare_page_context(results: Results) -> dict:
+    return {
+        "banner": _banner(results), "experiments": results.experiments,
+        "loss_template": charts.loss_template(chart_note(results)),
+        "bootstrap": results.summary["bootstrap"], "viewer_colours": VIEWER_COLOURS,
+    }  # fmt: skip
+
+
+def methods_context(results: Results) -> dict:
+    summary = results.summary
+    return {
+        "banner": _banner(results), "summary": summary, "implementation": summary["implementation"],
+        "volumes": summary["test_volumes"], "smallest_p": summary["smallest_wilcoxon_p"],
+        "tolerances": summary["tolerances"], "speed": summary["speed"], "bootstrap": summary["bootstrap"],
+    }  # fmt: skip
+
+
+# ---------------------------------------------------------------- generation and build
+
+
+def model_href_from(page_dir: str) -> Callable[[str], str]:
+    """Links to model pages from a page in ``page_dir`` (e.g. "leaderboard"), as the offline build names
+    them: no directory URLs, so ``models/<id>.html``."""
+    up = "../" * (len(Path(page_dir).parts) if page_dir else 0)
+    return lambda model_id: f"{up}models/{model_id}.html"
+
+
+def footer(results: Results, provenance: Provenance) -> str:
+    """The footer of every page (mkdocs' ``copyright``): build, revision, data, and the ways out."""
+    revision = escape(provenance.revision[:12] + (" (modified)" if "uncommitted" in provenance.revision else ""))
+    source = escape(SYNTHETIC_SOURCES.get(results.data_source, results.data_source))
+    repo = (f' · <a href="{escape(provenance.repo_url)}">repository</a>' if provenance.repo_url
+            else " · repository: not published (site.repo_url)")  # fmt: skip
+    return (
+        f"Built {escape(provenance.built)} from revision {revision} · data: {source} "
+        f"(<code>{escape(results.data_source)}</code>, profile <code>{escape(results.profile)}</code>)<br>"
+        f'Reproduces <a href="{PAPER["arxiv"]}">Bizopoulos et al., arXiv 2009.06412</a> '
+        f'(<a href="https://doi.org/{PAPER["doi"]}">doi:{PAPER["doi"]}</a>) · '
+        f'<a href="{PAPER["code"]}">original code</a>{repo} · '
+        "code and weights MIT; data under their providers' terms"
+    )
+
+
+def generate(results: Results, provenance: Provenance, docs: Path, sources: Path = SOURCES_DIR) -> int:
+    """Write every page of the site into ``docs`` (which must be empty); returns the number of pages."""
+    env = environment()
+    shutil.copytree(sources, docs, dirs_exist_ok=True)
+    pages = 0
+
+    def write(relative: str, template: str, **context) -> None:
+        nonlocal pages
+        path = docs / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(env.get_template(template).render(**context))
+        pages += 1
+
+    write("index.md", "home.md.j2", **home_context(results))
+    for experiment in results.experiments:
+        write(f"leaderboard/{experiment}.md", "leaderboard.md.j2",
+              **leaderboard_context(results, experiment, model_href_from("leaderboard")))  # fmt: skip
+    for name, context in compare_contexts(results, model_href_from("compare")).items():
+        write(f"compare/{name}.md", f"compare/{name}.md.j2", **context)
+    write("compare.md", "compare.md.j2", **compare_page_context(results))
+    write("methods.md", "methods.md.j2", **methods_context(results))
+    write("models/index.md", "models_index.md.j2", banner=_banner(results), rows=_records(results.leaderboard),
+          experiments=results.experiments)  # fmt: skip
+    data = docs / "data" / "models"
+    data.mkdir(parents=True)
+    for model_id in results.models:
+        write(f"models/{model_id}.md", "model.md.j2", **model_context(results, model_id, provenance))
+        (data / f"{model_id}.js").write_text(_js_data("benchmarkModels", model_id, model_data(results, model_id)))
+    index = [{"id": r["id"], "experiment": r["experiment"], "status": r["status"], "dice": r["dice"]}
+             for r in _records(results.leaderboard)]  # fmt: skip
+    (docs / "data" / "models.js").write_text(_js_data("benchmarkIndex", "models", index))
+    for kind in ("masks", "filters"):
+        if (results.figures / kind).is_dir():
+            shutil.copytree(results.figures / kind, docs / "img" / kind)
+    if results.viewer:  # the viewer's volumes: one CT per volume shown, one small label volume per model
+        shutil.copytree(results.figures / "viewer", docs / "viewer", ignore=shutil.ignore_patterns("*.json"))
+    write_downloads(results, docs / "downloads")
+    shutil.copyfile(PROJECT_ROOT / "CITATION.cff", docs / "downloads" / "CITATION.cff")
+    return pages
+
+
+def navigation(experiments: list[str], config: Path = MKDOCS_CONFIG) -> list:
+    """mkdocs.yml's navigation with one leaderboard per experiment of these results (a grid may leave some
+    out; a navigation entry to a missing page fails a strict build)."""
+    import yaml
+
+    nav = yaml.safe_load(Path(config).read_text())["nav"]
+    leaderboards = [{EXPERIMENT_NAMES[e]: f"leaderboard/{e}.md"} for e in experiments]
+    leaderboards.append({"All models": "models/index.md"})
+    return [{"Leaderboards": leaderboards} if "Leaderboards" in entry else entry for entry in nav]
+
+
+class _Warnings(logging.Handler):
+    """Collects what mkdocs warns about: in strict mode each warning aborts the build, and the abort alone
+    does not say which page and which link."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(" ".join(record.getMessage().split()))
+
+
+def build(docs: Path, public: Path, config: Path = MKDOCS_CONFIG, experiments: list[str] | None = None,
+          extra: dict | None = None) -> None:  # fmt: skip
+    """``mkdocs build --strict`` of ``docs`` into ``public``; a warning fails the build, and the error names it.
+    ``extra`` overrides settings of mkdocs.yml (the footer, the synthetic-data tag)."""
+    from mkdocs.commands.build import build as mkdocs_build
+    from mkdocs.config import load_config
+    from mkdocs.exceptions import Abort, ConfigurationError
+
+    warnings = _Warnings()
+    logger = logging.getLogger("mkdocs")
+    logger.addHandler(warnings)
+    try:
+        overrides = {"nav": navigation(experiments, config)} if experiments else {}
+        overrides.update(extra or {})
+        settings = load_config(
+            str(config), docs_dir=str(docs.resolve()), site_dir=str(public.resolve()), strict=True, **overrides
+        )
+        mkdocs_build(settings)
+    except (Abort, ConfigurationError) as error:
+        first = f": {warnings.messages[0]}" if warnings.messages else ""
+        more = f" (and {len(warnings.messages) - 1} more warnings)" if len(warnings.messages) > 1 else ""
+        raise DataError(config, f"mkdocs build failed ({' '.join(str(error).split())}){first}{more}") from None
+    finally:
+        logger.removeHandler(warnings)
+
+
+def build_settings(results: Results, provenance: Provenance, config: Path = MKDOCS_CONFIG) -> dict:
+    """What a build adds to mkdocs.yml: the footer, and the slim synthetic-data tag of the header."""
+    import yaml
+
+    extra = yaml.safe_load(Path(config).read_text()).get("extra", {})
+    tag = f"Synthetic data ({results.profile}): tests the pipeline, not patients" if results.synthetic else ""
+    return {"copyright": footer(results, provenance), "extra": {**extra, "data_tag": tag}}
+
+
+def load_provenance(params_file: Path, train_inputs: Path = TRAIN_INPUTS) -> Provenance:
+    params = load_params(params_file)
+    inputs = read_json(train_inputs, "run `dvc repro train_inputs`") if train_inputs.exists() else {}
+    built = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return Provenance(git_revision(), inputs, params.site.remote_url, DVC_CACHE, params.site.repo_url, built)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Build the results website from results/ into public/.")
+    parser.add_argument("--params", type=Path, default=PARAMS_FILE)
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--figures", type=Path, default=FIGURES_DIR)
+    parser.add_argument("--docs", type=Path, default=DOCS_DIR, help="where the generated Markdown goes")
+    parser.add_argument("--out", type=Path, default=PUBLIC_DIR)
+    parser.add_argument("--no-mkdocs", action="store_true", help="only generate the Markdown")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    results = load_results(args.results, args.figures)
+    provenance = load_provenance(args.params)
+    with replace_directory(args.docs) as staging:
+        pages = generate(results, provenance, staging)
+    generated = time.perf_counter() - started
+    if not args.no_mkdocs:
+        with replace_directory(args.out) as staging:
+            build(args.docs, staging, experiments=results.experiments, extra=build_settings(results, provenance))
+    total = time.perf_counter() - started
+    size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file()) / 1e6 if args.out.exists() else 0
+    print(
+        f"site: {pages} pages from {len(results.models)} models ({results.data_source}, profile "
+        f"{results.profile}); generate {generated:.1f}s, total {total:.1f}s -> {args.out}/ ({size:.1f} MB)"
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

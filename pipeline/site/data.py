@@ -1,0 +1,195 @@
+"""What the website shows, read from results/ (and the pictures in figures/), checked once.
+
+The site generator never opens a model or the data: everything comes from the aggregate stage's records,
+so the site rebuilds from a fresh clone with ``dvc pull figures`` and no checkpoints. Every record is checked
+when it is loaded (ids against the id grammar, the keys the pages read), so a hand-edited or stale file is
+one error naming it, never a traceback in the middle of a template.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.core import records
+from pipeline.core.cells import parse_cell_id
+from pipeline.core.errors import DataError
+from pipeline.core.experiments import EXPERIMENTS
+from pipeline.core.outputs import read_json, read_table, require_keys
+from pipeline.core.paths import FIGURES_DIR, RESULTS_DIR
+from pipeline.results.aggregate import COLUMNS
+
+EXPERIMENT_NAMES = {name: experiment.title for name, experiment in EXPERIMENTS.items()}
+EXPERIMENT_BLURBS = {name: experiment.blurb for name, experiment in EXPERIMENTS.items()}
+ARCHITECTURE_NAMES = {"unet": "Unet", "linknet": "Linknet", "fpn": "FPN", "pspnet": "PSPNet"}
+# Sources that are not measurements of a real dataset: the site says so on every page.
+SYNTHETIC_SOURCES = {"phantom": "synthetic CT phantoms", "fixture": "a made-up results fixture (for tests)"}
+STATUSES = ("ok", "failed", "degenerate")
+
+AGGREGATE = "rerun the aggregate stage (`dvc repro aggregate`)"
+MODEL = {**records.TRAIN, "status": records.one_of(*STATUSES)}
+EVALUATED = {**records.EVALUATED, **records.TRAINED, "gflops": records.number(0.0), "size": records.integer(32)}
+SCORE_COLUMNS = ("dice", "nsd", "sensitivity", "specificity", "precision", "slice_dice", "pooled_dice", "p_rank1")
+# Every numeric column of the leaderboard is a finite number or empty; scores lie in [0, 1].
+LEADERBOARD = {
+    name: records.OPTIONAL_SCORE if name.split("_ci_")[0] in SCORE_COLUMNS else records.number(optional=True)
+    for name, decimals in COLUMNS.items() if decimals is not None
+}  # fmt: skip
+SUMMARY = {
+    **{key: records.mapping({}) for key in ("leaders", "dice", "nsd", "hd95", "paper_comparison", "rankings",
+                                            "seed_variance", "bootstrap", "speed", "tolerances", "paper",
+                                            "implementation", "pairs")},
+    **{key: records.listing(records.mapping({})) for key in ("excluded", "effects", "size_correlation",
+                                                             "best_and_worst")},
+    "data_source": records.text, "profile": records.text, "models": records.integer(0),
+    "failed": records.integer(0), "degenerate": records.integer(0), "test_volumes": records.integer(0),
+    "smallest_wilcoxon_p": records.number(0.0, 1.0),
+}  # fmt: skip
+RANKINGS = {"rank": records.integer(1), "rank_median": records.integer(1), "rank_low": records.integer(1),
+            "rank_high": records.integer(1), "p_rank1": records.SCORE, "tier": records.integer(1)}  # fmt: skip
+RANKING_COLUMNS = ("experiment", "metric", "id", *RANKINGS)
+SEEDS = {"seed": records.integer(0), "dice": records.OPTIONAL_SCORE}
+
+
+def check_model_id(row: dict, path: Path, line: int) -> None:
+    """A leaderboard row's id must be a model id of the grammar and agree with its own columns: ids become
+    file names and URLs, so ``../../x`` or markup must never get that far."""
+    model_id = str(row["id"])
+    try:
+        cell = parse_cell_id(model_id)
+    except ValueError as error:
+        raise DataError(path, f"row {line}: {error}") from None
+    columns = (row["experiment"], row["architecture"], row["encoder"], row["encoder_weights"])
+    if (cell.experiment, cell.architecture, cell.encoder, cell.weights) != columns:
+        raise DataError(path, f"row {line}: the id {model_id} disagrees with its columns {'/'.join(map(str, columns))}")
+
+
+@dataclass(frozen=True)
+class Model:
+    id: str
+    metrics: dict
+    history: pd.DataFrame  # epoch, train_loss, val_loss, train_seconds, val_seconds (empty if failed)
+    volumes: pd.DataFrame  # volume, slices, dice, nsd, hd95, ... (empty if failed)
+    seeds: pd.DataFrame  # run, base_seed, seed, status, dice, nsd, hd95, best_epoch (empty without repeats)
+
+    @property
+    def status(self) -> str:
+        return self.metrics["status"]
+
+    @property
+    def evaluated(self) -> bool:
+        """Trained to the end and tested (ok or degenerate): it has metrics, curves and pictures."""
+        return self.status != "failed"
+
+
+@dataclass(frozen=True)
+class Results:
+    leaderboard: pd.DataFrame
+    summary: dict
+    rankings: pd.DataFrame
+    models: dict[str, Model]
+    figures: Path
+    slices: dict  # experiment -> [{volume, slice}] the mask pictures show
+    viewer: dict  # figures/viewer/viewer.json: the volumes each model's viewer shows ({} without viewer data)
+
+    @property
+    def data_source(self) -> str:
+        return self.summary["data_source"]
+
+    @property
+    def profile(self) -> str:
+        return self.summary["profile"]
+
+    @property
+    def synthetic(self) -> bool:
+        return self.data_source in SYNTHETIC_SOURCES
+
+    @property
+    def experiments(self) -> list[str]:
+        return list(dict.fromkeys(self.leaderboard["experiment"]))
+
+    def present(self, column: str) -> list[str]:
+        """The values of a column that occur, in their natural order (only these become chart options)."""
+        order = {"architecture": list(ARCHITECTURE_NAMES), "encoder_weights": ["random", "imagenet"]}.get(column)
+        values = list(dict.fromkeys(self.leaderboard[column]))
+        return sorted(values, key=order.index) if order else values
+
+
+def _model(results_dir: Path, model_id: str, status: str) -> Model:
+    folder = results_dir / model_id
+    path = folder / "metrics.json"
+    metrics = records.check_record(read_json(path, AGGREGATE), MODEL, path, AGGREGATE)
+    if metrics["id"] != model_id or metrics["status"] != status:
+        raise DataError(path, f"is the record of {metrics['id']!r} ({metrics['status']}), not of {model_id} ({status})")
+    evaluated = status != "failed"
+    history, volumes = pd.DataFrame(), pd.DataFrame()
+    if evaluated:
+        records.check_record(metrics, EVALUATED, path, AGGREGATE)
+        history = records.read_history(folder / "history.csv", AGGREGATE)
+        volumes = records.read_volume_table(folder / "volumes.csv", metrics["test_volumes"], AGGREGATE)
+    seeds = read_table(folder / "seeds.csv", ("run", "seed", "status", "dice"), AGGREGATE, optional=True)
+    if not seeds.empty:
+        records.check_columns(seeds, SEEDS, folder / "seeds.csv", AGGREGATE)
+    return Model(model_id, metrics, history, volumes, seeds)
+
+
+def load_results(results_dir: Path = RESULTS_DIR, figures_dir: Path = FIGURES_DIR) -> Results:
+    """Everything the site shows; one DataError naming the file when something is missing or malformed."""
+    board_path = results_dir / "leaderboard.csv"
+    board = read_table(board_path, tuple(COLUMNS), AGGREGATE)
+    board["status_reason"] = board["status_reason"].fillna("")
+    if board.empty:
+        raise DataError(board_path, "has no models")
+    records.check_columns(board, LEADERBOARD, board_path, AGGREGATE)
+    for line, row in enumerate(board.to_dict("records"), start=2):
+        check_model_id(row, board_path, line)
+    if board["id"].duplicated().any():
+        raise DataError(board_path, f"lists {board['id'][board['id'].duplicated()].iloc[0]} twice")
+    unknown = sorted(set(board["status"]) - set(STATUSES))
+    if unknown:
+        raise DataError(board_path, f"has the unknown status {unknown[0]!r}; valid: {', '.join(STATUSES)}")
+    summary_path = results_dir / "summary.json"
+    summary = records.check_record(read_json(summary_path, AGGREGATE), SUMMARY, summary_path, AGGREGATE)
+    rankings = read_table(results_dir / "rankings.csv", RANKING_COLUMNS, AGGREGATE)
+    records.check_columns(rankings, RANKINGS, results_dir / "rankings.csv", AGGREGATE)
+    stray = sorted(set(rankings["id"]) - set(board["id"]))
+    if stray:
+        raise DataError(results_dir / "rankings.csv", f"ranks {stray[0]}, which the leaderboard does not list")
+    models = {
+        model_id: _model(results_dir, model_id, status)
+        for model_id, status in zip(board["id"], board["status"], strict=True)
+    }
+    slices = read_json(figures_dir / "slices.json", "draw the figures first (`dvc repro figures`)")
+    viewer_path = figures_dir / "viewer" / "viewer.json"
+    viewer = read_json(viewer_path, "draw the figures (`dvc repro figures`)") if viewer_path.exists() else {}
+    if viewer:
+        require_keys(
+            viewer, ("models", "volumes", "typical"), viewer_path, "draw the figures again (`dvc repro figures`)"
+        )
+        names = set(viewer["models"]) - set(board["id"])
+        if names:
+            raise DataError(viewer_path, f"lists {sorted(names)[0]}, which the leaderboard does not")
+        for model_id, volumes in viewer["models"].items():
+            if not all(isinstance(v, str) and v.isalnum() for v in volumes):
+                raise DataError(viewer_path, f"gives {model_id} a volume that is not a plain folder name")
+    return Results(board, summary, rankings, models, figures_dir, slices, viewer)
+
+
+def intensity(results: Results) -> dict:
+    path, remedy = results.figures / "intensity.json", "draw the figures first (`dvc repro figures`)"
+    return require_keys(read_json(path, remedy), ("bins", "normalisation", "experiments"), path, remedy)
+
+
+def write_downloads(results: Results, out: Path) -> None:
+    """The leaderboard as CSV and JSON, whole and per experiment, plus the rankings and the summary."""
+    out.mkdir(parents=True, exist_ok=True)
+    board = results.leaderboard
+    for name, rows in [("leaderboard", board)] + [
+        (f"leaderboard-{e}", board[board["experiment"] == e]) for e in results.experiments
+    ]:
+        rows.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
+        records = json.loads(rows.to_json(orient="records", double_precision=6))
+        (out / f"{name}.json").write_text(json.dumps(records, indent=1) + "\n")
+    results.rankings.to_csv(out / "rankings.csv", index=False, float_format="%.6g")
+    (out / "summary.json").write_text(json.dumps(results.summary, indent=1, sort_keys=True) + "\n")

@@ -1,0 +1,166 @@
+"""Publish the trained models: push them to the DVC remote and write a static, read-only HTTP copy of it; or
+export them as Hugging Face hub model folders with their model cards.
+
+    python -m pipeline.site.publish public/dvcstore         # push, then copy the default remote there
+    python -m pipeline.site.publish /srv/www/dvcstore --remote storage
+    python -m pipeline.site.publish --hub export/               # export/<id>/: what smp.from_pretrained loads + card
+
+A DVC remote is a directory of content-addressed files (``files/md5/<2>/<30>``); served as static files over
+plain HTTP it is a working read-only remote: ``dvc pull train@<id>`` and ``dvc get`` fetch from it, and each
+checkpoint has a direct URL, ``<url>/files/md5/<2>/<30>``, found from dvc.lock (``direct_url``). Push needs
+a writable remote (a local directory, S3, SSH, ...); the copy needs one DVC can read as a local path. Copying
+is incremental: files already in the destination are skipped.
+
+``--hub DIR`` writes, for every trained model of the grid (``--glob`` narrows it), ``DIR/<id>/`` with the
+model folder's ``config.json``, ``model.safetensors`` and ``preprocessing.json`` and a ``README.md`` model card
+made from results/ (pipeline.site.model_card). ``smp.from_pretrained("DIR/<id>")`` loads it with no network;
+uploading one to the hub is then ``huggingface_hub.upload_folder(repo_id=..., folder_path="DIR/<id>")``.
+"""
+
+import argparse
+import fnmatch
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from pipeline.core.config import load_params
+from pipeline.core.dvc import dvc_command, dvc_message
+from pipeline.core.errors import PipelineError, run_stage
+from pipeline.core.outputs import read_json, read_table, replace_directory
+from pipeline.core.paths import DVC_LOCK, MODELS_DIR, PARAMS_FILE, RESULTS_DIR, TRAIN_INPUTS
+from pipeline.model.folder import CONFIG, PREPROCESSING, WEIGHTS, read_preprocessing
+from pipeline.site import model_card
+
+
+def remote_path(name: str | None) -> tuple[str, Path]:
+    """(remote name, local directory) of a DVC remote, the default one when name is None."""
+    from dvc.repo import Repo
+
+    config = Repo(".").config
+    name = name or config["core"].get("remote")
+    if not name:
+        raise PipelineError("no DVC remote configured; add one: dvc remote add -d storage /path/to/remote")
+    remotes = config.get("remote", {})
+    if name not in remotes:
+        raise PipelineError(f"no DVC remote named '{name}'; configured: {', '.join(remotes) or 'none'}")
+    url = remotes[name]["url"]
+    if "://" in url and not url.startswith("file://"):
+        raise PipelineError(f"remote '{name}' is {url}; copy it to the web server with that storage's own tools")
+    return name, Path(url.removeprefix("file://"))
+
+
+def copy_tree(source: Path, destination: Path) -> int:
+    """Copy the files under source that destination lacks; returns how many were copied."""
+    copied = 0
+    for path in sorted(source.rglob("*")):
+        target = destination / path.relative_to(source)
+        if path.is_file() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.partial")
+            shutil.copyfile(path, partial)
+            partial.replace(target)  # a reader never sees half a file
+            copied += 1
+    return copied
+
+
+MD5 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _object(md5: str) -> str:
+    """Where a file of that md5 lies in a DVC remote; only ever called with a checked md5."""
+    if not MD5.fullmatch(md5):
+        raise ValueError(f"not an md5: {md5!r}")
+    return f"files/md5/{md5[:2]}/{md5[2:]}"
+
+
+def direct_url(base_url: str, model_id: str, store: Path, lock: Path = DVC_LOCK) -> str | None:
+    """The URL of models/<id>/model.safetensors in a published copy of the remote (``store``), or None if absent.
+
+    dvc.lock gives the md5 of the model's folder; the folder's manifest in the store lists its files' md5s.
+    Everything read from them is checked before it reaches a path or the URL (dvc.lock and the manifests can
+    arrive in a pull request): an md5 is 32 hexadecimal digits, or the model gets no link. ``base_url`` is
+    params' ``site.remote_url``, a plain http(s) address (pipeline.core.config); the result is text for a
+    page, escaped there like any other.
+    """
+    try:
+        stages = yaml.safe_load(lock.read_text()).get("stages", {})
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    stage = stages.get(f"train@{model_id}", {}) if isinstance(stages, dict) else {}
+    outs = stage.get("outs", []) if isinstance(stage, dict) else []
+    if len(outs) != 1 or not isinstance(outs[0], dict):
+        return None
+    folder = str(outs[0].get("md5", ""))
+    if not (folder.endswith(".dir") and MD5.fullmatch(folder.removesuffix(".dir"))):
+        return None
+    try:
+        entries = json.loads((store / f"{_object(folder.removesuffix('.dir'))}.dir").read_text())
+    except (OSError, ValueError):
+        return None
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and entry.get("relpath") == WEIGHTS and MD5.fullmatch(str(entry.get("md5", ""))):
+            return f"{base_url.rstrip('/')}/{_object(entry['md5'])}"
+    return None
+
+
+def export_hub(out: Path, pattern: str, params_file: Path = PARAMS_FILE, results_dir: Path = RESULTS_DIR,
+               models_dir: Path = MODELS_DIR) -> int:  # fmt: skip
+    """Write a hub-ready folder per trained model; returns how many."""
+    from pipeline.site.build import git_revision
+
+    params = load_params(params_file)
+    inputs = read_json(TRAIN_INPUTS, "run `dvc repro train_inputs`")
+    revision = git_revision()
+    board = read_table(results_dir / "leaderboard.csv", ("id", "experiment", "status"), "run `dvc repro aggregate`")
+    status = dict(zip(board["id"], board["status"], strict=True))
+    ranked = (board["status"] == "ok").groupby(board["experiment"]).sum()
+    written = 0
+    for cell in params.grid.cells():
+        if not fnmatch.fnmatch(cell.id, pattern) or status.get(cell.id) == "failed":
+            continue
+        source = models_dir / cell.id
+        if not (source / WEIGHTS).exists():
+            raise PipelineError(f"{source}: no {WEIGHTS}; fetch the models first (`dvc pull train@{cell.id}`)")
+        metrics = read_json(results_dir / cell.id / "metrics.json", "run `dvc repro aggregate`")
+        with replace_directory(out / cell.id) as staging:
+            for name in (CONFIG, WEIGHTS, PREPROCESSING):
+                shutil.copyfile(source / name, staging / name)
+            preprocessing = read_preprocessing(staging)
+            tolerance = params.evaluate.nsd_tolerance_mm(cell.experiment)
+            model_card.write(staging, metrics, preprocessing, inputs.get("train", {}), revision,
+                             int(ranked[cell.experiment]), tolerance)  # fmt: skip
+        written += 1
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Push the models and write a static HTTP copy of the remote.")
+    parser.add_argument("destination", type=Path, nargs="?", help="folder a web server serves, e.g. public/dvcstore")
+    parser.add_argument("--remote", help="the DVC remote to push to and copy (default: the default remote)")
+    parser.add_argument("--hub", type=Path, help="instead: export hub model folders with model cards into this folder")
+    parser.add_argument("--glob", default="*", help="--hub: only the models whose id matches")
+    args = parser.parse_args()
+    if args.hub is not None:
+        if args.hub.exists() and not args.hub.is_dir():
+            raise PipelineError(f"{args.hub}: is a file; give a folder for the hub export")
+        count = export_hub(args.hub, args.glob)
+        print(f"publish: {count} model folders with model cards in {args.hub}/ (smp.from_pretrained loads each)")
+        return
+    if args.destination is None:
+        raise PipelineError("give the folder to publish the remote to, or --hub DIR")
+    if args.destination.exists() and not args.destination.is_dir():
+        raise PipelineError(f"{args.destination}: is a file; give the folder a web server serves")
+    name, source = remote_path(args.remote)
+    push = subprocess.run(dvc_command("push", "--remote", name), capture_output=True, text=True)
+    if push.returncode != 0:
+        raise PipelineError(f"dvc push to '{name}' ({source}) failed: {dvc_message(push)}")
+    copied = copy_tree(source, args.destination)
+    print(f"publish: pushed to '{name}' ({source}); {copied} new files in {args.destination}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
