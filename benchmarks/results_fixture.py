@@ -104,7 +104,8 @@ def _write_run(folders: tuple[Path, Path], run: Run, rng, epochs: int, index: in
             metrics.update({f"{prefix}{name}": round(min(1.0, metrics[name] + 0.01), 6) for name in SCORES[:4]})
         metrics.update(paper_dice=round(100 * min(1.0, metrics["dice"] + 0.15), 4),
                        paper_sensitivity=round(100 * metrics["precision"], 4), paper_specificity=99.5,
-                       test_volumes=list(volumes["volume"]))  # fmt: skip
+                       test_volumes=list(volumes["volume"]),
+                       test_spacing_mm={name: [5.0, 0.7, 0.7] for name in volumes["volume"]})  # fmt: skip
     (evaluation / run.id / "metrics.json").write_text(json.dumps(metrics))
 
 

@@ -3,11 +3,13 @@
 import csv
 import json
 
+import pandas as pd
 import pytest
 
 from pipeline.core import profiles
 from pipeline.core.config import parse_params
 from pipeline.core.errors import DataError, PipelineError
+from pipeline.results import findings
 from pipeline.results.aggregate import COLUMNS, aggregate
 from tests.conftest import ROOT, drop_key
 
@@ -157,8 +159,26 @@ def test_repeats_give_the_seed_spread(tmp_path):
     )  # 0.67 (main run), 0.64, 0.70
     seeds = (out / model / "seeds.csv").read_text().splitlines()
     assert seeds[0].startswith("run,base_seed,seed,status,dice") and len(seeds) == 4
+    low, high = findings.sd_interval(0.03, 3, 0.95)  # 2 degrees of freedom: the chi-square interval is wide
+    assert (float(row["seed_dice_sd_ci_low"]), float(row["seed_dice_sd_ci_high"])) == pytest.approx(
+        (low, high), abs=1e-4
+    )
     variance = json.loads((out / "summary.json").read_text())["seed_variance"]["lesion_b"]
     assert variance["models"] == 1 and variance["pooled_sd"] == pytest.approx(0.03, abs=1e-4)
+    # The recipe, over its three seeds, is in recipes.csv; the models trained once are not.
+    recipes = list(csv.DictReader((out / "recipes.csv").read_text().splitlines()))
+    assert [(r["encoder"], r["seeds"], r["failed_seeds"]) for r in recipes] == [("vgg11", "3", "0")]
+    assert float(recipes[0]["dice"]) == pytest.approx(0.67, abs=1e-3) and recipes[0]["rank_low"] == "1"
+
+
+def test_hd95_is_published_with_its_median_and_the_volumes_a_model_missed(tmp_path):
+    params = _params()
+    silent = "lesion_a-unet-vgg11-random"
+    models, evaluation = _records(tmp_path, params, **{silent: {"predicts": False, "dice": 0.0}})
+    rows = _rows(_aggregate(tmp_path, params, models, evaluation))
+    assert (rows[silent]["missed_volumes"], rows["lesion_a-unet-resnet18-random"]["missed_volumes"]) == ("9", "0")
+    volumes = pd.read_csv(evaluation / silent / "volumes.csv")
+    assert float(rows[silent]["hd95_median"]) == pytest.approx(volumes["hd95"].median(), abs=0.005)
 
 
 def _vgg11_downloaded(cell) -> str:

@@ -49,6 +49,7 @@ def test_the_device_check_runs_every_measurement_on_the_cpu(tmp_path):
     assert stdout.strip().splitlines()[-1].startswith("device_check: 5 measurements")
 
 
+@pytest.mark.slow
 def test_the_evaluation_scale_benchmark_splits_one_models_time(tmp_path):
     sizes = ("--size", "96", "--working", "64", "--slices-min", "4", "--slices-max", "5")
     code, stdout, stderr = run_in_process("benchmarks.evaluate_scale", *sizes, "--keep", str(tmp_path))
@@ -59,9 +60,11 @@ def test_the_evaluation_scale_benchmark_splits_one_models_time(tmp_path):
 
 
 def test_the_ranking_benchmark_times_made_up_scores():
-    from benchmarks.ranking import made_up
-    from pipeline.results.aggregate import rank_all
+    from benchmarks.ranking import made_up, made_up_runs
+    from pipeline.results.aggregate import rank_all, rank_recipes
 
     frame, volumes = made_up(5)
     ranks, summary = rank_all(frame, volumes, (50, 0.95, 0))
     assert len(ranks) == 3 * 15 and set(summary) == {"dice", "nsd", "hd95"}
+    recipes = rank_recipes(*made_up_runs(volumes), (50, 0.95, 0))
+    assert len(recipes) == 15 and {row["seeds"] for row in recipes} == {3}

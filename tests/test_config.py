@@ -34,6 +34,13 @@ def test_committed_params_are_the_demo_profile():
     assert committed == profiles.compose("demo", ROOT / "conf")
 
 
+def test_the_demo_repeats_every_model_of_its_grid():
+    """The recipe ranking of the demo is over every model: its repeats list is the grid, never a stale copy."""
+    params = parse_params(profiles.compose("demo", ROOT / "conf"))
+    assert sorted(params.repeats.models) == sorted(cell.id for cell in params.grid.cells())
+    assert len(params.repeats.seeds) >= 2  # three runs each, with the main one
+
+
 def test_unknown_profile_lists_choices():
     with pytest.raises(ConfigError, match="unknown profile 'huge'; valid choices: demo, paper"):
         profiles.compose("huge", ROOT / "conf")

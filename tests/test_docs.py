@@ -48,3 +48,15 @@ def test_quickstart_is_two_single_commands_and_ci_runs_the_second():
     assert len(commands) == 2 and all("\n" not in command for command in commands)
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert commands[1] in ci
+
+
+def _documented_columns(table_header: str) -> set[str]:
+    section = REFERENCE.split(table_header, 1)[1].split("\n\n", 1)[0]
+    return {name for row in section.splitlines()[2:] for name in re.findall(r"`([a-z0-9_]+)`", row.split("|")[1])}
+
+
+def test_every_results_column_is_documented():
+    from pipeline.results.aggregate import COLUMNS, RECIPE_COLUMNS
+
+    assert set(COLUMNS) <= _documented_columns("| leaderboard column | meaning |")
+    assert set(RECIPE_COLUMNS) <= _documented_columns("| recipes column | meaning |")

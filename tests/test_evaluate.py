@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from safetensors.torch import load_file, save_file
 
@@ -117,6 +118,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_killing_evaluate_leaves_no_worker_alive(tiny_project, tmp_path):
     """SIGKILL reaches no handler: the workers must die with their parent (the kernel's death signal), not go on
     writing results, nor wait on a pipe for ever."""

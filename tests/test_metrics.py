@@ -80,9 +80,10 @@ def test_a_volume_with_a_target_and_no_prediction_has_precision_zero():
     assert metrics.defined(np.array([0.5, np.nan, 0.0])) == 2
 
 
-def test_bootstrap_interval_brackets_the_mean_and_is_reproducible():
-    values = np.array([0.8, 0.85, 0.9, 0.7, 0.95, np.nan])
-    low, high = metrics.bootstrap_interval(values, samples=2000, confidence=0.95, seed=3)
-    assert low < np.nanmean(values) < high
-    assert (low, high) == metrics.bootstrap_interval(values, samples=2000, confidence=0.95, seed=3)
-    assert metrics.bootstrap_interval(np.array([0.5] * 4), 100, 0.95, 0) == (0.5, 0.5)
+def test_the_interval_of_a_mean_brackets_it_and_stays_in_the_metrics_range():
+    values = np.array([0.6, 0.7, 0.8, 0.75, 0.65, np.nan])  # NaN: a volume where the score is undefined
+    low, high = metrics.mean_interval(values, confidence=0.95)
+    assert low < np.nanmean(values) < high and low >= 0 and high <= 1
+    assert metrics.mean_interval(np.array([0.5] * 4), 0.95) == (0.5, 0.5)
+    low, high = metrics.mean_interval(np.array([0.0, 0.0, 0.1]), 0.95)
+    assert low == 0.0  # clipped: a Dice interval never reaches below 0

@@ -67,6 +67,7 @@ def test_imagenet_weights_load_from_the_cache_with_rgb_summed_first_conv(tmp_pat
     torch.testing.assert_close(model.encoder.layer4[1].conv2.weight, cached["layer4.1.conv2.weight"])
 
 
+@pytest.mark.slow
 def test_our_loading_equals_smps_own_offline_path(tmp_path):
     _synthetic_imagenet_cache(tmp_path)
     ours = models.build_model("linknet", "resnet18", "imagenet", cache_dir=tmp_path).encoder.state_dict()

@@ -54,6 +54,7 @@ def test_image_left_lung_is_label_1(tiny_raw):
     assert mean_column[1] < scan.lung.shape[1] / 2 < mean_column[2]
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_other_seed_other_data(tmp_path, tiny_raw, tiny_params):
     again = write_tiny_phantom(tmp_path / "again", tiny_params)
     other = write_tiny_phantom(tmp_path / "other", tiny_params, seed=tiny_params.data.phantom.seed + 1)

@@ -1,10 +1,17 @@
-"""Rank uncertainty, tiers and the paper's statistic, on hand-made inputs whose answers are known."""
+"""Rank uncertainty, tiers, recipes, intervals and the paper's statistic, on hand-made inputs whose answers are
+known."""
+
+import math
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
+from pipeline.evaluation.metrics import mean_interval
 from pipeline.results import findings, ranking
+from pipeline.results.paper import table_check
+from pipeline.results.recipes import Recipe, recipe_ranking
 from tests.conftest import ROOT
 
 IDS = ["a", "b", "worse"]
@@ -22,10 +29,11 @@ def test_indistinguishable_models_share_tier_one_and_a_clearly_worse_one_does_no
     result = ranking.bootstrap_ranking(IDS, _scores(), higher_better=True, draws=2000, confidence=0.95, seed=1)
     rows = {row["id"]: row for row in result.rows()}
     assert rows["a"]["tier"] == rows["b"]["tier"] == 1 and rows["worse"]["tier"] == 2
-    # a and b each come first in about half of the draws; their rank intervals both span 1-2.
+    assert result.exact and result.resamples == math.comb(17, 9) == 24_310  # every resample of 9 volumes
+    # a and b each come first in about half of the resamples; their rank intervals both span 1-2.
     assert (rows["a"]["rank_low"], rows["a"]["rank_high"]) == (1, 2) == (rows["b"]["rank_low"], rows["b"]["rank_high"])
     assert 0.3 < rows["a"]["p_rank1"] < 0.7 and 0.3 < rows["b"]["p_rank1"] < 0.7
-    assert 1.0 <= rows["a"]["p_rank1"] + rows["b"]["p_rank1"] < 1.1  # above 1 in the draws where they tie
+    assert 1.0 <= rows["a"]["p_rank1"] + rows["b"]["p_rank1"] < 1.1  # above 1 in the resamples where they tie
     # 'worse' is last in every draw: a degenerate interval, never first.
     assert (rows["worse"]["rank_low"], rows["worse"]["rank_high"], rows["worse"]["p_rank1"]) == (3, 3, 0.0)
     # The full ranking ties a and b (equal means); a draw that orders them has Kendall's tau-b 2 / sqrt(6) with it.
@@ -49,7 +57,7 @@ def test_lower_is_better_for_distances_and_ties_share_the_best_rank():
     hd95 = np.array([[2.0] * 9, [5.0] * 9, [2.0] * 9])
     result = ranking.bootstrap_ranking(["x", "y", "z"], hd95, higher_better=False, draws=200, confidence=0.95, seed=0)
     assert result.rank.tolist() == [1, 3, 1] and result.tier.tolist() == [1, 2, 1]
-    assert result.p_rank1.tolist() == [1.0, 0.0, 1.0]
+    assert result.p_rank1 == pytest.approx([1.0, 0.0, 1.0])
 
 
 def test_the_ranking_refuses_missing_scores():
@@ -85,19 +93,123 @@ def test_paired_effects_pair_identical_models_and_count_wins():
          for e, w, d in [("r18", "random", 0.80), ("r18", "imagenet", 0.85), ("mb", "random", 0.70),
                          ("mb", "imagenet", 0.72), ("vgg", "random", 0.90), ("vgg", "imagenet", 0.89)]]
     )  # fmt: skip
-    effect = findings.paired_effect(frame, "encoder_weights", "random", "imagenet", "dice", (500, 0.95, 0))
+    effect = findings.paired_effect(frame, "encoder_weights", "random", "imagenet", "dice", 0.95)
     assert effect["mean"] == pytest.approx((0.05 + 0.02 - 0.01) / 3)
     assert (effect["n"], effect["wins"], effect["losses"]) == (3, 2, 1)
-    assert effect["ci_low"] <= effect["mean"] <= effect["ci_high"]
+    assert effect["ci_low"] is None and effect["ci_high"] is None  # 3 pairs: no interval, the count and wins
+    assert effect["sign_p"] == pytest.approx(1.0)  # 2 wins of 3 is what chance gives
 
 
 def test_seed_spread_against_the_gaps_of_the_ranking():
-    board = pd.DataFrame({"id": ["m1", "m2", "m3"], "experiment": "lung", "status": "ok",
-                          "rank": [1, 2, 3], "dice": [0.90, 0.89, 0.70]})  # fmt: skip
-    seeds = {"m1": [0.90, 0.88, 0.92], "m2": [0.89, 0.91, 0.87]}  # both: sample sd 0.02
+    board = pd.DataFrame({"id": ["m1", "m2", "m3", "m4"], "experiment": "lung", "status": "ok",
+                          "rank": [1, 2, 3, 4], "dice": [0.90, 0.89, 0.80, 0.40]})  # fmt: skip
+    seeds = {"m1": [0.90, 0.88, 0.92], "m2": [0.89, 0.91, 0.87]}  # both: sample sd 0.02, 4 degrees of freedom
     result = findings.seed_variance(board, seeds)["lung"]
-    assert result["pooled_sd"] == pytest.approx(0.02) and result["noise_95"] == pytest.approx(
-        1.96 * 2**0.5 * 0.02, 1e-3
+    assert result["pooled_sd"] == pytest.approx(0.02) and result["degrees_of_freedom"] == 4
+    low, high = findings.sd_interval(0.02, 5, 0.95)
+    assert (result["pooled_sd_ci_low"], result["pooled_sd_ci_high"]) == (round(low, 4), round(high, 4))
+    assert result["noise_95"] == pytest.approx(1.96 * 2**0.5 * 0.02, abs=1e-4)
+    # 0.01 is below even the lowest noise band: within; 0.09 lies inside the band (inconclusive); 0.40 beyond.
+    assert result["top_gap_verdict"] == "within"
+    assert (result["gaps_within"], result["gaps_inconclusive"], result["gaps_beyond"]) == (1, 1, 1)
+
+
+def test_the_seed_sd_interval_is_the_chi_square_one():
+    """From 3 runs (2 degrees of freedom) the 95% interval of an SD of 1 spans 0.52 to 6.29: a factor of 12."""
+    low, high = findings.sd_interval(1.0, 3, 0.95)
+    assert low == pytest.approx(math.sqrt(2 / 7.377759), abs=1e-5) and high == pytest.approx(
+        math.sqrt(2 / 0.050636), abs=1e-4
     )
-    assert result["top_gap"] == pytest.approx(0.01) and not result["top_gap_beyond_noise"]
-    assert (result["adjacent_gaps"], result["gaps_beyond_noise"]) == (2, 1)  # only 0.89 -> 0.70 exceeds it
+    assert findings.sd_interval(1.0, 1, 0.95) == (None, None)
+
+
+def test_the_mean_interval_is_students_t_clipped_to_the_metrics_range():
+    low, high = mean_interval(np.array([1.0, 2.0, 3.0, 4.0, 5.0]), 0.95, (0.0, 10.0))
+    half = 2.776445 * math.sqrt(2.5) / math.sqrt(5)  # t(0.975, 4) x s / sqrt(n)
+    assert (low, high) == pytest.approx((3 - half, 3 + half), abs=1e-5)
+    assert mean_interval(np.array([0.95, 0.99, 1.0, 0.7]), 0.95)[1] == 1.0  # never past Dice 1
+    assert all(math.isnan(v) for v in mean_interval(np.array([0.5]), 0.95))
+
+
+def test_an_effect_gets_an_interval_only_from_five_pairs_and_an_exact_sign_test():
+    def frame(differences):
+        return pd.DataFrame([{"experiment": "lung", "architecture": a, "encoder": f"e{i}", "encoder_weights": "random",
+                              "dice": 0.5 + (d if a == "fpn" else 0)} for i, d in enumerate(differences)
+                             for a in ("unet", "fpn")])  # fmt: skip
+
+    four = findings.paired_effect(frame([0.1, 0.2, 0.1, 0.3]), "architecture", "unet", "fpn", "dice", 0.95)
+    assert four["ci_low"] is None and four["sign_p"] == pytest.approx(0.125)  # 4 of 4 wins: p = 2 / 16
+    six = findings.paired_effect(frame([0.1, 0.2, 0.1, 0.3, 0.2, 0.1]), "architecture", "unet", "fpn", "dice", 0.95)
+    expected = stats.t.interval(0.95, 5, loc=np.mean([0.1, 0.2, 0.1, 0.3, 0.2, 0.1]),
+                                scale=stats.sem([0.1, 0.2, 0.1, 0.3, 0.2, 0.1]))  # fmt: skip
+    assert (six["ci_low"], six["ci_high"]) == pytest.approx(expected, abs=1e-4)
+    assert six["sign_p"] == pytest.approx(2 / 64, abs=1e-4)  # published to 4 decimals
+
+
+def test_an_effect_counts_the_pairs_an_exclusion_removed():
+    every = pd.DataFrame([{"experiment": "lung", "architecture": a, "encoder": e, "encoder_weights": "random",
+                           "dice": 0.8, "status": "degenerate" if (a, e) == ("fpn", "r18") else "ok"}
+                          for a in ("unet", "fpn") for e in ("r18", "mb", "vgg")])  # fmt: skip
+    effect = findings.paired_effect(every[every["status"] == "ok"], "architecture", "unet", "fpn", "dice", 0.95,
+                                    every)  # fmt: skip
+    assert (effect["n"], effect["excluded_pairs"]) == (2, 1)
+
+
+def _leader_and(others: list[np.ndarray]) -> np.ndarray:
+    leader = np.array([0.80, 0.82, 0.78, 0.85, 0.79, 0.81, 0.83, 0.77, 0.84])
+    return np.stack([leader, *[leader - other for other in others]])
+
+
+def test_tiers_come_from_an_exact_wilcoxon_test_corrected_by_holm():
+    """Seven models worse than the leader on 7 of the 9 volumes (equal on 2): each exact one-sided p is 1/128,
+    which Holm over 7 comparisons lifts to 7/128 > 0.05: all stay in tier 1. One model worse on all 9 volumes
+    (p 1/512, Holm 8/512) is separated."""
+    seven = np.array([0.05] * 7 + [0.0, 0.0])
+    scores = _leader_and([seven] * 7)
+    tier, adjusted = ranking.tiers(scores, scores.mean(axis=1), higher_better=True)
+    assert tier.tolist() == [1] * 8 and adjusted[1:] == pytest.approx([7 / 128] * 7)
+    with_worse = _leader_and([seven] * 7 + [np.full(9, 0.3)])
+    tier, adjusted = ranking.tiers(with_worse, with_worse.mean(axis=1), higher_better=True)
+    assert tier.tolist() == [1] * 8 + [2] and adjusted[8] == pytest.approx(8 / 512)
+    assert ranking.holm(np.array([0.01, 0.04, 0.03])) == pytest.approx([0.03, 0.06, 0.06])
+
+
+def test_the_significance_map_is_holm_adjusted_over_every_pair_shown():
+    scores = _leader_and([np.full(9, 0.3), np.full(9, 0.31)])
+    result = ranking.significance_map(["a", "b", "c"], scores, higher_better=True)
+    assert result["comparisons"] == 6 and result["p"][0][0] is None
+    assert result["p"][0][1] == pytest.approx(6 / 512, abs=1e-4)  # a beats b on all 9: 1/512, times 6 pairs
+    assert result["p"][1][0] == pytest.approx(1.0)  # b never beats a
+
+
+def test_exact_resamples_are_every_multiset_with_its_probability():
+    sampled = ranking.resamples(3, draws=10, seed=0)
+    assert sampled.exact and len(sampled.weights) == math.comb(5, 3) == 10
+    assert sampled.weights.sum() == pytest.approx(1.0) and (sampled.counts.sum(axis=1) == 3).all()
+    # (3, 0, 0) has probability 1/27; (1, 1, 1) has 3!/27.
+    assert sorted(sampled.weights)[0] == pytest.approx(1 / 27) and max(sampled.weights) == pytest.approx(6 / 27)
+    many = ranking.resamples(9, draws=100, seed=0, models=1000)  # 1000 models x 24,310 resamples: drawn
+    assert not many.exact and len(many.weights) == ranking.MIN_DRAWS and ranking.p_rank1_decimals(many) == 2
+
+
+def test_a_recipe_whose_seeds_disagree_gets_a_wide_rank_interval():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.6, 0.9, 9)
+    steady = [Recipe(("lung", "unet", f"e{i}", "random"),
+                     np.stack([base + 0.02 * i + d for d in (0, 0.005, -0.005)]), 0) for i in range(5)]  # fmt: skip
+    scattered = Recipe(("lung", "fpn", "e9", "random"), np.stack([base + 0.05, base - 0.25, base + 0.08]), 1)
+    rows = {row["encoder"]: row for row in recipe_ranking([*steady, scattered], True, 2000, 0.95, 0)}
+    assert rows["e9"]["rank_high"] - rows["e9"]["rank_low"] >= 3 and rows["e9"]["failed_seeds"] == 1
+    assert all(rows[f"e{i}"]["rank_high"] - rows[f"e{i}"]["rank_low"] <= 2 for i in range(5))
+    assert rows["e9"]["seed_sd"] > 0.1 and rows["e0"]["seed_sd"] < 0.01
+
+
+def test_the_papers_table_contradicts_its_text_in_one_row_which_is_found():
+    checks = {(c["experiment"], c["architecture"]): c for c in table_check(ROOT / "reference")}
+    lung = checks[("lung", "unet")]
+    assert (lung["computed"], lung["stated"]) == ({"mean": 93.78, "std": 0.97}, {"mean": 93.77, "std": 0.95})
+    typo = lung["probable_typo"]
+    assert (typo["encoder"], typo["table"]) == ("resnet18", 95.88) and typo["implied_low"] <= 95.59 <= typo[
+        "implied_high"
+    ]
+    assert checks[("lesion_a", "unet")]["agrees"] and "probable_typo" not in checks[("lesion_a", "unet")]

@@ -123,6 +123,7 @@ def test_the_train_inputs_stage_writes_a_new_fingerprint_after_an_edit_of_what_t
     assert json.loads(out.read_text())["code"] != first["code"]
 
 
+@pytest.mark.slow
 def test_evaluate_evaluates_again_after_an_edit_of_what_it_imports(scratch, tiny_project):
     project = tiny_project
     evaluation = scratch / "evaluation"

@@ -8,7 +8,7 @@ Reads params `grid`, `repeats`, `evaluate` and `train.device`, models/<run>/ and
 evaluation/<run>/ for every run:
 
 - ``metrics.json``: correct metrics per volume in each scan's native geometry (the headline ``dice``,
-  ``nsd``, ``hd95``, ... are means over the test volumes, with percentile bootstrap intervals over volumes and
+  ``nsd``, ``hd95``, ... are means over the test volumes, with Student's t intervals over volumes and
   how many volumes each mean covers), per slice and pooled at the working size and pooled in native
   geometry; the paper-compatible metrics of the published code; the ``key`` it was computed for;
 - ``volumes.csv``: one row per test volume: overlap scores, NSD and HD95, voxels predicted and in the target;
@@ -105,7 +105,7 @@ def evaluate_model(model, experiment: str, test: HeldOutSet, params: EvaluatePar
         values = np.array([row[name] for row in rows], dtype=np.float64)
         record[name] = metrics.nanmean(values)
         record[f"{name}_volumes"] = metrics.defined(values)
-        low, high = metrics.bootstrap_interval(values, params.bootstrap_samples, params.confidence, params.seed)
+        low, high = metrics.mean_interval(values, params.confidence, metrics.BOUNDS.get(name, (0.0, 1.0)))
         record[f"{name}_ci_low"], record[f"{name}_ci_high"] = low, high
     record.update(
         **{f"slice_{name}": value for name, value in metrics.mean_scores(working).items()},
@@ -115,7 +115,8 @@ def evaluate_model(model, experiment: str, test: HeldOutSet, params: EvaluatePar
     )
     counts = {key: value for key, value in record.items() if key.endswith("_volumes")}
     rounded = {**_round({k: v for k, v in record.items() if k not in counts}), **counts}
-    return {**rounded, "test_volumes": list(test.volume_rows)}, rows
+    spacing = {name: list(test.spacing[name]) for name in test.volume_rows}  # mm per axis, slices first
+    return {**rounded, "test_volumes": list(test.volume_rows), "test_spacing_mm": spacing}, rows
 
 
 def _write_volumes(rows: list[dict], path: Path) -> None:

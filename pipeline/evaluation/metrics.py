@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 SCORES = ("dice", "sensitivity", "specificity", "precision")
+BOUNDS = {"hd95": (0.0, float("inf"))}  # the range an interval is clipped to; [0, 1] for every other score
 
 
 @dataclass(frozen=True)
@@ -108,13 +109,21 @@ def paper_scores(counts: Counts) -> dict[str, float]:
     }
 
 
-def bootstrap_interval(values: np.ndarray, samples: int, confidence: float, seed: int) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``values`` (NaN entries dropped)."""
+def mean_interval(values: np.ndarray, confidence: float, bounds: tuple[float, float] = (0.0, 1.0)):
+    """Student's t interval of the mean of ``values`` (NaN entries dropped), clipped to the metric's range
+    ``bounds``; (NaN, NaN) with fewer than two values. Chosen over the percentile bootstrap because it holds
+    its level with few volumes: in simulation (``python -m benchmarks.interval_coverage``) a nominal 95% covered
+    92-95% of Dice-like samples of 5 and 9 volumes, against 81-90% for the percentile bootstrap and BCa, which
+    cannot reach past the sample's own extremes."""
+    from scipy import stats
+
     values = values[~np.isnan(values)]
-    if values.size == 0:
+    if values.size < 2:
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, values.size, size=(samples, values.size))].mean(axis=1)
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(means, [tail, 1 - tail])
-    return float(low), float(high)
+    spread = float(values.std(ddof=1))
+    if spread == 0:
+        return float(values[0]), float(values[0])
+    low, high = stats.t.interval(
+        confidence, values.size - 1, loc=float(values.mean()), scale=spread / np.sqrt(values.size)
+    )
+    return float(max(bounds[0], low)), float(min(bounds[1], high))

@@ -8,8 +8,14 @@ Vrtovec, arXiv 2410.02630), so the implementation and its settings are part of w
   higher is better. ``use_subvoxels=True`` measures the boundary on the sub-voxel surface, as DeepMind's
   ``surface-distance`` code (used by Ma et al.'s COVID-19 CT benchmark, whose tolerances we take) does;
   MONAI's default counts boundary voxels and gives a different number.
-- **HD95** (``monai.metrics.compute_hausdorff_distance`` with ``percentile=95``): the 95th percentile of the
-  distances from each boundary voxel to the other boundary, both directions pooled, in mm; lower is better.
+- **HD95** (``monai.metrics.compute_hausdorff_distance`` with ``percentile=95``), as MONAI computes it: the
+  95th percentile of the distances from the prediction's boundary voxels to the target's boundary, the same
+  from the target's to the prediction's, and the larger of the two (not the percentile of both directions
+  pooled, as some tools do: medpy's can be tens of mm lower), in mm; lower is better. A mean of HD95 is
+  pulled up by every empty prediction (its diagonal, hundreds of mm): read it with the median and the
+  missed-volume count the leaderboard gives beside it.
+- The tolerance of NSD is compared with the scan's voxel size on the Methods page: a tolerance below the
+  in-plane spacing counts only boundary points that coincide, and NSD then equals NSD at 0 mm.
 
 Spacing: each volume's voxel size in mm from its NIfTI header, so distances are in millimetres whatever
 the scan's resolution.

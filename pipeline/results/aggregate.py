@@ -37,7 +37,8 @@ from pipeline.core.outputs import replace_directory
 from pipeline.core.paths import EVALUATION_DIR, MODELS_DIR, PARAMS_FILE, REFERENCE_DIR, RESULTS_DIR, SPEED_FILE
 from pipeline.core.records import read_evaluation, read_history, read_speed, read_train_record
 from pipeline.results import findings, ranking
-from pipeline.results.paper import paper_best, paper_reported, paper_rows, paper_summary
+from pipeline.results.paper import paper_best, paper_reported, paper_rows, paper_summary, table_check
+from pipeline.results.recipes import Recipe, recipe_ranking
 
 BLOB_MODELS = 20  # models per experiment in the blob plot
 # The metrics models are ranked by, and whether higher is better.
@@ -51,9 +52,10 @@ COLUMNS = {
     "id": None, "experiment": None, "architecture": None, "encoder": None, "encoder_weights": None,
     "data_source": None, "profile": None, "status": None, "status_reason": None,
     "dice": 4, "dice_ci_low": 4, "dice_ci_high": 4,
-    "rank": 0, "rank_median": 0, "rank_low": 0, "rank_high": 0, "p_rank1": 3, "tier": 0,
-    "seeds": 0, "seed_dice_sd": 4,
+    "rank": 0, "rank_median": 0, "rank_low": 0, "rank_high": 0, "p_rank1": None, "tier": 0, "tier_p": 4,
+    "seeds": 0, "seed_dice_sd": 4, "seed_dice_sd_ci_low": 4, "seed_dice_sd_ci_high": 4,
     "nsd": 4, "nsd_ci_low": 4, "nsd_ci_high": 4, "hd95": 2, "hd95_ci_low": 2, "hd95_ci_high": 2,
+    "hd95_median": 2, "missed_volumes": 0,
     "sensitivity": 4, "specificity": 4, "precision": 4, "precision_volumes": 0,
     "slice_dice": 4, "pooled_dice": 4, "paper_sensitivity": 2, "paper_specificity": 2, "paper_dice": 2,
     "paper_reported_dice": 2, "params_m": 2, "trained_params_m": 2, "gflops": 2,
@@ -106,11 +108,18 @@ class RunRecords:
             self.status, self.reason = "degenerate", reason
 
 
+def missed(volumes: pd.DataFrame) -> int:
+    """Volumes with a target and no predicted voxel at all: each scores HD95 as the volume's diagonal."""
+    return int(((volumes["target_voxels"] > 0) & (volumes["predicted_voxels"] == 0)).sum())
+
+
 def model_row(records: RunRecords, paper: dict, speed: dict) -> dict:
     train, evaluation = records.train, records.evaluation
     key = (train["experiment"], train["architecture"], train["encoder"], train["encoder_weights"])
     timing = speed.get("networks", {}).get(f"{train['architecture']}-{train['encoder']}", {})
     row = {name: evaluation.get(name) for name in EVALUATED} if train["status"] == "ok" else {}
+    if not records.volumes.empty:
+        row.update(hd95_median=float(records.volumes["hd95"].median()), missed_volumes=missed(records.volumes))
     row.update(
         {name: train.get(name) for name in ("experiment", "architecture", "encoder", "encoder_weights")},
         id=records.run.id, data_source=train["data_source"], profile=train["profile"], status=records.status,
@@ -150,25 +159,63 @@ def volume_rows(records) -> pd.DataFrame:
     return frame[first + [c for c in frame.columns if c not in first]]
 
 
+def score_matrix(ids: list[str], volumes: dict[str, pd.DataFrame], metric: str) -> np.ndarray:
+    """models x volumes, every model's volumes in the first model's order (the readers checked the sets)."""
+    order = list(volumes[ids[0]]["volume"])
+    return np.stack([volumes[i].set_index("volume").loc[order, metric].to_numpy(dtype=float) for i in ids])
+
+
 def rank_all(frame: pd.DataFrame, volumes: dict[str, pd.DataFrame], settings: tuple) -> tuple[list, dict]:
-    """Rank statistics of every experiment and ranked metric over the models with status ok: (rows for
-    rankings.csv, summary per metric and experiment)."""
+    """Rank statistics of every experiment and ranked metric over the models with status ok (these
+    checkpoints, over the test volumes): (rows for rankings.csv, summary per metric and experiment)."""
     samples, confidence, seed = settings
     rows, summary = [], {}
     for metric, higher in RANKED.items():
         summary[metric] = {}
         for experiment, group in frame[frame["status"] == "ok"].groupby("experiment", sort=False):
             ids = list(group["id"])
-            scores = np.stack([volumes[model_id][metric].to_numpy(dtype=float) for model_id in ids])
+            scores = score_matrix(ids, volumes, metric)
             result = ranking.bootstrap_ranking(ids, scores, higher, samples, confidence, seed)
-            rows += [{"experiment": experiment, "metric": metric, **row} for row in result.rows()]
+            rows += [{"experiment": experiment, "metric": metric, **row,
+                      "p_rank1": f"{row['p_rank1']:.{result.p_decimals}f}"} for row in result.rows()]  # fmt: skip
+            top = [result.ids[i] for i in np.argsort(result.rank, kind="stable")[:BLOB_MODELS]]
             summary[metric][experiment] = {
-                "models": len(ids), "cases": result.cases, "draws": result.draws,
+                "models": len(ids), "cases": result.cases, "resamples": result.resamples, "exact": result.exact,
                 "tau_median": round(result.tau_median, 4), "tau_low": round(result.tau_low, 4),
                 "tau_high": round(result.tau_high, 4), "tiers": int(result.tier.max()),
                 "tier1": int((result.tier == 1).sum()), "blobs": result.blobs(BLOB_MODELS),
+                "p_rank1_decimals": result.p_decimals,
+                "significance": ranking.significance_map(top, score_matrix(top, volumes, metric), higher),
             }  # fmt: skip
     return rows, summary
+
+
+RECIPE_COLUMNS = {"experiment": None, "architecture": None, "encoder": None, "encoder_weights": None, "seeds": 0,
+                  "failed_seeds": 0, "dice": 4, "seed_sd": 4, "rank": 0, "rank_median": 0, "rank_low": 0,
+                  "rank_high": 0, "tier": 0, "draws": 0}  # fmt: skip
+
+
+def rank_recipes(mains: list, repeats: dict[str, list], settings: tuple) -> list[dict]:
+    """recipes.csv: the recipes trained with two or more seeds, ranked by the two-level bootstrap over seeds
+    and volumes (pipeline.results.recipes), per experiment."""
+    samples, confidence, seed = settings
+    by_experiment: dict[str, list[Recipe]] = {}
+    for main in mains:
+        runs = [main, *repeats.get(main.run.id, [])]
+        scored = [run for run in runs if not run.volumes.empty]
+        if len(runs) < 2 or not scored:
+            continue
+        order = list(scored[0].volumes["volume"])
+        matrix = np.stack([run.volumes.set_index("volume").loc[order, "dice"].to_numpy(dtype=float) for run in scored])
+        cell = main.run.cell
+        recipe = Recipe(
+            (cell.experiment, cell.architecture, cell.encoder, cell.weights), matrix, len(runs) - len(scored)
+        )
+        by_experiment.setdefault(cell.experiment, []).append(recipe)
+    rows = []
+    for recipes in by_experiment.values():
+        rows += recipe_ranking(recipes, True, samples, confidence, seed)
+    return rows
 
 
 def _write_json(data: dict, path: Path) -> None:
@@ -208,13 +255,18 @@ def aggregate(params: Params, models_dir: Path, evaluation_dir: Path, out_dir: P
     ranks, rank_summary = rank_all(frame, volumes, settings)
     dice_ranks = {row["id"]: row for row in ranks if row["metric"] == "dice"}
     seed_dice: dict[str, list[float]] = {}
+    confidence = params.evaluate.confidence
     for row, main in zip(rows, mains, strict=True):
         row.update({k: v for k, v in dice_ranks.get(row["id"], {}).items() if k not in ("id", "experiment", "metric")})
         evaluated = [r for r in [main, *repeats.get(main.run.id, [])] if r.status != "failed"]
         if main.run.id in repeats:
             seed_dice[main.run.id] = [float(r.evaluation["dice"]) for r in evaluated]
             row["seeds"] = len(evaluated)
-            row["seed_dice_sd"] = float(np.std(seed_dice[main.run.id], ddof=1)) if len(evaluated) > 1 else None
+            if len(evaluated) > 1:
+                row["seed_dice_sd"] = float(np.std(seed_dice[main.run.id], ddof=1))
+                row["seed_dice_sd_ci_low"], row["seed_dice_sd_ci_high"] = findings.sd_interval(
+                    row["seed_dice_sd"], len(evaluated), confidence
+                )
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     for row, main in zip(rows, mains, strict=True):
         folder = out_dir / row["id"]
@@ -232,9 +284,13 @@ def aggregate(params: Params, models_dir: Path, evaluation_dir: Path, out_dir: P
     _write_csv(rows, COLUMNS, out_dir / "leaderboard.csv")
     volume_rows(records.values()).to_csv(out_dir / "volumes.csv", index=False, float_format="%.6f")
     rank_columns = {"experiment": None, "metric": None, "id": None, "rank": 0, "rank_median": 0, "rank_low": 0,
-                    "rank_high": 0, "p_rank1": 3, "tier": 0}  # fmt: skip
+                    "rank_high": 0, "p_rank1": None, "tier": 0, "tier_p": 4}  # fmt: skip
     _write_csv(ranks, rank_columns, out_dir / "rankings.csv")
+    recipes = rank_recipes(mains, repeats, settings)
+    _write_csv(recipes, RECIPE_COLUMNS, out_dir / "recipes.csv")
     summary = summarise(frame, params, reference_dir, table, rank_summary, seed_dice, speed, settings)
+    summary["recipes"] = recipe_summary(recipes)
+    summary["voxel_size"] = voxel_size(mains)
     summary["implementation"] = next(
         (m.evaluation["implementation"] for m in mains if "implementation" in m.evaluation),
         {"surface": "not run: no model was evaluated", "library": "not run"},
@@ -242,6 +298,50 @@ def aggregate(params: Params, models_dir: Path, evaluation_dir: Path, out_dir: P
     _write_json(summary, out_dir / "summary.json")
     _write_json(headline(frame), out_dir / "headline.json")
     return frame
+
+
+def recipe_summary(recipes: list[dict]) -> dict:
+    """Per experiment: how many recipes were ranked over seeds, and those in tier 1."""
+    out: dict = {}
+    for row in recipes:
+        entry = out.setdefault(row["experiment"], {"recipes": 0, "tier1": [], "seeds": []})
+        entry["recipes"] += 1
+        entry["seeds"] = sorted(set(entry["seeds"]) | {row["seeds"]})
+        if row["tier"] == 1:
+            entry["tier1"].append("-".join((row["experiment"], row["architecture"], row["encoder"],
+                                            row["encoder_weights"])))  # fmt: skip
+    return out
+
+
+def voxel_size(mains: list) -> dict:
+    """The test volumes' voxel size (mm): in-plane and between slices, smallest and largest, from the
+    evaluations (which read each scan's header), to set the NSD tolerances against."""
+    spacing = next((m.evaluation["test_spacing_mm"] for m in mains if "test_spacing_mm" in m.evaluation), {})
+    if not spacing:
+        return {}
+    in_plane = [value for volume in spacing.values() for value in volume[1:]]
+    between = [volume[0] for volume in spacing.values()]
+    return {"in_plane_min": round(min(in_plane), 4), "in_plane_max": round(max(in_plane), 4),
+            "slice_min": round(min(between), 4), "slice_max": round(max(between), 4)}  # fmt: skip
+
+
+def failures(frame: pd.DataFrame) -> dict:
+    """Per experiment and factor (architecture, encoder, initialisation): of how many models how many did not
+    learn or failed, for every value of the factor that has an exclusion."""
+    out: dict = {}
+    for experiment, group in frame.groupby("experiment", sort=False):
+        out[experiment] = {}
+        for factor in ("architecture", "encoder", "encoder_weights"):
+            counts = {}
+            for value, models in group.groupby(factor, sort=False):
+                degenerate, failed = (
+                    int((models["status"] == "degenerate").sum()),
+                    int((models["status"] == "failed").sum()),
+                )
+                if degenerate or failed:
+                    counts[str(value)] = {"models": len(models), "degenerate": degenerate, "failed": failed}
+            out[experiment][factor] = counts
+    return out
 
 
 def summarise(frame: pd.DataFrame, params: Params, reference_dir: Path, table: dict, rank_summary: dict,
@@ -259,7 +359,7 @@ def summarise(frame: pd.DataFrame, params: Params, reference_dir: Path, table: d
             "tier1": list(tier1["id"]), "models": len(group),
         }  # fmt: skip
     excluded = frame[frame["status"] != "ok"]
-    reported = paper_summary(reference_dir)
+    reported, checks = paper_summary(reference_dir), table_check(reference_dir)
     volumes = max((ranked["cases"] for ranked in rank_summary["dice"].values()), default=0)
     return {
         # Results of different data sources never mix: say which one (and which profile) these are.
@@ -275,13 +375,16 @@ def summarise(frame: pd.DataFrame, params: Params, reference_dir: Path, table: d
         "dice": findings.section(ok, "dice"),
         "nsd": findings.section(ok, "nsd"),
         "hd95": findings.section(ok, "hd95"),
-        "effects": findings.effects(ok, list(params.grid.architectures), "dice", settings),
+        "effects": findings.effects(
+            ok, list(params.grid.architectures), "dice", settings[1], trained=frame[frame["status"] != "failed"]
+        ),
+        "failures": failures(frame),
         "pairs": findings.paired_rows(ok),
         "size_correlation": findings.size_correlation(ok),
         "best_and_worst": findings.best_and_worst(ok, list(params.grid.architectures)),
         "paper_comparison": findings.paper_comparison(ok, reported, experiments),
         "rankings": rank_summary,
-        "seed_variance": findings.seed_variance(frame, seed_dice),
+        "seed_variance": findings.seed_variance(frame, seed_dice, settings[1]),
         "repeats": {"models": list(params.repeats.models), "seeds": list(params.repeats.seeds)},
         "bootstrap": {"samples": settings[0], "confidence": settings[1], "seed": settings[2]},
         "test_volumes": volumes,
@@ -295,7 +398,8 @@ def summarise(frame: pd.DataFrame, params: Params, reference_dir: Path, table: d
             "note": "the paper's Dice (percent, its code's metric) from its text; its summary means are over the "
             "ImageNet half of Table II with the population standard deviation",
             "mean_dice": reported,
-            "best": paper_best(reference_dir, table),
+            "best": paper_best(reference_dir, table, checks),
+            "table_check": checks,
         },
     }
 

@@ -10,17 +10,25 @@ Every statistic says what it is:
   deviation (ddof 0), set beside the paper's own numbers: applied to the paper's own Table II this
   statistic gives back the paper's means (Unet, lesion A: 85.84 +- 0.64);
 - **paired effects** (ImageNet - random, lesion B - A, one architecture - another): mean differences over
-  models identical but for that factor, with a percentile bootstrap interval over the pairs and win counts.
+  models identical but for that factor, with win counts and an exact two-sided sign test (scipy); an
+  interval (Student's t over the pairs, which holds its level with few pairs where the percentile bootstrap
+  does not) only from ``MIN_PAIRS`` pairs up; and how many pairs were lost because one of the two did not
+  learn or failed (survivorship: dropping failures can flatter the architecture that fails more);
+- **seed spread**: the sample standard deviation over training seeds with its chi-square interval (3 runs
+  are 2 degrees of freedom: the interval spans a factor of about 12), and a gap called larger or smaller
+  than retraining noise only when it lies outside that interval's noise band; "inconclusive" otherwise.
 """
 
 from itertools import combinations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from pipeline.evaluation.metrics import bootstrap_interval
+from pipeline.evaluation.metrics import mean_interval
 
 KEYS = ("experiment", "architecture", "encoder", "encoder_weights")
+MIN_PAIRS = 5  # no interval is published from fewer pairs: the count and the wins say what there is
 # The names of the effects that are not one architecture against another (the site picks them by name).
 INITIALISATION_EFFECT = "ImageNet - random"
 LESION_EFFECT = "lesion B - lesion A"
@@ -62,36 +70,48 @@ def pairs(frame: pd.DataFrame, axis: str, first: str, second: str, metric: str) 
     return wide[[first, second]].dropna().reset_index().rename_axis(columns=None)
 
 
-def paired_effect(frame: pd.DataFrame, axis: str, first: str, second: str, metric: str, settings: tuple) -> dict:
-    """Mean of (second - first) over models identical but for ``axis``, with a bootstrap interval over the
-    pairs (``settings``: samples, confidence, seed) and how often second is better."""
+def paired_effect(frame: pd.DataFrame, axis: str, first: str, second: str, metric: str, confidence: float,
+                  trained: pd.DataFrame | None = None) -> dict:  # fmt: skip
+    """Mean of (second - first) over models identical but for ``axis`` (``frame``: the models that learned),
+    with wins, losses, the exact two-sided sign-test p, a t interval over the pairs from ``MIN_PAIRS`` pairs
+    up, and how many pairs of ``trained`` (every model, whatever its status) were lost to an exclusion."""
     paired = pairs(frame, axis, first, second, metric)
+    lost = 0
+    if trained is not None:
+        both = pairs(trained.assign(_present=1.0), axis, first, second, "_present")
+        lost = len(both) - len(paired)
+    empty = {"mean": None, "ci_low": None, "ci_high": None, "n": 0, "wins": 0, "losses": 0, "sign_p": None,
+             "excluded_pairs": lost}  # fmt: skip
     if paired.empty:
-        return {"mean": None, "ci_low": None, "ci_high": None, "n": 0, "wins": 0, "losses": 0}
-    difference = (paired[second] - paired[first]).to_numpy()
-    low, high = bootstrap_interval(difference, *settings) if len(difference) > 1 else (None, None)
+        return empty
+    difference = (paired[second] - paired[first]).to_numpy(dtype=float)
+    wins, losses = int((difference > 0).sum()), int((difference < 0).sum())
+    low, high = (None, None)
+    if len(difference) >= MIN_PAIRS:
+        low, high = mean_interval(difference, confidence, (-1.0, 1.0) if metric != "hd95" else (-np.inf, np.inf))
+    sign_p = float(stats.binomtest(wins, wins + losses).pvalue) if wins + losses else 1.0
     return {
-        "mean": round(float(difference.mean()), 4) if len(difference) else None,
-        "ci_low": None if low is None else round(low, 4),
-        "ci_high": None if high is None else round(high, 4),
-        "n": len(difference),
-        "wins": int((difference > 0).sum()),
-        "losses": int((difference < 0).sum()),
-    }
+        **empty, "mean": round(float(difference.mean()), 4), "n": len(difference), "wins": wins, "losses": losses,
+        "ci_low": None if low is None else round(low, 4), "ci_high": None if high is None else round(high, 4),
+        "sign_p": round(sign_p, 4),
+    }  # fmt: skip
 
 
-def effects(ok: pd.DataFrame, architectures: list[str], metric: str, settings: tuple) -> list[dict]:
-    """Every paired effect the grid supports, one row each, for forest plots."""
+def effects(ok: pd.DataFrame, architectures: list[str], metric: str, confidence: float,
+            trained: pd.DataFrame | None = None) -> list[dict]:  # fmt: skip
+    """Every paired effect the grid supports, one row each, for forest plots (``trained``: every model, to count
+    the pairs an exclusion removed)."""
     rows = []
     for experiment, group in ok.groupby("experiment", sort=False):
-        effect = paired_effect(group, "encoder_weights", "random", "imagenet", metric, settings)
+        every = None if trained is None else trained[trained["experiment"] == experiment]
+        effect = paired_effect(group, "encoder_weights", "random", "imagenet", metric, confidence, every)
         rows.append({"effect": INITIALISATION_EFFECT, "experiment": experiment, **effect})
         for first, second in combinations(architectures, 2):
-            effect = paired_effect(group, "architecture", first, second, metric, settings)
+            effect = paired_effect(group, "architecture", first, second, metric, confidence, every)
             rows.append({"effect": f"{second} - {first}", "experiment": experiment, **effect})
-    effect = paired_effect(ok, "experiment", "lesion_a", "lesion_b", metric, settings)
+    effect = paired_effect(ok, "experiment", "lesion_a", "lesion_b", metric, confidence, trained)
     rows.append({"effect": LESION_EFFECT, "experiment": "lesion_a, lesion_b", **effect})
-    return [row for row in rows if row["n"]]
+    return [row for row in rows if row["n"] or row["excluded_pairs"]]
 
 
 def paired_rows(ok: pd.DataFrame) -> dict:
@@ -171,14 +191,25 @@ def paper_comparison(ok: pd.DataFrame, reported: dict, experiments: list[str]) -
     return out
 
 
-def seed_variance(board: pd.DataFrame, seeds: dict[str, list[float]]) -> dict:
-    """Per experiment: the spread of Dice over training seeds where it was measured, and whether the gaps
-    between neighbours in the ranking exceed it.
+def sd_interval(sd: float, runs: int, confidence: float) -> tuple[float | None, float | None]:
+    """The chi-square interval of a standard deviation from ``runs`` values (runs - 1 degrees of freedom),
+    assuming normal scatter: [s sqrt(k / chi2_hi), s sqrt(k / chi2_lo)]; None below 2 runs."""
+    if runs < 2 or sd is None:
+        return None, None
+    k, tail = runs - 1, (1 - confidence) / 2
+    return float(sd * np.sqrt(k / stats.chi2.ppf(1 - tail, k))), float(sd * np.sqrt(k / stats.chi2.ppf(tail, k)))
+
+
+def seed_variance(board: pd.DataFrame, seeds: dict[str, list[float]], confidence: float = 0.95) -> dict:
+    """Per experiment: the spread of Dice over training seeds where it was measured, and how the gaps between
+    neighbours in the ranking compare with it.
 
     ``seeds`` maps a model id to the Dice of each of its runs (main and repeats). The pooled standard
-    deviation s (root mean of the per-model sample variances) is the seed noise of one run; the difference
-    of two independent runs then has standard deviation s * sqrt(2), so a gap under 1.96 * sqrt(2) * s (its
-    95% range) is within what retraining with another seed could produce.
+    deviation s (root mean of the per-model sample variances, sum of (runs - 1) degrees of freedom) is the seed
+    noise of one run, with its chi-square interval [s_lo, s_hi]; the difference of two independent runs has
+    standard deviation s * sqrt(2), so its 95% range is 1.96 * sqrt(2) * s. A gap is *beyond* the noise when
+    it exceeds that range even at s_hi, *within* it when it is below the range even at s_lo, and
+    *inconclusive* in between: the data cannot tell.
     """
     out = {}
     ranked = board[board["status"] == "ok"].dropna(subset=["rank"]).sort_values(["experiment", "rank"])
@@ -187,17 +218,20 @@ def seed_variance(board: pd.DataFrame, seeds: dict[str, list[float]]) -> dict:
         if not measured:
             out[experiment] = {"models": 0}
             continue
-        pooled = float(np.sqrt(np.mean([np.var(values, ddof=1) for values in measured])))
-        noise = 1.96 * np.sqrt(2) * pooled
+        freedom = int(sum(len(values) - 1 for values in measured))
+        pooled = float(np.sqrt(sum(np.var(values, ddof=1) * (len(values) - 1) for values in measured) / freedom))
+        low, high = sd_interval(pooled, freedom + 1, confidence)
+        factor = 1.96 * np.sqrt(2)
         gaps = -np.diff(group["dice"].to_numpy(dtype=float))
+        verdicts = ["beyond" if gap > factor * high else "within" if gap < factor * low else "inconclusive"
+                    for gap in gaps]  # fmt: skip
         out[experiment] = {
-            "models": len(measured),
-            "runs": int(sum(len(values) for values in measured)),
-            "pooled_sd": round(pooled, 4),
-            "noise_95": round(float(noise), 4),
+            "models": len(measured), "runs": int(sum(len(values) for values in measured)),
+            "degrees_of_freedom": freedom, "pooled_sd": round(pooled, 4), "pooled_sd_ci_low": round(low, 4),
+            "pooled_sd_ci_high": round(high, 4), "noise_95": round(float(factor * pooled), 4),
+            "noise_95_low": round(float(factor * low), 4), "noise_95_high": round(float(factor * high), 4),
             "top_gap": round(float(gaps[0]), 4) if len(gaps) else None,
-            "top_gap_beyond_noise": bool(len(gaps) and gaps[0] > noise),
-            "adjacent_gaps": len(gaps),
-            "gaps_beyond_noise": int((gaps > noise).sum()),
-        }
+            "top_gap_verdict": verdicts[0] if verdicts else None, "adjacent_gaps": len(gaps),
+            **{f"gaps_{verdict}": verdicts.count(verdict) for verdict in ("beyond", "within", "inconclusive")},
+        }  # fmt: skip
     return out

@@ -48,9 +48,10 @@ def paper_summary(reference_dir: Path) -> dict:
     return summary
 
 
-def paper_best(reference_dir: Path, table: dict) -> dict:
+def paper_best(reference_dir: Path, table: dict, checks: list[dict] = ()) -> dict:
     """Per experiment: the best Dice the paper's text states, and, labelled as such, the best surviving row
-    of its Table II (the table is cut off: the two need not agree)."""
+    of its Table II (the table is cut off: the two need not agree), flagged when ``checks`` (``table_check``)
+    found that row to be a probable typo."""
     stated = _read_csv(reference_dir / "paper_best_dice.csv", "experiment")
     out = {}
     for experiment in EXPERIMENTS:
@@ -63,6 +64,63 @@ def paper_best(reference_dir: Path, table: dict) -> dict:
             dice, key = max(rows)
             entry["best_table_row"] = {"dice": dice, "id": "-".join(key),
                                        "note": "the best of the rows of Table II that survive"}  # fmt: skip
+            for check in checks:
+                typo = check.get("probable_typo")
+                if typo and (check["experiment"], check["architecture"], typo["encoder"], "imagenet") == key:
+                    entry["best_table_row"]["probable_typo"] = typo
         if entry:
             out[experiment] = entry
     return out
+
+
+def _statistic(values: list[float]) -> tuple[float, float]:
+    """The paper's summary statistic: mean and population standard deviation, rounded as it prints them."""
+    array = [float(v) for v in values]
+    mean = sum(array) / len(array)
+    return round(mean, 2), round((sum((v - mean) ** 2 for v in array) / len(array)) ** 0.5, 2)
+
+
+def table_check(reference_dir: Path) -> list[dict]:
+    """The paper's statistic recomputed from the surviving Table II rows of each complete (experiment,
+    architecture) group of ImageNet models, against the mean and std its text states. Where they disagree,
+    the one row whose replacement by some value makes both agree, if there is exactly one: a probable typo,
+    with the value that reproduces the text (derived here, never typed in)."""
+    table, stated = paper_rows(reference_dir), paper_summary(reference_dir)
+    groups: dict = {}
+    for (experiment, architecture, encoder, weights), row in table.items():
+        if weights == "imagenet":
+            groups.setdefault((experiment, architecture), {})[encoder] = row["dice"]
+    out = []
+    for (experiment, architecture), rows in sorted(groups.items()):
+        text = stated.get(architecture, {}).get(experiment)
+        if text is None or len(rows) != 25:  # only whole groups: a cut-off group says nothing
+            continue
+        computed = _statistic(list(rows.values()))
+        entry = {"experiment": experiment, "architecture": architecture, "n": len(rows),
+                 "stated": {"mean": text["mean"], "std": text["std"]},
+                 "computed": {"mean": computed[0], "std": computed[1]}, "agrees": computed == (text["mean"],
+                                                                                              text["std"])}  # fmt: skip
+        if not entry["agrees"]:
+            entry["probable_typo"] = _single_row_fix(rows, text["mean"], text["std"])
+        out.append(entry)
+    return out
+
+
+def _single_row_fix(rows: dict[str, float], mean: float, std: float) -> dict | None:
+    """The one row whose replacement makes the group give both the stated mean and std: every two-decimal value
+    that does (a stated mean rounded to 0.01 leaves a range of 0.005 x n for the row), or None when no row, or
+    more than one, has such values."""
+    fixes = []
+    total, count = sum(rows.values()), len(rows)
+    for encoder, value in rows.items():
+        others = total - value
+        low, high = (mean - 0.005) * count - others, (mean + 0.005) * count - others
+        candidates = [round(low + step / 100, 2) for step in range(int((high - low) * 100) + 2)]
+        implied = [
+            x for x in candidates if _statistic([x if e == encoder else v for e, v in rows.items()]) == (mean, std)
+        ]
+        if implied:
+            fixes.append(
+                {"encoder": encoder, "table": value, "implied_low": min(implied), "implied_high": max(implied)}
+            )
+    return fixes[0] if len(fixes) == 1 else None

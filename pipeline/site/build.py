@@ -194,7 +194,7 @@ def home_context(results: Results) -> dict:
         "banner": _banner(results), "counts": counts(board), "rows": rows, "experiments": results.experiments,
         "architectures": results.present("architecture"), "encoders": results.present("encoder"),
         "weights": results.present("encoder_weights"), "summary": summary,
-        "forest": charts.forest_plot(effects, chart_note(results), "Paired effects on Dice (mean difference, 95% CI)"),
+        "forest": charts.forest_plot(effects, chart_note(results), "Paired effects on Dice"), "effects": effects,
     }  # fmt: skip
 
 
@@ -336,6 +336,9 @@ def compare_contexts(results: Results, model_href: Callable[[str], str]) -> dict
             **common,
             "blobs": {e: charts.blob_plot(results.rankings, summary["rankings"]["dice"][e]["blobs"], e, "dice", note,
                                           model_href) for e in summary["rankings"]["dice"]},
+            "significance": {e: charts.significance_map(summary["rankings"]["dice"][e]["significance"], e, note)
+                             for e in summary["rankings"]["dice"]},
+            "recipes": _records(results.recipes),
         },
         "figures": {
             **common,
@@ -387,6 +390,7 @@ def methods_context(results: Results) -> dict:
         "banner": _banner(results), "summary": summary, "implementation": summary["implementation"],
         "volumes": summary["test_volumes"], "smallest_p": summary["smallest_wilcoxon_p"],
         "tolerances": summary["tolerances"], "speed": summary["speed"], "bootstrap": summary["bootstrap"],
+        "voxel": summary.get("voxel_size") or {},
     }  # fmt: skip
 
 

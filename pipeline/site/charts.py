@@ -161,25 +161,68 @@ def blob_plot(rankings: pd.DataFrame, blobs: list[dict], experiment: str, metric
     return _compiled(chart.properties(title=_title(title, note)))
 
 
+def significance_map(significance: dict, experiment: str, note: str) -> dict | None:
+    """challengeR's significance map of the top models: a cell per ordered pair, filled where the row model
+    beats the column model at the adjusted level; None with fewer than two models."""
+    ids, alpha = significance["ids"], significance["alpha"]
+    if len(ids) < 2:
+        return None
+    rows = [{"row": ids[i], "column": ids[j], "p": p, "beats": "yes" if p < alpha else "no"}
+            for i, line in enumerate(significance["p"]) for j, p in enumerate(line) if p is not None]  # fmt: skip
+    axis = {"sort": ids, "axis": alt.Axis(labelLimit=200)}
+    chart = alt.Chart(pd.DataFrame(rows)).mark_rect(stroke="white").encode(
+        x=alt.X("column:N", title="...beats this model", **axis),
+        y=alt.Y("row:N", title="this model...", **axis),
+        color=alt.Color("beats:N", title=f"adjusted p < {alpha}",
+                        scale=alt.Scale(domain=["yes", "no"], range=["#1f77b4", "#e8e8e8"])),
+        tooltip=["row:N", "column:N", alt.Tooltip("p:Q", format=".4f", title="Holm-adjusted p")],
+    )  # fmt: skip
+    title = (f"{EXPERIMENT_NAMES[experiment]}: which model beats which (exact one-sided Wilcoxon, Holm over "
+             f"{significance['comparisons']} pairs)")  # fmt: skip
+    return _compiled(chart.properties(width=alt.Step(22), height=alt.Step(22), title=_title(title, note)))
+
+
 def forest_plot(effects: list[dict], note: str, title: str) -> dict | None:
-    """Paired effects as mean differences with their 95% bootstrap interval (over pairs of models), one row
-    each; the line at 0 is "no difference"."""
+    """Paired effects as mean differences over pairs of models, one row each, with their 95% t interval where
+    there are enough pairs for one (pipeline.results.findings.MIN_PAIRS) and the point alone otherwise; each
+    label says how many pairs and wins. The axis spans every point and interval and 0 ("no difference")."""
     rows = [e for e in effects if e["mean"] is not None]
     if not rows:
         return None
     frame = pd.DataFrame(rows)
-    frame["label"] = [f"{e['effect']} ({EXPERIMENT_NAMES.get(e['experiment'], e['experiment'])}, {e['n']} pairs)"
-                      for e in rows]  # fmt: skip
-    frame["won"] = [f"{e['wins']} of {e['n']}" for e in rows]
-    y = alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelLimit=340))
-    x_title = "difference in Dice (mean over pairs; 95% bootstrap interval)"
+    frame["label"] = [
+        f"{e['effect']} ({EXPERIMENT_NAMES.get(e['experiment'], e['experiment'])}): {e['wins']} of "
+        f"{_plural(e['n'], 'pair')} better" + ("" if e["ci_low"] is not None else ", too few for an interval")
+        for e in rows
+    ]  # fmt: skip
+    values = [0.0, *frame["mean"], *frame["ci_low"].dropna(), *frame["ci_high"].dropna()]
+    pad = 0.05 * (max(values) - min(values) or 1.0)
+    x_scale = alt.Scale(domain=[min(values) - pad, max(values) + pad], zero=False, nice=False)
+    y = alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelLimit=360))
+    x_title = "difference in Dice (mean over pairs; 95% t interval from 5 pairs)"
     tooltip = ["label:N", alt.Tooltip("mean:Q", format="+.4f"), alt.Tooltip("ci_low:Q", format="+.4f"),
-               alt.Tooltip("ci_high:Q", format="+.4f"), alt.Tooltip("won:N", title="first better in")]  # fmt: skip
-    zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(color="gray", strokeDash=[4, 3]).encode(x="x:Q")
-    bars = alt.Chart(frame).mark_rule(strokeWidth=2).encode(x=alt.X("ci_low:Q", title=x_title), x2="ci_high:Q", y=y)
-    points = alt.Chart(frame).mark_point(filled=True, size=70, color="black").encode(x="mean:Q", y=y, tooltip=tooltip)
-    chart = alt.layer(zero, bars, points).properties(width=420, height=alt.Step(24))
+               alt.Tooltip("ci_high:Q", format="+.4f"), alt.Tooltip("sign_p:Q", format=".3f",
+                                                                     title="sign test p (exact)")]  # fmt: skip
+    zero = (
+        alt.Chart(pd.DataFrame({"x": [0.0]}))
+        .mark_rule(color="gray", strokeDash=[4, 3])
+        .encode(x=alt.X("x:Q", scale=x_scale))
+    )
+    with_interval = frame.dropna(subset=["ci_low", "ci_high"])
+    bars = (
+        alt.Chart(with_interval)
+        .mark_rule(strokeWidth=2)
+        .encode(x=alt.X("ci_low:Q", title=x_title, scale=x_scale), x2="ci_high:Q", y=y)
+    )
+    points = alt.Chart(frame).mark_point(filled=True, size=70, color="black").encode(
+        x=alt.X("mean:Q", scale=x_scale, title=x_title), y=y, tooltip=tooltip)  # fmt: skip
+    layers = [zero, bars, points] if len(with_interval) else [zero, points]
+    chart = alt.layer(*layers).properties(width=420, height=alt.Step(24))
     return _compiled(chart.properties(title=_title(title, note)))
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 # Per-model charts: 600 of them. Each chart type is built through Altair and compiled once, on named

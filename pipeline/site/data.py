@@ -18,7 +18,7 @@ from pipeline.core.errors import DataError
 from pipeline.core.experiments import EXPERIMENTS
 from pipeline.core.outputs import read_json, read_table, require_keys
 from pipeline.core.paths import FIGURES_DIR, RESULTS_DIR
-from pipeline.results.aggregate import COLUMNS
+from pipeline.results.aggregate import COLUMNS, RECIPE_COLUMNS
 
 EXPERIMENT_NAMES = {name: experiment.title for name, experiment in EXPERIMENTS.items()}
 EXPERIMENT_BLURBS = {name: experiment.blurb for name, experiment in EXPERIMENTS.items()}
@@ -39,7 +39,7 @@ LEADERBOARD = {
 SUMMARY = {
     **{key: records.mapping({}) for key in ("leaders", "dice", "nsd", "hd95", "paper_comparison", "rankings",
                                             "seed_variance", "bootstrap", "speed", "tolerances", "paper",
-                                            "implementation", "pairs")},
+                                            "implementation", "pairs", "recipes", "voxel_size", "failures")},
     **{key: records.listing(records.mapping({})) for key in ("excluded", "effects", "size_correlation",
                                                              "best_and_worst")},
     "data_source": records.text, "profile": records.text, "models": records.integer(0),
@@ -50,6 +50,9 @@ RANKINGS = {"rank": records.integer(1), "rank_median": records.integer(1), "rank
             "rank_high": records.integer(1), "p_rank1": records.SCORE, "tier": records.integer(1)}  # fmt: skip
 RANKING_COLUMNS = ("experiment", "metric", "id", *RANKINGS)
 SEEDS = {"seed": records.integer(0), "dice": records.OPTIONAL_SCORE}
+RECIPES = {"seeds": records.integer(2), "failed_seeds": records.integer(0), "dice": records.SCORE,
+           "seed_sd": records.number(0.0), "rank": records.integer(1), "rank_low": records.integer(1),
+           "rank_high": records.integer(1), "tier": records.integer(1)}  # fmt: skip
 
 
 def check_model_id(row: dict, path: Path, line: int) -> None:
@@ -92,6 +95,7 @@ class Results:
     figures: Path
     slices: dict  # experiment -> [{volume, slice}] the mask pictures show
     viewer: dict  # figures/viewer/viewer.json: the volumes each model's viewer shows ({} without viewer data)
+    recipes: pd.DataFrame  # results/recipes.csv: the recipes ranked over seeds (empty without repeats)
 
     @property
     def data_source(self) -> str:
@@ -173,7 +177,9 @@ def load_results(results_dir: Path = RESULTS_DIR, figures_dir: Path = FIGURES_DI
         for model_id, volumes in viewer["models"].items():
             if not all(isinstance(v, str) and v.isalnum() for v in volumes):
                 raise DataError(viewer_path, f"gives {model_id} a volume that is not a plain folder name")
-    return Results(board, summary, rankings, models, figures_dir, slices, viewer)
+    recipes = read_table(results_dir / "recipes.csv", RECIPE_COLUMNS, AGGREGATE)
+    records.check_columns(recipes, RECIPES, results_dir / "recipes.csv", AGGREGATE)
+    return Results(board, summary, rankings, models, figures_dir, slices, viewer, recipes)
 
 
 def intensity(results: Results) -> dict:
@@ -192,4 +198,5 @@ def write_downloads(results: Results, out: Path) -> None:
         records = json.loads(rows.to_json(orient="records", double_precision=6))
         (out / f"{name}.json").write_text(json.dumps(records, indent=1) + "\n")
     results.rankings.to_csv(out / "rankings.csv", index=False, float_format="%.6g")
+    results.recipes.to_csv(out / "recipes.csv", index=False, float_format="%.6g")
     (out / "summary.json").write_text(json.dumps(results.summary, indent=1, sort_keys=True) + "\n")
