@@ -95,18 +95,53 @@ def _write_run(folders: tuple[Path, Path], run: Run, rng, epochs: int, index: in
         volumes = _volumes(rng, dice, predicts=status != "degenerate")
         _history(rng, epochs, flat=status == "degenerate").to_csv(models / run.id / "history.csv", index=False)
         volumes.to_csv(evaluation / run.id / "volumes.csv", index=False)
-        for name in SCORES:
-            metrics[name] = round(float(volumes[name].mean()), 6)
-            metrics[f"{name}_ci_low"] = round(float(volumes[name].quantile(0.1)), 6)
-            metrics[f"{name}_ci_high"] = round(float(volumes[name].quantile(0.9)), 6)
-            metrics[f"{name}_volumes"] = VOLUMES
-        for prefix in ("slice_", "pooled_", "native_pooled_"):
-            metrics.update({f"{prefix}{name}": round(min(1.0, metrics[name] + 0.01), 6) for name in SCORES[:4]})
-        metrics.update(paper_dice=round(100 * min(1.0, metrics["dice"] + 0.15), 4),
-                       paper_sensitivity=round(100 * metrics["precision"], 4), paper_specificity=99.5,
-                       test_volumes=list(volumes["volume"]),
-                       test_spacing_mm={name: [5.0, 0.7, 0.7] for name in volumes["volume"]})  # fmt: skip
+        _fill_scores(metrics, volumes)
     (evaluation / run.id / "metrics.json").write_text(json.dumps(metrics))
+
+
+# A submission of the fixture, with text that must reach every page as plain text (pipeline.site.format).
+SUBMISSION = {
+    "name": "fixture-submission", "title": "A <b>bold</b> [claim](javascript:alert(1)) | of *ours*",
+    "authors": "Ada <script>alert(1)</script> Lovelace", "description": "Trained {elsewhere}; `code`.",
+    "training_data": "100 slices & more", "url": "https://example.org/model?a=1&b=2", "paper": "",
+}  # fmt: skip
+
+
+def _write_submission(root: Path, experiment: str, rng: np.random.Generator) -> tuple[Path, Path]:
+    """submissions/ and scores/ as ``pipeline.submit`` and the score stage write them, for one submission."""
+    submissions, scores = root / "fixture-submissions", root / "fixture-scores"
+    name = SUBMISSION["name"]
+    (submissions / name).mkdir(parents=True)
+    (scores / name).mkdir(parents=True)
+    files = {f"{v}.nii.gz": f"{v:064x}" for v in range(1, VOLUMES + 1)}
+    record = {**SUBMISSION, "experiment": experiment, "kind": "predictions", "files": files, "params_m": 12.5,
+              "preprocessing": None, "data_source": FIXTURE_SOURCE, "profile": "fixture", "test_set": "0" * 64,
+              "submitted": "2026-01-01T00:00:00Z"}  # fmt: skip
+    (submissions / name / "submission.json").write_text(json.dumps(record))
+    volumes = _volumes(rng, BASE_DICE[experiment] + 0.02, predicts=True)
+    volumes.to_csv(scores / name / "volumes.csv", index=False)
+    metrics = {"id": name, "status": "ok", "error": "", "key": "fixture", "data_source": FIXTURE_SOURCE,
+               "profile": "fixture", "viewer": [], "implementation": {"surface": "fixture", "library": "fixture"},
+               "submission": {"kind": "predictions", "files": files, "experiment": experiment}}  # fmt: skip
+    _fill_scores(metrics, volumes)
+    (scores / name / "metrics.json").write_text(json.dumps(metrics))
+    (scores / "index.json").write_text(json.dumps({"scored": [name], "other_test_set": []}))
+    return submissions, scores
+
+
+def _fill_scores(metrics: dict, volumes: pd.DataFrame) -> None:
+    """An evaluation record's scores from per-volume ones (made-up intervals: the fixture's are not t intervals)."""
+    for name in SCORES:
+        metrics[name] = round(float(volumes[name].mean()), 6)
+        metrics[f"{name}_ci_low"] = round(float(volumes[name].quantile(0.1)), 6)
+        metrics[f"{name}_ci_high"] = round(float(volumes[name].quantile(0.9)), 6)
+        metrics[f"{name}_volumes"] = VOLUMES
+    for prefix in ("slice_", "pooled_", "native_pooled_"):
+        metrics.update({f"{prefix}{name}": round(min(1.0, metrics[name] + 0.01), 6) for name in SCORES[:4]})
+    metrics.update(paper_dice=round(100 * min(1.0, metrics["dice"] + 0.15), 4),
+                   paper_sensitivity=round(100 * metrics["precision"], 4), paper_specificity=99.5,
+                   test_volumes=list(volumes["volume"]),
+                   test_spacing_mm={name: [5.0, 0.7, 0.7] for name in volumes["volume"]})  # fmt: skip
 
 
 def _chest(size: int, slices: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -157,10 +192,12 @@ def write_results_fixture(
     repeated: int = 2,
     images: bool = True,
     viewer: tuple[int, int] | None = (48, 6),
+    submission: bool = True,
 ) -> tuple[Path, Path]:
     """Write ``root/results`` and ``root/figures``: the first ``failed`` models failed, the next ``degenerate``
     did not learn, and the last ``repeated`` models of each experiment have two repeats (seeds 1 and 2);
-    ``viewer`` (in-plane size, slices): the viewer's volumes, or None for none."""
+    ``viewer`` (in-plane size, slices): the viewer's volumes, or None for none; ``submission``: one submission
+    (``SUBMISSION``) ranked with the first experiment's models."""
     rng = np.random.default_rng(seed)
     results, figures = root / "results", root / "figures"
     for folder in (figures / "masks", figures / "filters"):
@@ -201,10 +238,11 @@ def write_results_fixture(
                              "train_images_per_s": round(float(rng.uniform(20, 400)), 2)}
                 for a in architectures for e in encoders}  # fmt: skip
     speed.write_text(json.dumps({"device": "fixture: no device", "method": "fixture", "networks": networks}))
-    aggregate(params, *folders, results, Path(__file__).resolve().parents[1] / "reference", speed)
+    outside = _write_submission(root, experiments[0], rng) if submission else (None, None)
+    aggregate(params, *folders, results, Path(__file__).resolve().parents[1] / "reference", speed, *outside)
     if viewer:
         board = pd.read_csv(results / "leaderboard.csv")
-        drawn = set(board.loc[board["status"] != "failed", "id"])
+        drawn = set(board.loc[(board["status"] != "failed") & (board["source"] == "grid"), "id"])
         write_viewer_fixture(figures, [run for run in params.runs() if run.id in drawn], rng, *viewer)
     (figures / "intensity.json").write_text(json.dumps(intensity_histograms(_FakeTest(rng), PREPROCESS)) + "\n")
     slices = {e: [{"volume": f"{v}.nii.gz", "slice": 10 * v} for v in (1, 2, 3)] for e in experiments}

@@ -39,6 +39,8 @@ SNAPSHOT_PAGES = (
     "compare/figures.md",
     "methods.md",
     "models/index.md",
+    "models/fixture-submission.md",  # a submission, whose metadata is hostile text
+    "submit.md",
 )
 FIXED_PROVENANCE = Provenance(*FIXED_PROVENANCE_ARGS)
 SPEC = re.compile(r'(<script type="application/json" class="vega-spec" data-target="[^"]+">)(.*?)(</script>)')
@@ -166,7 +168,8 @@ def test_leaderboard_chart_offers_only_what_its_experiment_has(fixture_results):
 
 def test_the_leaderboard_table_has_one_row_per_model_and_direction_arrows(generated, fixture_results):
     text = (generated / "leaderboard" / "lung.md").read_text()
-    assert text.count('<tr data-id="') == 8
+    assert text.count('<tr data-id="') == 9  # the grid's 8 and the fixture's submission
+    assert text.count('data-source="external"') == 1 and "badge-external" in text
     assert 'data-key="dice" data-family="overlap" data-dir="up"' in text
     assert 'data-key="hd95" data-family="boundary" data-dir="down"' in text
     assert 'data-status="degenerate"' in text and "did not learn" in text and 'data-status="failed"' in text
@@ -313,7 +316,7 @@ def test_every_internal_link_resolves_and_nothing_external_is_loaded(built_site)
 
 def test_downloads_hold_the_leaderboard(built_site, fixture_results):
     csv = pd.read_csv(built_site / "downloads" / "leaderboard-lung.csv")
-    assert len(csv) == 8 and set(csv["experiment"]) == {"lung"}
+    assert len(csv) == 9 and set(csv["experiment"]) == {"lung"} and set(csv["source"]) == {"grid", "external"}
     records = json.loads((built_site / "downloads" / "leaderboard.json").read_text())
     assert {r["id"] for r in records} == set(fixture_results.models)
 
@@ -416,6 +419,9 @@ def test_markup_planted_in_results_reaches_the_pages_only_escaped(fixture_copy, 
         assert "<!--<script>" not in html, page
     model_page = pages[public / "models" / f"{failed}.html"]
     assert "&lt;img src=x onerror=" in model_page  # shown, as text
+    submission = pages[public / "models" / "fixture-submission.html"]  # its submitter's text, as text
+    assert "A &lt;b&gt;bold&lt;/b&gt;" in submission and "<b>bold</b>" not in submission
+    assert "Ada &lt;script&gt;alert&#40;1&#41;&lt;/script&gt; Lovelace" in submission
     assert "&lt;img src=x onerror=" in pages[public / "models" / f"{ok}.html"]
     for data in scripts.values():  # the compare view's data: JSON, inserted with textContent only
         assert "</" not in data
@@ -437,6 +443,15 @@ def test_ids_read_back_from_results_are_checked_before_any_file_is_written(fixtu
     with pytest.raises(DataError, match=message):
         load_results(results, figures)
     assert not (tmp_path.parent / "outside").exists() and not (tmp_path / "outside").exists()
+
+
+def test_a_submissions_id_is_checked_as_a_submission_name(fixture_copy, tmp_path):
+    results, figures = fixture_copy
+    board = pd.read_csv(results / "leaderboard.csv")
+    board.loc[board["source"] == "external", "id"] = "../../outside"
+    board.to_csv(results / "leaderboard.csv", index=False)
+    with pytest.raises(DataError, match="is not a submission name"):
+        load_results(results, figures)
 
 
 def test_a_strict_build_failure_names_the_page_and_the_link(tmp_path):

@@ -26,6 +26,7 @@ STATE_DIR = Path(".cache/train-state")  # resume state of interrupted training r
 EVALUATION_DIR = Path("evaluation")  # stage evaluate: evaluation/<run id>/
 SPEED_FILE = Path("speed.json")  # stage speed
 SUBMISSIONS_DIR = Path("submissions")  # outside models and predictions: submissions/<name>/
+SCORES_DIR = Path("scores")  # stage score: scores/<submission name>/
 RESULTS_DIR = Path("results")  # stage aggregate
 REFERENCE_DIR = Path("reference")  # the paper's numbers
 FIGURES_DIR = Path("figures")  # stage figures

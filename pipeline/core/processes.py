@@ -1,10 +1,12 @@
-"""Worker processes that never outlive the process that started them.
+"""Child processes: workers that never outlive the process that started them, and DVC's command line.
 
 A stage that spreads work over processes (evaluation, the phantom's volumes) or runs a command (the grid
 runner's cells) must not leave orphans when it is killed, even by SIGKILL, which no handler sees: an orphaned
 worker goes on writing results after its stage is gone, and holds memory until someone kills it by hand.
 Every such child asks the kernel to kill it when its parent dies (Linux ``PR_SET_PDEATHSIG``), and a pool
 whose block ends by an error or an interrupt kills its workers at once instead of letting them finish.
+
+DVC's command line (the grid runner, publishing, submitting) runs from the project's own environment.
 """
 
 import contextlib
@@ -12,8 +14,11 @@ import ctypes
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
 
@@ -51,3 +56,15 @@ def worker_pool(workers: int, initializer=None, initargs: tuple = (), start: str
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+
+
+def dvc_command(*args: str) -> list[str]:
+    """A dvc invocation from this environment, waiting for DVC's repository lock rather than failing."""
+    return [str(Path(sys.executable).parent / "dvc"), "--wait-for-lock", *args]
+
+
+def dvc_message(result: subprocess.CompletedProcess) -> str:
+    """The cause of a failed dvc command: its ERROR line, not the support banner DVC prints after it."""
+    lines = [line.strip() for line in (result.stderr + "\n" + result.stdout).splitlines() if line.strip()]
+    errors = [line.removeprefix("ERROR:").strip() for line in lines if line.startswith("ERROR")]
+    return errors[0] if errors else (lines[-1] if lines else f"exit status {result.returncode}")

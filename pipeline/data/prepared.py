@@ -80,7 +80,7 @@ def load_meta(prepared_dir: Path = PREPARED_DIR) -> dict:
     if not isinstance(volumes, list) or not all(isinstance(volume, dict) for volume in volumes):
         raise DataError(path, f"'volumes' is not a list of records; {remedy}")
     for volume in volumes:
-        require_keys(volume, ("name", "dir", "shape", "spacing_mm"), path, f"(in 'volumes') {remedy}")
+        require_keys(volume, ("name", "dir", "shape", "spacing_mm", "affine"), path, f"(in 'volumes') {remedy}")
         if not isinstance(volume["dir"], str) or Path(volume["dir"]).name != volume["dir"] or volume["dir"] in (
             "", ".", ".."):  # fmt: skip
             raise DataError(path, f"names the volume folder {volume['dir']!r}, which is not a plain folder name")
@@ -91,6 +91,11 @@ def load_meta(prepared_dir: Path = PREPARED_DIR) -> dict:
                 type(s) in (int, float) and math.isfinite(s) and s > 0 for s in spacing)):  # fmt: skip
             raise DataError(path, f"gives volume {volume['dir']} the spacing {spacing!r}; expected 3 positive "
                                   "millimetres")  # fmt: skip
+        affine = volume["affine"]
+        if not (isinstance(affine, list) and len(affine) == 4 and all(
+                isinstance(row, list) and len(row) == 4 and all(
+                    type(v) in (int, float) and math.isfinite(v) for v in row) for row in affine)):  # fmt: skip
+            raise DataError(path, f"gives volume {volume['dir']} a malformed affine; expected 4 x 4 finite numbers")
     return meta
 
 

@@ -79,8 +79,9 @@ def preprocess(raw_dir: Path, out_dir: Path, params: PreprocessParams, profile: 
         )
         # spacing: mm per axis of the native arrays, slices first like them (NIfTI gives it as H, W, slices)
         spacing = [scan.spacing[2], scan.spacing[0], scan.spacing[1]]
+        # affine: the scan's voxel-to-mm matrix, against which a submitted mask's header is checked
         volumes.append({"name": scan.name, "dir": volume_dir.name, "shape": list(scan.image.shape),
-                        "spacing_mm": spacing})  # fmt: skip
+                        "spacing_mm": spacing, "affine": np.asarray(scan.affine, dtype=float).tolist()})  # fmt: skip
     test_image, test_lung, test_lesion = (np.concatenate(parts) for parts in zip(*stacks, strict=True))
     save_split(out_dir / "test", test_image, test_lung, test_lesion)
     with open(out_dir / "test" / "slices.csv", "w", newline="") as handle:

@@ -100,7 +100,10 @@ def check_not_html(path: Path) -> None:
         raise DataError(path, "is an HTML page, not data (a Google Drive quota, virus-scan or sign-in page?)")
 
 
-def _read_array(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_array(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A NIfTI file's 3-D voxels as stored (any real dtype) and its affine, every way it can be broken refused:
+    not a regular file, an HTML page, not gzip under a .gz name, truncated, too large, colour or complex
+    voxels, more than 3 axes (trailing axes of length 1 are dropped, as some writers add them)."""
     check_not_html(path)
     if path.name.endswith(".gz") and _head(path, 2) != b"\x1f\x8b":
         raise DataError(path, "is not gzip-compressed although its name ends in .gz")
@@ -133,7 +136,7 @@ def _read_array(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def read_image(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """A CT volume in Hounsfield units as float32, and its affine."""
-    data, affine = _read_array(path)
+    data, affine = read_array(path)
     image = data.astype(np.float32, copy=False)
     if not np.isfinite(image).all():
         raise DataError(path, "contains NaN or infinite values")
@@ -146,7 +149,7 @@ def read_image(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def read_labels(path: Path, allowed: tuple[int, ...]) -> np.ndarray:
     """A label map as uint8, refusing non-integer values and labels outside ``allowed``."""
-    data, _ = _read_array(path)
+    data, _ = read_array(path)
     if data.dtype.kind == "f" and not (np.isfinite(data).all() and np.array_equal(data, np.round(data))):
         raise DataError(path, "holds non-integer label values")
     values = np.unique(data)

@@ -68,18 +68,20 @@ def _round(values: dict) -> dict:
 
 
 def score_volumes(
-    probs: np.ndarray, experiment: str, test: HeldOutSet, params: EvaluateParams
-) -> tuple[list[dict], metrics.Counts]:
-    """Per test volume, the working-size probabilities resampled to the scan's grid and scored there: (rows,
-    per-slice counts of all volumes in native geometry)."""
-    from pipeline.model.inference import to_native
-
-    working = metrics.confusion(probs >= params.threshold, test.experiment(experiment)[1])
+    native_prediction, working: np.ndarray, experiment: str, test: HeldOutSet, params: EvaluateParams
+) -> tuple[dict, list[dict]]:
+    """(metrics record, per-volume rows) of one set of predictions: ``native_prediction(name, shape)`` gives a
+    volume's binary prediction on the scan's own grid (slices first), where every score that the leaderboard
+    ranks is computed; ``working`` (N, S, S) the same predictions at the working size of the prepared test
+    slices, for the per-slice, pooled and paper-compatible metrics. The one scoring path of the grid's models
+    and of submissions."""
+    targets = test.experiment(experiment)[1]
+    working_counts = metrics.confusion(working, targets)
     rows, native_counts = [], []
     for name, index in test.volume_rows.items():
         native = load_native(test.volume_dirs[name], test.prepared_dir)
         truth = native_target(native, experiment)
-        prediction = to_native(probs[index], truth.shape[1], truth.shape[2], params.threshold).astype(bool)
+        prediction = np.asarray(native_prediction(name, truth.shape), dtype=bool)
         counts = metrics.confusion(prediction, truth)
         native_counts.append(counts)
         overlap = metrics.scores(counts.total())
@@ -87,19 +89,9 @@ def score_volumes(
         rows.append({
             "volume": name, "slices": len(index), **{k: float(v[0]) for k, v in overlap.items()},
             "nsd": nsd, "hd95": hd95, "predicted_voxels": int(prediction.sum()), "target_voxels": int(truth.sum()),
-            "dice_working_size": float(metrics.scores(working.select(index).total())["dice"][0]),
+            "dice_working_size": float(metrics.scores(working_counts.select(index).total())["dice"][0]),
         })  # fmt: skip
-    return rows, metrics.Counts.concatenate(native_counts)
-
-
-def evaluate_model(model, experiment: str, test: HeldOutSet, params: EvaluateParams) -> tuple[dict, list[dict]]:
-    """(metrics record, per-volume rows) of one model."""
-    from pipeline.model.inference import probabilities
-
-    inputs, targets = test.experiment(experiment)
-    probs = probabilities(model, inputs)
-    rows, native = score_volumes(probs, experiment, test, params)
-    working = metrics.confusion(probs >= params.threshold, targets)
+    native = metrics.Counts.concatenate(native_counts)
     record: dict = {}
     for name in VOLUME_SCORES:
         values = np.array([row[name] for row in rows], dtype=np.float64)
@@ -108,10 +100,10 @@ def evaluate_model(model, experiment: str, test: HeldOutSet, params: EvaluatePar
         low, high = metrics.mean_interval(values, params.confidence, metrics.BOUNDS.get(name, (0.0, 1.0)))
         record[f"{name}_ci_low"], record[f"{name}_ci_high"] = low, high
     record.update(
-        **{f"slice_{name}": value for name, value in metrics.mean_scores(working).items()},
-        **{f"pooled_{name}": value for name, value in metrics.pooled_scores(working).items()},
+        **{f"slice_{name}": value for name, value in metrics.mean_scores(working_counts).items()},
+        **{f"pooled_{name}": value for name, value in metrics.pooled_scores(working_counts).items()},
         **{f"native_pooled_{name}": value for name, value in metrics.pooled_scores(native).items()},
-        **metrics.paper_scores(working),
+        **metrics.paper_scores(working_counts),
     )
     counts = {key: value for key, value in record.items() if key.endswith("_volumes")}
     rounded = {**_round({k: v for k, v in record.items() if k not in counts}), **counts}
@@ -119,7 +111,40 @@ def evaluate_model(model, experiment: str, test: HeldOutSet, params: EvaluatePar
     return {**rounded, "test_volumes": list(test.volume_rows), "test_spacing_mm": spacing}, rows
 
 
-def _write_volumes(rows: list[dict], path: Path) -> None:
+def evaluate_probabilities(probs: np.ndarray, experiment: str, test: HeldOutSet,
+                           params: EvaluateParams) -> tuple[dict, list[dict]]:  # fmt: skip
+    """``score_volumes`` of a network's probabilities on the prepared test slices: thresholded at the working
+    size, and resized to each scan's grid (bilinear) and thresholded there."""
+    from pipeline.model.inference import to_native
+
+    def native(name: str, shape: tuple) -> np.ndarray:
+        return to_native(probs[test.volume_rows[name]], shape[1], shape[2], params.threshold)
+
+    return score_volumes(native, probs >= params.threshold, experiment, test, params)
+
+
+def evaluate_model(model, experiment: str, test: HeldOutSet, params: EvaluateParams) -> tuple[dict, list[dict]]:
+    """(metrics record, per-volume rows) of one model on the prepared test slices."""
+    from pipeline.model.inference import probabilities
+
+    return evaluate_probabilities(probabilities(model, test.experiment(experiment)[0]), experiment, test, params)
+
+
+def evaluate_masks(masks: dict[str, np.ndarray], experiment: str, test: HeldOutSet,
+                   params: EvaluateParams) -> tuple[dict, list[dict]]:  # fmt: skip
+    """``score_volumes`` of predictions given on each scan's grid (slices first, binary): scored there as they
+    are, and resized to the working size as preprocessing resizes the ground truth (coverage >= 0.5)."""
+    from pipeline.data.transforms import resize_masks
+
+    targets = test.experiment(experiment)[1]
+    working = np.zeros(targets.shape, dtype=bool)
+    size = targets.shape[1:]
+    for name, index in test.volume_rows.items():
+        working[index] = resize_masks(masks[name].astype(np.uint8), *size).astype(bool)
+    return score_volumes(lambda name, shape: masks[name], working, experiment, test, params)
+
+
+def write_volumes(rows: list[dict], path: Path) -> None:
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=VOLUME_FIELDS, lineterminator="\n")
         writer.writeheader()
@@ -176,7 +201,7 @@ def evaluate_run(job: Job, models_dir: Path, out_dir: Path, test: HeldOutSet, pa
         record.update(scores, implementation={"surface": surface.IMPLEMENTATION, "library": surface.library_version()})
     with replace_directory(out_dir / job.run_id) as staging:
         (staging / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        _write_volumes(rows, staging / "volumes.csv")
+        write_volumes(rows, staging / "volumes.csv")
         stored = {"key": job.key, "files": result_digests(staging, RESULT_FILES)}
         (staging / KEY_FILE).write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.errors import DataError
-from pipeline.core.fingerprint import digest
+from pipeline.core.fingerprint import digest, input_key
 from pipeline.data.prepared import Split, experiment_arrays, load_meta, load_split
 
 
@@ -24,6 +24,8 @@ class HeldOutSet:
     volume_dirs: dict[str, str]  # volume file name -> its folder under native/
     spacing: dict[str, tuple[float, float, float]]  # volume file name -> mm per axis, slices first
     prepared_dir: Path
+    shapes: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # file name -> (H, W, slices), as NIfTI
+    affines: dict[str, np.ndarray] = field(default_factory=dict)  # file name -> the scan's 4 x 4 affine
     _experiments: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -53,6 +55,8 @@ class HeldOutSet:
             {name: record["dir"] for name, record in records.items()},
             {name: tuple(float(v) for v in record["spacing_mm"]) for name, record in records.items()},
             prepared_dir,
+            {name: tuple(record["shape"]) for name, record in records.items()},
+            {name: np.asarray(record["affine"], dtype=float) for name, record in records.items()},
         )
 
     def fingerprint(self) -> str:
@@ -60,6 +64,14 @@ class HeldOutSet:
         root = self.prepared_dir
         files = [root / "meta.json", *sorted((root / "test").iterdir()), *sorted((root / "native").rglob("*.npy"))]
         return digest(path for path in files if path.is_file())
+
+    def native_fingerprint(self) -> str:
+        """A hash of the test scans as a folder of predicted masks must fit them: the native volumes (CT and
+        ground truth) and each scan's name, shape and affine. The working size does not enter it."""
+        root = self.prepared_dir
+        geometry = {name: [list(self.shapes.get(name, ())), np.asarray(self.affines.get(name, [])).tolist()]
+                    for name in self.volume_rows}  # fmt: skip
+        return input_key({"volumes": geometry, "arrays": digest(sorted((root / "native").rglob("*.npy")))})
 
     def experiment(self, experiment: str) -> tuple[np.ndarray, np.ndarray]:
         """(inputs, targets) of an experiment, built once for all its models (lesion B's is a full copy)."""

@@ -18,7 +18,6 @@ stage times only what changed.
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 
@@ -30,22 +29,9 @@ from pipeline.core.errors import run_stage
 from pipeline.core.fingerprint import code_fingerprint, input_key
 from pipeline.core.outputs import read_previous, write_text_atomically
 from pipeline.core.paths import PARAMS_FILE, SPEED_FILE
-from pipeline.model.device import device_name, select_device, synchronise
+from pipeline.model.device import device_name, median_seconds, select_device
 from pipeline.model.factory import check_names
 from pipeline.training import losses
-
-
-def _median_seconds(step, device: torch.device, warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        step()
-    synchronise(device)
-    seconds = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        step()
-        synchronise(device)
-        seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds)
 
 
 def time_network(architecture: str, encoder: str, size: int, infer_batch: int, train_batch: int,
@@ -68,7 +54,7 @@ def time_network(architecture: str, encoder: str, size: int, infer_batch: int, t
             model(images)
 
     model.eval()
-    infer_seconds = _median_seconds(infer, device, warmup, repeats)
+    infer_seconds = median_seconds(infer, device, warmup, repeats)
 
     batch = torch.randn(train_batch, 1, size, size, device=device)
     target = (torch.rand(train_batch, 1, size, size, device=device) > 0.5).float()
@@ -83,7 +69,7 @@ def time_network(architecture: str, encoder: str, size: int, infer_batch: int, t
         optimizer.step()
 
     model.train()
-    train_seconds = _median_seconds(train_step, device, warmup, repeats)
+    train_seconds = median_seconds(train_step, device, warmup, repeats)
     return {
         "infer_images_per_s": infer_batch / infer_seconds,
         "train_images_per_s": train_batch / train_seconds,

@@ -33,9 +33,9 @@ from tqdm import tqdm
 
 from pipeline.core.cells import run_id_of_stage, run_of_stage
 from pipeline.core.config import load_params
-from pipeline.core.dvc import dvc_command, dvc_message
 from pipeline.core.errors import PipelineError, run_stage
 from pipeline.core.paths import GRID_LOG_DIR, IMAGENET_DIR, PARAMS_FILE, PREPARED_DIR
+from pipeline.core.processes import dvc_command, dvc_message
 from pipeline.grid.cellrun import Outcome, finished
 from pipeline.grid.engines import DEFAULT_MODELS_PER_GPU, SerialEngine
 from pipeline.training.inputs import describe, inputs_key

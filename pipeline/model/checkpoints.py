@@ -91,13 +91,18 @@ def check_weights(path: Path, model: torch.nn.Module) -> None:
                 raise DataError(path, f"holds non-finite values (NaN or infinity) in {name}")
 
 
-def load(folder: Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
-    """A trained model (eval mode, on ``device``) and its preprocessing record, from a model folder."""
+def load(folder: Path, device: torch.device | str = "cpu", default_preprocessing: dict | None = None,
+         ) -> tuple[torch.nn.Module, dict]:  # fmt: skip
+    """A trained model (eval mode, on ``device``) and its preprocessing record, from a model folder; a folder
+    without preprocessing.json (an outside smp model) takes ``default_preprocessing`` where one is given."""
     from safetensors import SafetensorError
     from safetensors.torch import load_model
 
     folder = Path(folder)
-    preprocessing = read_preprocessing(folder)
+    if default_preprocessing is not None and not (folder / PREPROCESSING).exists():
+        preprocessing = default_preprocessing
+    else:
+        preprocessing = read_preprocessing(folder)
     model = build_from_config(folder)
     path = folder / WEIGHTS
     try:

@@ -1,6 +1,8 @@
 """The device a stage runs on, how it is named in records, and what makes runs differ across machines."""
 
 import platform
+import statistics
+import time
 
 import torch
 
@@ -43,3 +45,17 @@ def software(device: torch.device) -> dict:
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
         "autocast": "bf16" if device.type == "cuda" else "off",
     }
+
+
+def median_seconds(step, device: torch.device, warmup: int, repeats: int) -> float:
+    """The median wall-clock seconds of ``step`` over ``repeats`` timed runs after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        step()
+    synchronise(device)
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        step()
+        synchronise(device)
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds)

@@ -30,26 +30,44 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.core import submissions
 from pipeline.core.cells import Run
 from pipeline.core.config import Params, load_params
 from pipeline.core.errors import DataError, PipelineError, run_stage
-from pipeline.core.outputs import replace_directory
-from pipeline.core.paths import EVALUATION_DIR, MODELS_DIR, PARAMS_FILE, REFERENCE_DIR, RESULTS_DIR, SPEED_FILE
-from pipeline.core.records import read_evaluation, read_history, read_speed, read_train_record
-from pipeline.results import findings, ranking
+from pipeline.core.experiments import NAMES as EXPERIMENTS
+from pipeline.core.outputs import read_json, replace_directory
+from pipeline.core.paths import (
+    EVALUATION_DIR,
+    MODELS_DIR,
+    PARAMS_FILE,
+    REFERENCE_DIR,
+    RESULTS_DIR,
+    SCORES_DIR,
+    SPEED_FILE,
+    SUBMISSIONS_DIR,
+)
+from pipeline.core.records import (
+    check_record,
+    listing,
+    read_evaluation,
+    read_history,
+    read_speed,
+    read_train_record,
+    text,
+)
+from pipeline.results import findings, placement, ranking
 from pipeline.results.paper import paper_best, paper_reported, paper_rows, paper_summary, table_check
 from pipeline.results.recipes import Recipe, recipe_ranking
 
 BLOB_MODELS = 20  # models per experiment in the blob plot
-# The metrics models are ranked by, and whether higher is better.
-RANKED = {"dice": True, "nsd": True, "hd95": False}
+RANKED = ranking.RANKED
 # A run whose best validation loss stays within this of the loss of predicting nothing did not learn.
 NULL_LOSS_MARGIN = 0.001
 EVALUATE = "evaluate the models first (`dvc repro evaluate`)"
 
 # Column -> decimals. Scores in [0, 1] get 4, percentages 2, millimetres 2, sizes 2, rates 1.
 COLUMNS = {
-    "id": None, "experiment": None, "architecture": None, "encoder": None, "encoder_weights": None,
+    "id": None, "source": None, "experiment": None, "architecture": None, "encoder": None, "encoder_weights": None,
     "data_source": None, "profile": None, "status": None, "status_reason": None,
     "dice": 4, "dice_ci_low": 4, "dice_ci_high": 4,
     "rank": 0, "rank_median": 0, "rank_low": 0, "rank_high": 0, "p_rank1": None, "tier": 0, "tier_p": 4,
@@ -108,6 +126,61 @@ class RunRecords:
             self.status, self.reason = "degenerate", reason
 
 
+class ExternalRecords:
+    """One submission's record (submissions/<name>/submission.json) and its scores (scores/<name>/)."""
+
+    def __init__(self, name: str, submission: dict, scores_dir: Path):
+        self.name, self.submission = name, submission
+        self.evaluation, self.volumes = read_evaluation(scores_dir / name)
+        if self.evaluation["id"] != name or "submission" not in self.evaluation:
+            raise DataError(scores_dir / name / "metrics.json", f"is not the score of {name}; {SCORE}")
+        self.status, self.reason = "ok", ""
+
+
+SCORE = "score the submissions (`dvc repro score`)"
+
+
+def read_externals(submissions_dir: Path | None, scores_dir: Path | None, taken: set[str]) -> tuple[list, list]:
+    """(the scored submissions, in experiment and name order; the names made for other test scans)."""
+    if submissions_dir is None or scores_dir is None:
+        return [], []
+    records = submissions.read_all(submissions_dir)
+    if not records:
+        return [], []
+    index_path = scores_dir / "index.json"
+    index = check_record(read_json(index_path, SCORE), {"scored": listing(text), "other_test_set": listing(text)},
+                         index_path, SCORE)  # fmt: skip
+    known = set(index["scored"]) | set(index["other_test_set"])
+    for name in records:
+        if name in taken:
+            raise DataError(submissions_dir / name, "has the name of a model of the grid; rename the submission")
+        if name not in known:
+            raise DataError(submissions_dir / name, f"has not been scored; {SCORE}")
+    stale = sorted(known - set(records))
+    if stale:
+        raise DataError(index_path, f"lists {stale[0]}, which is no longer a submission; {SCORE}")
+    order = {name: index for index, name in enumerate(EXPERIMENTS)}
+    scored = [ExternalRecords(name, records[name], scores_dir) for name in index["scored"]]
+    scored.sort(key=lambda entry: (order[entry.submission["experiment"]], entry.name))
+    return scored, list(index["other_test_set"])
+
+
+def external_row(entry: ExternalRecords) -> dict:
+    """A submission's leaderboard row: its scores, and what is known of its model."""
+    about, evaluation = entry.evaluation["submission"], entry.evaluation
+    row = {name: evaluation.get(name) for name in EVALUATED}
+    params = about.get("params")
+    row.update(
+        id=entry.name, source="external", experiment=entry.submission["experiment"],
+        architecture=about.get("architecture") or None, encoder=about.get("encoder") or None,
+        data_source=evaluation.get("data_source"), profile=evaluation.get("profile"), status="ok",
+        hd95_median=float(entry.volumes["hd95"].median()), missed_volumes=missed(entry.volumes),
+        params_m=params / 1e6 if params else entry.submission.get("params_m"), gflops=about.get("gflops"),
+        infer_images_per_s=about.get("infer_images_per_s"), speed_device=about.get("speed_device"),
+    )  # fmt: skip
+    return row
+
+
 def missed(volumes: pd.DataFrame) -> int:
     """Volumes with a target and no predicted voxel at all: each scores HD95 as the volume's diagonal."""
     return int(((volumes["target_voxels"] > 0) & (volumes["predicted_voxels"] == 0)).sum())
@@ -122,8 +195,9 @@ def model_row(records: RunRecords, paper: dict, speed: dict) -> dict:
         row.update(hd95_median=float(records.volumes["hd95"].median()), missed_volumes=missed(records.volumes))
     row.update(
         {name: train.get(name) for name in ("experiment", "architecture", "encoder", "encoder_weights")},
-        id=records.run.id, data_source=train["data_source"], profile=train["profile"], status=records.status,
-        status_reason=records.reason, paper_reported_dice=paper.get(key), params_m=train["params"] / 1e6,
+        id=records.run.id, source="grid", data_source=train["data_source"], profile=train["profile"],
+        status=records.status, status_reason=records.reason, paper_reported_dice=paper.get(key),
+        params_m=train["params"] / 1e6,
         trained_params_m=train["trained_params"] / 1e6 if train.get("trained_params") else None,
         gflops=train.get("gflops"), infer_images_per_s=timing.get("infer_images_per_s"),
         train_images_per_s=timing.get("train_images_per_s"), speed_device=speed.get("device") if timing else None,
@@ -145,17 +219,22 @@ def _seed_rows(main: RunRecords, repeats: list[RunRecords]) -> list[dict]:
 RUN_KEYS = ("experiment", "architecture", "encoder", "encoder_weights")
 
 
-def volume_rows(records) -> pd.DataFrame:
-    """Every evaluated run x test volume, one long table (run, model, its keys, base seed, status, scores)."""
+def volume_rows(records, externals=()) -> pd.DataFrame:
+    """Every evaluated run x test volume, one long table (run, model, source, its keys, base seed, status, scores),
+    the submissions' after the grid's."""
     frames = [
-        r.volumes.assign(run=r.run.id, model=r.run.cell.id, **{key: r.train[key] for key in RUN_KEYS},
+        r.volumes.assign(run=r.run.id, model=r.run.cell.id, source="grid", **{key: r.train[key] for key in RUN_KEYS},
                          base_seed=r.train.get("base_seed"), status=r.status)
         for r in records if not r.volumes.empty
+    ] + [
+        e.volumes.assign(run=e.name, model=e.name, source="external", experiment=e.submission["experiment"],
+                         architecture=None, encoder=None, encoder_weights=None, base_seed=None, status="ok")
+        for e in externals
     ]  # fmt: skip
+    first = ["run", "model", "source", *RUN_KEYS, "base_seed", "status"]
     if not frames:
-        return pd.DataFrame(columns=["run", "model", *RUN_KEYS, "base_seed", "status", "volume"])
+        return pd.DataFrame(columns=[*first, "volume"])
     frame = pd.concat(frames, ignore_index=True)
-    first = ["run", "model", *RUN_KEYS, "base_seed", "status"]
     return frame[first + [c for c in frame.columns if c not in first]]
 
 
@@ -231,7 +310,10 @@ def _write_csv(rows: list[dict], columns: dict, path: Path) -> None:
 
 
 def aggregate(params: Params, models_dir: Path, evaluation_dir: Path, out_dir: Path, reference_dir: Path,
-              speed_file: Path = SPEED_FILE) -> pd.DataFrame:  # fmt: skip
+              speed_file: Path = SPEED_FILE, submissions_dir: Path | None = None,
+              scores_dir: Path | None = None) -> pd.DataFrame:  # fmt: skip
+    """Write results/ into ``out_dir``; the leaderboard's frame. Submissions are ranked with the grid's models
+    when ``submissions_dir`` and ``scores_dir`` are given."""
     table = paper_rows(reference_dir)
     paper = {key: row["dice"] for key, row in table.items()}
     speed = read_speed(speed_file)
@@ -248,16 +330,25 @@ def aggregate(params: Params, models_dir: Path, evaluation_dir: Path, out_dir: P
     for run in runs:
         if run.seed is not None:
             repeats.setdefault(run.cell.id, []).append(records[run.id])
-    rows = [model_row(main, paper, speed) for main in mains]
+    externals, other_test_set = read_externals(submissions_dir, scores_dir, {r.id for r in runs} | {
+        run.cell.id for run in runs})  # fmt: skip
+    grid_rows = [model_row(main, paper, speed) for main in mains]
+    external_rows = [external_row(entry) for entry in externals]
+    rows = grid_rows + external_rows
+    mixed = sorted({row["data_source"] for row in external_rows} - set(sources))
+    if mixed and sources:
+        raise DataError(scores_dir, f"holds scores on {mixed[0]} data, the models' are {sources[0]}; {SCORE}")
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     volumes = {main.run.id: main.volumes for main in mains if main.status == "ok"}
+    volumes.update({entry.name: entry.volumes for entry in externals})
     settings = (params.evaluate.bootstrap_samples, params.evaluate.confidence, params.evaluate.seed)
     ranks, rank_summary = rank_all(frame, volumes, settings)
     dice_ranks = {row["id"]: row for row in ranks if row["metric"] == "dice"}
     seed_dice: dict[str, list[float]] = {}
     confidence = params.evaluate.confidence
-    for row, main in zip(rows, mains, strict=True):
+    for row in rows:
         row.update({k: v for k, v in dice_ranks.get(row["id"], {}).items() if k not in ("id", "experiment", "metric")})
+    for row, main in zip(grid_rows, mains, strict=True):
         evaluated = [r for r in [main, *repeats.get(main.run.id, [])] if r.status != "failed"]
         if main.run.id in repeats:
             seed_dice[main.run.id] = [float(r.evaluation["dice"]) for r in evaluated]
@@ -268,7 +359,8 @@ def aggregate(params: Params, models_dir: Path, evaluation_dir: Path, out_dir: P
                     row["seed_dice_sd"], len(evaluated), confidence
                 )
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    for row, main in zip(rows, mains, strict=True):
+    grid_frame = frame[frame["source"] == "grid"]
+    for row, main in zip(grid_rows, mains, strict=True):
         folder = out_dir / row["id"]
         folder.mkdir()
         record = {**main.train, **main.evaluation, **{k: v for k, v in row.items() if v is not None}}
@@ -281,14 +373,25 @@ def aggregate(params: Params, models_dir: Path, evaluation_dir: Path, out_dir: P
         if main.run.id in repeats:
             pd.DataFrame(_seed_rows(main, repeats[main.run.id])).to_csv(folder / "seeds.csv", index=False,
                                                                        float_format="%.6f")  # fmt: skip
+    for row, entry in zip(external_rows, externals, strict=True):
+        folder = out_dir / row["id"]
+        folder.mkdir()
+        record = {**entry.evaluation, **{k: v for k, v in row.items() if v is not None},
+                  "metadata": public_metadata(entry.submission),
+                  "comparisons": external_comparisons(entry, grid_frame, volumes)}  # fmt: skip
+        _write_json(record, folder / "metrics.json")
+        shutil.copyfile(scores_dir / entry.name / "volumes.csv", folder / "volumes.csv")
     _write_csv(rows, COLUMNS, out_dir / "leaderboard.csv")
-    volume_rows(records.values()).to_csv(out_dir / "volumes.csv", index=False, float_format="%.6f")
+    volume_rows(records.values(), externals).to_csv(out_dir / "volumes.csv", index=False, float_format="%.6f")
     rank_columns = {"experiment": None, "metric": None, "id": None, "rank": 0, "rank_median": 0, "rank_low": 0,
                     "rank_high": 0, "p_rank1": None, "tier": 0, "tier_p": 4}  # fmt: skip
     _write_csv(ranks, rank_columns, out_dir / "rankings.csv")
     recipes = rank_recipes(mains, repeats, settings)
     _write_csv(recipes, RECIPE_COLUMNS, out_dir / "recipes.csv")
-    summary = summarise(frame, params, reference_dir, table, rank_summary, seed_dice, speed, settings)
+    summary = summarise(grid_frame, params, reference_dir, table, rank_summary, seed_dice, speed, settings)
+    summary["submissions"] = submission_summary(frame, other_test_set)
+    # What a submitted model without preprocessing.json is run with (pipeline.submit records the same).
+    summary["preprocess"] = {key: getattr(params.preprocess, key) for key in ("size", "hu_offset", "hu_scale")}
     summary["recipes"] = recipe_summary(recipes)
     summary["voxel_size"] = voxel_size(mains)
     summary["implementation"] = next(
@@ -296,8 +399,50 @@ def aggregate(params: Params, models_dir: Path, evaluation_dir: Path, out_dir: P
         {"surface": "not run: no model was evaluated", "library": "not run"},
     )
     _write_json(summary, out_dir / "summary.json")
-    _write_json(headline(frame), out_dir / "headline.json")
+    _write_json(headline(grid_frame), out_dir / "headline.json")
     return frame
+
+
+def public_metadata(submission: dict) -> dict:
+    """What a submission's page shows of its record (free text is escaped by the site, like every value)."""
+    keys = ("kind", "title", "authors", "url", "paper", "description", "training_data", "submitted", "files",
+            "profile", "data_source", "params_m", "preprocessing")  # fmt: skip
+    return {key: submission.get(key) for key in keys}
+
+
+def external_comparisons(entry: ExternalRecords, grid: pd.DataFrame, volumes: dict) -> list[dict]:
+    """The submission against the leader of the grid's checkpoints and against those of similar size, on
+    Dice (pipeline.results.placement: exact Wilcoxon, Holm over these comparisons)."""
+    ok = grid[(grid["status"] == "ok") & (grid["experiment"] == entry.submission["experiment"])]
+    if ok.empty:
+        return []
+    ids = list(ok["id"])
+    order = list(entry.volumes["volume"])
+    scores = {metric: score_matrix(ids, volumes, metric) for metric in RANKED}
+    aligned = {metric: matrix[:, [list(volumes[ids[0]]["volume"]).index(v) for v in order]]
+               for metric, matrix in scores.items()}  # fmt: skip
+    sizes = {row.id: float(row.params_m) for row in ok.itertuples() if row.params_m == row.params_m}
+    baselines = placement.Baselines(ids, order, aligned, sizes)
+    params_m = entry.evaluation["submission"].get("params")
+    params_m = params_m / 1e6 if params_m else entry.submission.get("params_m")
+    similar = placement.similar_size(params_m, baselines)
+    against = [placement.leader(baselines), *similar[:5]]
+    entry_dice = entry.volumes.set_index("volume").loc[order, "dice"].to_numpy(dtype=float)
+    rows = placement.comparisons(entry_dice, baselines, against)
+    for row in rows:
+        row["role"] = "leader" if row["against"] == against[0] else "similar size"
+    return rows
+
+
+def submission_summary(frame: pd.DataFrame, other_test_set: list[str]) -> dict:
+    """How many submissions were ranked, per experiment the best one, and those made for other test scans."""
+    external = frame[frame["source"] == "external"]
+    best = {}
+    for experiment, group in external.groupby("experiment", sort=False):
+        top = group.sort_values(["rank", "id"]).iloc[0]
+        best[experiment] = {"id": top["id"], "rank": int(top["rank"]), "tier": int(top["tier"]),
+                            "dice": round(float(top["dice"]), 4), "entries": len(group)}  # fmt: skip
+    return {"ranked": len(external), "best": best, "other_test_set": other_test_set}
 
 
 def recipe_summary(recipes: list[dict]) -> dict:
@@ -425,11 +570,15 @@ def main() -> None:
     parser.add_argument("--evaluation", type=Path, default=EVALUATION_DIR)
     parser.add_argument("--reference", type=Path, default=REFERENCE_DIR)
     parser.add_argument("--speed", type=Path, default=SPEED_FILE)
+    parser.add_argument("--submissions", type=Path, default=SUBMISSIONS_DIR)
+    parser.add_argument("--scores", type=Path, default=SCORES_DIR)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
     params = load_params(args.params)
     with replace_directory(args.out) as staging:
-        frame = aggregate(params, args.models, args.evaluation, staging, args.reference, args.speed)
+        frame = aggregate(
+            params, args.models, args.evaluation, staging, args.reference, args.speed, args.submissions, args.scores
+        )
     counts = frame["status"].value_counts()
     print(
         f"aggregate: {len(frame)} models ({counts.get('ok', 0)} ok, {counts.get('degenerate', 0)} did not learn, "

@@ -37,6 +37,8 @@ EXACT_BUDGET = 2_000_000  # models x distinct resamples ranked exactly (9 cases:
 MIN_DRAWS = 10_000  # random draws when that is more
 TAU_SAMPLE = 1_000
 ALPHA = 0.05
+# The metrics models are ranked by, and whether higher is better.
+RANKED = {"dice": True, "nsd": True, "hd95": False}
 
 
 @dataclass(frozen=True)

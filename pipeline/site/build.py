@@ -34,6 +34,7 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup, escape
 
+from pipeline.core import submissions
 from pipeline.core.config import load_params
 from pipeline.core.errors import DataError, run_stage
 from pipeline.core.experiments import EXPERIMENTS
@@ -48,11 +49,13 @@ from pipeline.core.paths import (
     PROJECT_ROOT,
     PUBLIC_DIR,
     RESULTS_DIR,
+    SCORES_DIR,
     SOURCES_DIR,
     TEMPLATES_DIR,
     TRAIN_INPUTS,
 )
 from pipeline.evaluation.metrics import SCORES
+from pipeline.results import placement
 from pipeline.results.findings import INITIALISATION_EFFECT, LESION_EFFECT
 from pipeline.site import charts
 from pipeline.site import format as site_format
@@ -177,7 +180,7 @@ EMPTY_STATS = {"mean": None, "std": None, "median": None, "n": 0}
 
 
 def home_context(results: Results) -> dict:
-    summary, board = results.summary, results.leaderboard
+    summary, board = results.summary, results.grid
     rows = []
     for experiment in results.experiments:
         group = board[board["experiment"] == experiment]
@@ -201,13 +204,15 @@ def home_context(results: Results) -> dict:
 def leaderboard_context(results: Results, experiment: str, model_href: Callable[[str], str]) -> dict:
     board = results.leaderboard
     rows = board[board["experiment"] == experiment].copy()
+    grid = rows[rows["source"] == "grid"]
     order = {"ok": 0, "degenerate": 1, "failed": 2}
     rows = rows.assign(_status=rows["status"].map(order)).sort_values(["_status", "rank", "id"], na_position="last")
     device = results.summary["speed"].get("device") or "the machine that timed them"
     note = chart_note(results)
     ranking = results.summary["rankings"]["dice"].get(experiment)
     return {
-        "banner": _banner(results), "experiment": experiment, "counts": counts(rows), "device": device,
+        "banner": _banner(results), "experiment": experiment, "counts": counts(grid), "device": device,
+        "submitted": len(rows) - len(grid),
         "table": site_tables.leaderboard_table(rows.drop(columns="_status"), model_href, device, results.synthetic),
         "chart": charts.leaderboard_chart(board, experiment, model_href, device, note),
         "blobs": charts.blob_plot(results.rankings, ranking["blobs"], experiment, "dice", note, model_href)
@@ -259,14 +264,45 @@ def model_context(results: Results, model_id: str, provenance: Provenance) -> di
     }
 
 
+def submission_context(results: Results, model_id: str) -> dict:
+    """A submission's page: what it is, how it scored, how it compares with the baselines, what was scored."""
+    model = results.models[model_id]
+    metrics, about = model.metrics, model.metrics["submission"]
+    same = results.leaderboard[results.leaderboard["experiment"] == metrics["experiment"]]
+    kind = about["kind"]
+    notes = {
+        "predictions": "the submitted masks resized to it as the ground truth is (coverage of at least a half)",
+        "smp": "the model's own output there" if about.get("input") == "the prepared test slices" else
+        "its masks on each scan's grid resized to it as the ground truth is",
+    }  # fmt: skip
+    notes["onnx"] = notes["smp"]
+    return {
+        "banner": _banner(results), "m": metrics, "meta": metrics["metadata"], "about": about,
+        "kind_title": submissions.KIND_TITLES[kind], "payload": submissions.PAYLOADS[kind],
+        "ranked": int((same["status"] == "ok").sum()), "comparisons": metrics["comparisons"],
+        "size_factor": placement.SIZE_FACTOR, "volumes": _records(model.volumes),
+        "volume_chart": charts.volume_bars(model.volumes, chart_note(results)),
+        "tolerance": _tolerance(metrics["experiment"], results), "viewers": viewer_entries(results, model_id),
+        "viewer_colours": VIEWER_COLOURS, "files": sorted(about["files"].items()),
+        "working_size_note": notes[kind],
+    }  # fmt: skip
+
+
 # The viewer draws the prediction in the colours of the mask pictures (pipeline.core.palette).
 VIEWER_COLOURS = ";".join(",".join(map(str, COLOURS[name])) for name in ("tp", "fp", "fn"))
 
 
 def viewer_entries(results: Results, model_id: str) -> list[dict]:
-    """The volumes a model's viewer shows: its CT's key and its prediction's key."""
-    volumes = results.viewer.get("models", {}).get(model_id, [])
-    names, typical = results.viewer.get("volumes", {}), set(results.viewer.get("typical", {}).values())
+    """The volumes a model's viewer shows: its CT's key and its prediction's key (a submission's, from its
+    score record: the score stage writes its viewer data)."""
+    model = results.models[model_id]
+    if model.external:
+        volumes = [v for v in model.metrics.get("viewer", []) if isinstance(v, str) and v.isalnum()]
+        names = {submissions.case_id(name): name for name in model.metrics["test_volumes"]}
+    else:
+        volumes = results.viewer.get("models", {}).get(model_id, [])
+        names = results.viewer.get("volumes", {})
+    typical = set(results.viewer.get("typical", {}).values())
     return [{"volume": names.get(v, v), "ct": f"ct-{v}", "labels": f"{model_id}--{v}", "typical": v in typical}
             for v in volumes]  # fmt: skip
 
@@ -294,7 +330,9 @@ def curves_frame(results: Results) -> pd.DataFrame:
 
 def compare_contexts(results: Results, model_href: Callable[[str], str]) -> dict[str, dict]:
     """One context per comparison page (template compare/<name>.md.j2)."""
-    board, summary, banner, note = results.leaderboard, results.summary, _banner(results), chart_note(results)
+    # The grid's own comparisons: submissions have no architecture x encoder x initialisation to compare by.
+    board = results.grid
+    summary, banner, note = results.summary, _banner(results), chart_note(results)
     init_pairs, lesion_pairs = (pd.DataFrame(summary["pairs"][name]) for name in ("initialisation", "lesions"))
     filters = sorted(p.stem for p in (results.figures / "filters").glob("*.png"))
     effects = summary["effects"]
@@ -363,7 +401,8 @@ def model_data(results: Results, model_id: str) -> dict:
     record = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}
     columns = ["volume", *SCORES, "nsd", "hd95"]
     record["volumes"] = _records(model.volumes[columns]) if model.evaluated else []
-    record["history"] = charts.history_rows(model.history, f"{model_id} ") if model.evaluated else []
+    record["history"] = charts.history_rows(model.history, f"{model_id} ") if not model.history.empty else []
+    record["source"] = m.get("source", "grid")
     record["mask"] = f"img/masks/{model_id}.png" if (results.figures / "masks" / f"{model_id}.png").exists() else None
     record["viewer"] = viewer_entries(results, model_id)
     return record
@@ -391,6 +430,23 @@ def methods_context(results: Results) -> dict:
         "volumes": summary["test_volumes"], "smallest_p": summary["smallest_wilcoxon_p"],
         "tolerances": summary["tolerances"], "speed": summary["speed"], "bootstrap": summary["bootstrap"],
         "voxel": summary.get("voxel_size") or {},
+    }  # fmt: skip
+
+
+def submit_context(results: Results) -> dict:
+    """The "Submit your model" page: its rules come from the code that applies them."""
+    from pipeline.data import rawdata
+
+    board = results.leaderboard
+    preprocess = results.summary["preprocess"]
+    return {
+        "banner": _banner(results), "baselines": int(((board["source"] == "grid") & (board["status"] == "ok")).sum()),
+        "submitted": int((board["source"] == "external").sum()), "volumes": results.summary["test_volumes"],
+        "image_dir": rawdata.TEST_IMAGE_DIR, "lung_dir": rawdata.TEST_LUNG_DIR,
+        "name_length": submissions.NAME_LENGTH, "affine_atol": submissions.AFFINE_ATOL,
+        "affine_rtol": submissions.AFFINE_RTOL, "ignored_names": submissions.IGNORED_NAMES,
+        "ignored_suffixes": submissions.IGNORED_SUFFIXES, "size": preprocess["size"],
+        "hu_offset": preprocess["hu_offset"], "hu_scale": preprocess["hu_scale"],
     }  # fmt: skip
 
 
@@ -445,8 +501,11 @@ def generate(results: Results, provenance: Provenance, docs: Path, sources: Path
           experiments=results.experiments)  # fmt: skip
     data = docs / "data" / "models"
     data.mkdir(parents=True)
-    for model_id in results.models:
-        write(f"models/{model_id}.md", "model.md.j2", **model_context(results, model_id, provenance))
+    for model_id, model in results.models.items():
+        if model.external:
+            write(f"models/{model_id}.md", "submission.md.j2", **submission_context(results, model_id))
+        else:
+            write(f"models/{model_id}.md", "model.md.j2", **model_context(results, model_id, provenance))
         (data / f"{model_id}.js").write_text(_js_data("benchmarkModels", model_id, model_data(results, model_id)))
     index = [{"id": r["id"], "experiment": r["experiment"], "status": r["status"], "dice": r["dice"]}
              for r in _records(results.leaderboard)]  # fmt: skip
@@ -456,6 +515,11 @@ def generate(results: Results, provenance: Provenance, docs: Path, sources: Path
             shutil.copytree(results.figures / kind, docs / "img" / kind)
     if results.viewer:  # the viewer's volumes: one CT per volume shown, one small label volume per model
         shutil.copytree(results.figures / "viewer", docs / "viewer", ignore=shutil.ignore_patterns("*.json"))
+    for model_id, model in results.models.items():  # a submission's, from the score stage (the same CT files)
+        scripts = results.scores / model_id / "viewer"
+        if model.external and scripts.is_dir():
+            shutil.copytree(scripts, docs / "viewer", dirs_exist_ok=True)
+    write("submit.md", "submit.md.j2", **submit_context(results))
     write_downloads(results, docs / "downloads")
     shutil.copyfile(PROJECT_ROOT / "CITATION.cff", docs / "downloads" / "CITATION.cff")
     return pages
@@ -531,12 +595,13 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
     parser.add_argument("--results", type=Path, default=RESULTS_DIR)
     parser.add_argument("--figures", type=Path, default=FIGURES_DIR)
+    parser.add_argument("--scores", type=Path, default=SCORES_DIR, help="the submissions' viewer data")
     parser.add_argument("--docs", type=Path, default=DOCS_DIR, help="where the generated Markdown goes")
     parser.add_argument("--out", type=Path, default=PUBLIC_DIR)
     parser.add_argument("--no-mkdocs", action="store_true", help="only generate the Markdown")
     args = parser.parse_args()
     started = time.perf_counter()
-    results = load_results(args.results, args.figures)
+    results = load_results(args.results, args.figures, args.scores)
     provenance = load_provenance(args.params)
     with replace_directory(args.docs) as staging:
         pages = generate(results, provenance, staging)

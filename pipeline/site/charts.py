@@ -25,11 +25,14 @@ WIDTH = 330
 HEIGHT = 250
 # One colour per architecture on every chart; a chart's legend lists only the architectures it draws.
 ARCH_COLOURS = {"unet": "#1f77b4", "linknet": "#ff7f0e", "fpn": "#2ca02c", "pspnet": "#d62728"}
+# Submissions (pipeline.submit) are drawn in one colour and shape of their own, whatever their architecture.
+SUBMISSION = "submission"
+SUBMISSION_COLOUR = "#000000"
 
 
 def arch_scale(present) -> alt.Scale:
-    names = [name for name in ARCHITECTURE_NAMES if name in set(present)]
-    return alt.Scale(domain=names, range=[ARCH_COLOURS[name] for name in names])
+    names = [name for name in [*ARCHITECTURE_NAMES, SUBMISSION] if name in set(present)]
+    return alt.Scale(domain=names, range=[ARCH_COLOURS.get(name, SUBMISSION_COLOUR) for name in names])
 
 
 def vega(spec: dict) -> dict:
@@ -60,6 +63,9 @@ def leaderboard_frame(board: pd.DataFrame) -> pd.DataFrame:
                "params_m", "infer_images_per_s"]  # fmt: skip
     ok = board[board["status"] == "ok"]
     rows = ok[columns].round(4).copy()
+    external = (ok["source"] == "external").to_numpy()
+    rows.loc[external, "architecture"] = SUBMISSION
+    rows.loc[external, "encoder_weights"] = SUBMISSION
     rows["rank_interval"] = [f"{int(a)}-{int(b)}" for a, b in zip(ok["rank_low"], ok["rank_high"], strict=True)]
     return rows.reset_index(drop=True)
 
@@ -81,18 +87,20 @@ def leaderboard_chart(board: pd.DataFrame, experiment: str, model_href: Callable
     """One experiment's Dice against size and against speed, with the Pareto front of each (dashed, named in
     the legend). Architecture and initialisation filters list only what this experiment has; no brushing."""
     data = leaderboard_frame(board[board["experiment"] == experiment])
-    present = [a for a in ARCHITECTURE_NAMES if a in set(data["architecture"])]
-    inits = [w for w in ("random", "imagenet") if w in set(data["encoder_weights"])]
+    present = [a for a in [*ARCHITECTURE_NAMES, SUBMISSION] if a in set(data["architecture"])]
+    inits = [w for w in ("random", "imagenet", SUBMISSION) if w in set(data["encoder_weights"])]
     params, filters = [], []
     if len(present) > 1:
         for name in present:
-            params.append(alt.param(name=f"show_{name}", value=True,
-                                    bind=alt.binding_checkbox(name=ARCHITECTURE_NAMES[name] + " ")))  # fmt: skip
+            label = ARCHITECTURE_NAMES.get(name, "Submissions")
+            params.append(alt.param(name=f"show_{name}", value=True, bind=alt.binding_checkbox(name=label + " ")))
         filters.append(" || ".join(f"(datum.architecture == '{a}' && show_{a})" for a in present))
-    if len(inits) > 1:
-        params.append(alt.param(name="initialisation", value="all",
-                                bind=alt.binding_select(options=["all", *inits], name="Initialisation ")))  # fmt: skip
-        filters.append("initialisation == 'all' || datum.encoder_weights == initialisation")
+    grid_inits = [w for w in inits if w != SUBMISSION]
+    if len(grid_inits) > 1:
+        choice = alt.binding_select(options=["all", *grid_inits], name="Initialisation ")
+        params.append(alt.param(name="initialisation", value="all", bind=choice))
+        filters.append(f"initialisation == 'all' || datum.encoder_weights == initialisation || "
+                       f"datum.encoder_weights == '{SUBMISSION}'")  # fmt: skip
     base = alt.Chart(data).transform_calculate(url=link(model_href))
     for expression in filters:
         base = base.transform_filter(expression)

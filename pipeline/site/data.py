@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.core import records
+from pipeline.core import records, submissions
 from pipeline.core.cells import parse_cell_id
-from pipeline.core.errors import DataError
+from pipeline.core.errors import DataError, PipelineError
 from pipeline.core.experiments import EXPERIMENTS
 from pipeline.core.outputs import read_json, read_table, require_keys
-from pipeline.core.paths import FIGURES_DIR, RESULTS_DIR
+from pipeline.core.paths import FIGURES_DIR, RESULTS_DIR, SCORES_DIR
 from pipeline.results.aggregate import COLUMNS, RECIPE_COLUMNS
 
 EXPERIMENT_NAMES = {name: experiment.title for name, experiment in EXPERIMENTS.items()}
@@ -26,20 +26,34 @@ ARCHITECTURE_NAMES = {"unet": "Unet", "linknet": "Linknet", "fpn": "FPN", "pspne
 # Sources that are not measurements of a real dataset: the site says so on every page.
 SYNTHETIC_SOURCES = {"phantom": "synthetic CT phantoms", "fixture": "a made-up results fixture (for tests)"}
 STATUSES = ("ok", "failed", "degenerate")
+SOURCES = ("grid", "external")
 
 AGGREGATE = "rerun the aggregate stage (`dvc repro aggregate`)"
 MODEL = {**records.TRAIN, "status": records.one_of(*STATUSES)}
 EVALUATED = {**records.EVALUATED, **records.TRAINED, "gflops": records.number(0.0), "size": records.integer(32)}
+# A submission's record: its scores, what was scored, its metadata and its paired comparisons.
+EXTERNAL = {
+    "id": records.text, "status": records.one_of("ok"), "experiment": records.one_of(*EXPERIMENTS),
+    **records.EVALUATED, "submission": records.mapping({"kind": records.one_of(*submissions.PAYLOADS),
+                                                         "files": records.mapping({})}),
+    "metadata": records.mapping({key: records.text for key in ("title", "authors", "description", "training_data",
+                                                               "url", "paper", "submitted")}),
+    "comparisons": records.listing(records.mapping({"against": records.text, "difference": records.number(),
+                                                    "wins": records.integer(0), "losses": records.integer(0),
+                                                    "pairs": records.integer(1), "p_holm": records.SCORE,
+                                                    "verdict": records.text, "role": records.text})),
+}  # fmt: skip
 SCORE_COLUMNS = ("dice", "nsd", "sensitivity", "specificity", "precision", "slice_dice", "pooled_dice", "p_rank1")
 # Every numeric column of the leaderboard is a finite number or empty; scores lie in [0, 1].
 LEADERBOARD = {
     name: records.OPTIONAL_SCORE if name.split("_ci_")[0] in SCORE_COLUMNS else records.number(optional=True)
     for name, decimals in COLUMNS.items() if decimals is not None
-}  # fmt: skip
+} | {"source": records.one_of(*SOURCES)}  # fmt: skip
 SUMMARY = {
     **{key: records.mapping({}) for key in ("leaders", "dice", "nsd", "hd95", "paper_comparison", "rankings",
                                             "seed_variance", "bootstrap", "speed", "tolerances", "paper",
-                                            "implementation", "pairs", "recipes", "voxel_size", "failures")},
+                                            "implementation", "pairs", "recipes", "voxel_size", "failures",
+                                            "submissions", "preprocess")},
     **{key: records.listing(records.mapping({})) for key in ("excluded", "effects", "size_correlation",
                                                              "best_and_worst")},
     "data_source": records.text, "profile": records.text, "models": records.integer(0),
@@ -56,9 +70,15 @@ RECIPES = {"seeds": records.integer(2), "failed_seeds": records.integer(0), "dic
 
 
 def check_model_id(row: dict, path: Path, line: int) -> None:
-    """A leaderboard row's id must be a model id of the grammar and agree with its own columns: ids become
-    file names and URLs, so ``../../x`` or markup must never get that far."""
+    """A leaderboard row's id must be a model id of the grammar and agree with its own columns (a submission's:
+    a submission name): ids become file names and URLs, so ``../../x`` or markup must never get that far."""
     model_id = str(row["id"])
+    if row["source"] == "external":
+        try:
+            submissions.check_name(model_id)
+        except PipelineError as error:
+            raise DataError(path, f"row {line}: {error}") from None
+        return
     try:
         cell = parse_cell_id(model_id)
     except ValueError as error:
@@ -81,6 +101,11 @@ class Model:
         return self.metrics["status"]
 
     @property
+    def external(self) -> bool:
+        """A submission (pipeline.submit), not a model the benchmark trained."""
+        return self.metrics.get("source") == "external"
+
+    @property
     def evaluated(self) -> bool:
         """Trained to the end and tested (ok or degenerate): it has metrics, curves and pictures."""
         return self.status != "failed"
@@ -96,6 +121,7 @@ class Results:
     slices: dict  # experiment -> [{volume, slice}] the mask pictures show
     viewer: dict  # figures/viewer/viewer.json: the volumes each model's viewer shows ({} without viewer data)
     recipes: pd.DataFrame  # results/recipes.csv: the recipes ranked over seeds (empty without repeats)
+    scores: Path = SCORES_DIR  # the score stage's output: the submissions' viewer data
 
     @property
     def data_source(self) -> str:
@@ -113,14 +139,32 @@ class Results:
     def experiments(self) -> list[str]:
         return list(dict.fromkeys(self.leaderboard["experiment"]))
 
+    @property
+    def grid(self) -> pd.DataFrame:
+        """The leaderboard's rows of the benchmark's own models (not the submissions)."""
+        return self.leaderboard[self.leaderboard["source"] == "grid"]
+
     def present(self, column: str) -> list[str]:
-        """The values of a column that occur, in their natural order (only these become chart options)."""
+        """The values of a column that occur among the grid's models, in their natural order (only these become
+        chart options)."""
         order = {"architecture": list(ARCHITECTURE_NAMES), "encoder_weights": ["random", "imagenet"]}.get(column)
-        values = list(dict.fromkeys(self.leaderboard[column]))
+        values = list(dict.fromkeys(self.grid[column]))
         return sorted(values, key=order.index) if order else values
 
 
-def _model(results_dir: Path, model_id: str, status: str) -> Model:
+def _external(results_dir: Path, model_id: str) -> Model:
+    folder = results_dir / model_id
+    path = folder / "metrics.json"
+    metrics = records.check_record(read_json(path, AGGREGATE), EXTERNAL, path, AGGREGATE)
+    if metrics["id"] != model_id or metrics.get("source") != "external":
+        raise DataError(path, f"is the record of {metrics['id']!r}, not of the submission {model_id}")
+    volumes = records.read_volume_table(folder / "volumes.csv", metrics["test_volumes"], AGGREGATE)
+    return Model(model_id, metrics, pd.DataFrame(), volumes, pd.DataFrame())
+
+
+def _model(results_dir: Path, model_id: str, status: str, source: str = "grid") -> Model:
+    if source == "external":
+        return _external(results_dir, model_id)
     folder = results_dir / model_id
     path = folder / "metrics.json"
     metrics = records.check_record(read_json(path, AGGREGATE), MODEL, path, AGGREGATE)
@@ -138,7 +182,8 @@ def _model(results_dir: Path, model_id: str, status: str) -> Model:
     return Model(model_id, metrics, history, volumes, seeds)
 
 
-def load_results(results_dir: Path = RESULTS_DIR, figures_dir: Path = FIGURES_DIR) -> Results:
+def load_results(results_dir: Path = RESULTS_DIR, figures_dir: Path = FIGURES_DIR,
+                 scores_dir: Path = SCORES_DIR) -> Results:  # fmt: skip
     """Everything the site shows; one DataError naming the file when something is missing or malformed."""
     board_path = results_dir / "leaderboard.csv"
     board = read_table(board_path, tuple(COLUMNS), AGGREGATE)
@@ -161,8 +206,8 @@ def load_results(results_dir: Path = RESULTS_DIR, figures_dir: Path = FIGURES_DI
     if stray:
         raise DataError(results_dir / "rankings.csv", f"ranks {stray[0]}, which the leaderboard does not list")
     models = {
-        model_id: _model(results_dir, model_id, status)
-        for model_id, status in zip(board["id"], board["status"], strict=True)
+        model_id: _model(results_dir, model_id, status, source)
+        for model_id, status, source in zip(board["id"], board["status"], board["source"], strict=True)
     }
     slices = read_json(figures_dir / "slices.json", "draw the figures first (`dvc repro figures`)")
     viewer_path = figures_dir / "viewer" / "viewer.json"
@@ -179,7 +224,7 @@ def load_results(results_dir: Path = RESULTS_DIR, figures_dir: Path = FIGURES_DI
                 raise DataError(viewer_path, f"gives {model_id} a volume that is not a plain folder name")
     recipes = read_table(results_dir / "recipes.csv", RECIPE_COLUMNS, AGGREGATE)
     records.check_columns(recipes, RECIPES, results_dir / "recipes.csv", AGGREGATE)
-    return Results(board, summary, rankings, models, figures_dir, slices, viewer, recipes)
+    return Results(board, summary, rankings, models, figures_dir, slices, viewer, recipes, scores_dir)
 
 
 def intensity(results: Results) -> dict:

@@ -28,10 +28,10 @@ from pathlib import Path
 import yaml
 
 from pipeline.core.config import load_params
-from pipeline.core.dvc import dvc_command, dvc_message
 from pipeline.core.errors import PipelineError, run_stage
 from pipeline.core.outputs import read_json, read_table, replace_directory
 from pipeline.core.paths import DVC_LOCK, MODELS_DIR, PARAMS_FILE, RESULTS_DIR, TRAIN_INPUTS
+from pipeline.core.processes import dvc_command, dvc_message
 from pipeline.model.folder import CONFIG, PREPROCESSING, WEIGHTS, read_preprocessing
 from pipeline.site import model_card
 

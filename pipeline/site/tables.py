@@ -113,6 +113,9 @@ def model_cell(row: dict, href: str) -> Markup:
     badge = (
         f' <span class="badge badge-{status}" title="{escape(row["status_reason"])}">{label}</span>' if label else ""
     )
+    if row.get("source") == "external":
+        badge += (' <span class="badge badge-external" title="a submission: scored by the benchmark, not trained '
+                  'by it">submission</span>')  # fmt: skip
     checkbox = (
         f'<input type="checkbox" class="pick" value="{escape(row["id"])}" aria-label="compare {escape(row["id"])}">'
     )
@@ -122,7 +125,10 @@ def model_cell(row: dict, href: str) -> Markup:
 
 def row_cells(row: dict, paper_missing: str) -> dict[str, Markup]:
     seeds = row["seeds"]
-    if _missing(seeds):
+    external = row.get("source") == "external"
+    if external:
+        seed_text = Markup(f'<span class="na" title="a submission: trained elsewhere">{DASH}</span>')
+    elif _missing(seeds):
         seed_text = Markup('<span class="na" title="trained with one seed">1 seed</span>')
     else:
         interval = ""
@@ -131,6 +137,9 @@ def row_cells(row: dict, paper_missing: str) -> dict[str, Markup]:
         seed_text = Markup(
             f'{_number(row["seed_dice_sd"], 4)} <span class="ci-text">({int(seeds)} seeds{interval})</span>'
         )
+    epoch = _number(None, 0)
+    if not external and not _missing(row["epochs"]):
+        epoch = Markup(f"{_number(row['best_epoch'], 0)} / {int(row['epochs'])}")
     return {
         "rank": rank_cell(row),
         "dice": dice_cell(row),
@@ -148,7 +157,7 @@ def row_cells(row: dict, paper_missing: str) -> dict[str, Markup]:
         "slice": _cell(_number(row["slice_dice"], 4), row["slice_dice"]),
         "paper": _cell(_number(row["paper_dice"], 2), row["paper_dice"]),
         "reported": _cell(_number(row["paper_reported_dice"], 2, paper_missing), row["paper_reported_dice"]),
-        "epoch": _cell(Markup(f"{_number(row['best_epoch'], 0)} / {int(row['epochs'])}"), row["best_epoch"]),
+        "epoch": _cell(epoch, row["best_epoch"]),
     }
 
 
@@ -166,7 +175,8 @@ def leaderboard_table(rows: pd.DataFrame, model_href, speed_device: str, synthet
     body = []
     for row in rows.to_dict("records"):
         cells = row_cells(row, "not in the paper")
-        attributes = f'data-id="{escape(row["id"])}" data-status="{escape(row["status"])}"'
+        attributes = (f'data-id="{escape(row["id"])}" data-status="{escape(row["status"])}" '
+                      f'data-source="{escape(row["source"])}"')  # fmt: skip
         parts = [model_cell(row, model_href(row["id"]))]
         for column in cols:
             cell = cells[column.key]

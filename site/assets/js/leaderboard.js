@@ -12,6 +12,7 @@
   var texts = new Map(rows.map(function (row) {
     return [row, (row.cells[0].textContent + " " + (row.dataset.status === "ok" ? "ok" : "")).toLowerCase()];
   }));
+  var hasSubmissions = rows.some(function (row) { return row.dataset.source === "external"; });
   var defaults = headers.map(function (th) { return !th.hasAttribute("hidden"); });
 
   function readState() {
@@ -24,6 +25,7 @@
       cols: list("cols"),  // columns shown beyond the defaults
       hide: list("hide"),  // default columns hidden
       sel: list("sel"),
+      src: params.get("src") === "grid" ? "grid" : "",  // "grid": the benchmark's own models only
     };
   }
 
@@ -35,6 +37,7 @@
     if (state.cols.length) params.set("cols", state.cols.join(","));
     if (state.hide.length) params.set("hide", state.hide.join(","));
     if (state.sel.length) params.set("sel", state.sel.join(","));
+    if (state.src) params.set("src", state.src);
     var hash = params.toString().replace(/%2C/g, ",");
     var url = location.pathname + location.search + (hash ? "#" + hash : "");
     if (replace) history.replaceState(null, "", url);
@@ -92,12 +95,14 @@
     var shownRows = 0;
     rows.forEach(function (row) {
       var text = texts.get(row);
-      var match = words.every(function (word) { return text.indexOf(word) >= 0; });
+      var match = words.every(function (word) { return text.indexOf(word) >= 0; }) &&
+        (state.src !== "grid" || row.dataset.source !== "external");
       row.hidden = !match;
       shownRows += match ? 1 : 0;
       row.cells[0].querySelector("input.pick").checked = state.sel.indexOf(row.dataset.id) >= 0;
     });
     filter.value === state.q || (filter.value = state.q);
+    if (source) source.value = state.src;
     count.textContent = shownRows + " of " + rows.length + " models";
     pickerBoxes.forEach(function (box) { box.checked = visible(state, Number(box.dataset.index)); });
     compare.textContent = "Compare " + state.sel.length + " selected";
@@ -148,7 +153,27 @@
   reset.className = "board-reset";
   reset.href = "#";
   reset.textContent = "Reset view";
-  [filter, count, picker, compare, reset].forEach(function (element) { toolbar.appendChild(element); });
+  // Grid only, or with the submissions ranked among them: offered where there are submissions.
+  var source = null;
+  if (hasSubmissions) {
+    source = document.createElement("select");
+    source.className = "board-source";
+    source.setAttribute("aria-label", "Which models");
+    [["", "With submissions"], ["grid", "Grid models only"]].forEach(function (option) {
+      var element = document.createElement("option");
+      element.value = option[0];
+      element.textContent = option[1];
+      source.appendChild(element);
+    });
+    source.addEventListener("change", function () {
+      var state = readState();
+      state.src = source.value;
+      writeState(state);
+    });
+  }
+  [filter, source, count, picker, compare, reset].forEach(function (element) {
+    if (element) toolbar.appendChild(element);
+  });
   table.parentNode.parentNode.insertBefore(toolbar, table.parentNode);
 
   filter.addEventListener("input", function () {
@@ -161,7 +186,7 @@
   });
   reset.addEventListener("click", function (event) {
     event.preventDefault();
-    writeState({ sort: "rank", dir: "", q: "", cols: [], hide: [], sel: [] });
+    writeState({ sort: "rank", dir: "", q: "", cols: [], hide: [], sel: [], src: "" });
   });
   headers.forEach(function (th, index) {
     th.tabIndex = 0;
@@ -173,7 +198,12 @@
       writeState(state);
     };
     th.addEventListener("click", choose);
-    th.addEventListener("keydown", function (event) { if (event.key === "Enter") choose(); });
+    th.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();  // Space would scroll the page
+        choose();
+      }
+    });
   });
   rows.forEach(function (row) {
     row.cells[0].querySelector("input.pick").addEventListener("change", function (event) {

@@ -1,0 +1,150 @@
+"""Submissions: outside models and predictions scored, ranked and published beside the grid's models.
+
+    submissions/<name>/
+        submission.json      who, what, for which experiment and test set, the sha256 of every file scored (git)
+        predictions/         one binary mask per test volume, named as the test volumes (DVC: predictions.dvc)
+      or model/              a segmentation-models-pytorch folder (DVC: model.dvc)
+      or model.onnx          an ONNX model (DVC: model.onnx.dvc)
+
+``python -m pipeline.submit`` writes a submission; the ``score`` stage scores every one; ``aggregate`` ranks
+them among the grid's models. Removing a submission is deleting its folder. A name is lower-case letters,
+digits and single hyphens (``NAME_GRAMMAR``) and is the submission's id everywhere (its leaderboard row, its
+page). This module reads and checks the records and imports nothing heavy, so the site can use it.
+"""
+
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pipeline.core.errors import DataError, PipelineError
+from pipeline.core.experiments import NAMES as EXPERIMENTS
+from pipeline.core.outputs import read_json
+from pipeline.core.records import Check, check_record, hex_digest, number, one_of, text
+
+RECORD = "submission.json"
+NAME_GRAMMAR = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+NAME_LENGTH = 64
+# kind -> the file or folder inside submissions/<name>/ that holds what is scored (the DVC-tracked part)
+PAYLOADS = {"predictions": "predictions", "smp": "model", "onnx": "model.onnx"}
+KIND_TITLES = {"predictions": "predicted masks", "smp": "segmentation-models-pytorch model", "onnx": "ONNX model"}
+# Free-text metadata: (most characters, what it is). Shown on pages, escaped there like every other value.
+TEXT_FIELDS = {
+    "title": (120, "a short title"),
+    "authors": (300, "who made it"),
+    "description": (2000, "what it is, in a few sentences"),
+    "training_data": (500, "what it was trained on"),
+}
+URL_FIELDS = ("url", "paper")
+URL_LENGTH = 400
+# The rules of a folder of predicted masks (applied by pipeline.data.predictions, explained by the site).
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+IGNORED_NAMES = ("dataset.json", "plans.json", "predict_from_raw_data_args.json", "summary.json")
+IGNORED_SUFFIXES = (".npz", ".pkl")  # nnU-Net's probabilities: a .pkl is a pickle, never to be opened
+AFFINE_ATOL = 1e-3  # mm: NIfTI writers store the affine in float32 (SimpleITK, as nnU-Net uses, does)
+AFFINE_RTOL = 1e-5
+REMEDY = "write it again with `python -m pipeline.submit ... --replace`"
+
+
+def case_id(name: str) -> str:
+    """A NIfTI file name without its suffix: ``covid_001.nii.gz`` -> ``covid_001``, ``3.nii`` -> ``3``."""
+    for suffix in NIFTI_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def check_name(name: str) -> str:
+    """``name`` if it is a valid submission name, else a PipelineError saying what a name may hold."""
+    if not isinstance(name, str) or len(name) > NAME_LENGTH or not NAME_GRAMMAR.fullmatch(name):
+        raise PipelineError(f"{name!r} is not a submission name: lower-case letters, digits and single hyphens, "
+                            f"at most {NAME_LENGTH} characters (e.g. my-unet-v2)")  # fmt: skip
+    return name
+
+
+def check_text(field: str, value: str) -> str:
+    limit, what = TEXT_FIELDS[field]
+    if "\x00" in value or len(value) > limit:
+        raise PipelineError(f"--{field.replace('_', '-')}: {what}, at most {limit} characters (got {len(value)})")
+    return value.strip()
+
+
+def check_url(field: str, value: str) -> str:
+    """An http(s) address (nothing a page could run: no javascript:, data: or relative links), or ""."""
+    value = value.strip()
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or len(value) > URL_LENGTH or any(
+            character.isspace() or character in "<>\"'`" for character in value):  # fmt: skip
+        raise PipelineError(f"--{field}: {value[:80]!r} is not an http(s) address")
+    return value
+
+
+def _text_of(limit: int) -> Check:
+    return lambda value: "" if isinstance(value, str) and len(value) <= limit else f"expected text of at most {limit}"
+
+
+def _url(value) -> str:
+    try:
+        return "" if isinstance(value, str) and check_url("url", value) == value else "expected an http(s) address"
+    except PipelineError:
+        return "expected an http(s) address"
+
+
+def _files(value) -> str:
+    if not isinstance(value, dict) or not value:
+        return "expected a mapping of file names to sha256"
+    for name, digest in value.items():
+        if not isinstance(name, str) or "/" in name or name in ("", ".", "..") or name.startswith("."):
+            return f"names the file {name!r}, which is not a plain file name"
+        if problem := hex_digest(64)(digest):
+            return f"gives {name} {digest!r}: {problem}"
+    return ""
+
+
+SCHEMA: dict[str, Check] = {
+    "name": text, "experiment": one_of(*EXPERIMENTS), "kind": one_of(*PAYLOADS), "files": _files,
+    "data_source": text, "profile": text, "test_set": hex_digest(64), "submitted": text,
+    "params_m": number(0.0, 1e6, optional=True),
+    **{field: _text_of(limit) for field, (limit, _) in TEXT_FIELDS.items()},
+    **{field: _url for field in URL_FIELDS},
+    "preprocessing": lambda value: "" if value is None or isinstance(value, dict) else "expected a mapping or null",
+}  # fmt: skip
+
+
+def read_submission(folder: Path) -> dict:
+    """submissions/<name>/submission.json, checked: its name is its folder's, every field is what it says."""
+    folder = Path(folder)
+    path = folder / RECORD
+    record = check_record(read_json(path, REMEDY), SCHEMA, path, REMEDY)
+    try:
+        check_name(record["name"])
+    except PipelineError as error:
+        raise DataError(path, str(error)) from None
+    if record["name"] != folder.name:
+        raise DataError(path, f"is the record of {record['name']!r}, in the folder {folder.name!r}; {REMEDY}")
+    return record
+
+
+def payload(folder: Path, record: dict) -> Path:
+    """What a submission scores: its predictions folder, model folder or ONNX file."""
+    return Path(folder) / PAYLOADS[record["kind"]]
+
+
+def payload_files(folder: Path, record: dict) -> list[Path]:
+    """The files of the payload, whose sha256 the record holds."""
+    root = payload(folder, record)
+    return [root] if root.is_file() else [root / name for name in sorted(record["files"])]
+
+
+def submission_folders(root: Path) -> list[Path]:
+    """Every submissions/<name>/ that holds a record, by name (a folder without one is not a submission)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(path for path in root.iterdir() if path.is_dir() and (path / RECORD).is_file())
+
+
+def read_all(root: Path) -> dict[str, dict]:
+    """name -> record of every submission under ``root``."""
+    return {folder.name: read_submission(folder) for folder in submission_folders(root)}

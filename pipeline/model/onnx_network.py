@@ -1,0 +1,100 @@
+"""An outside model in ONNX, run by onnxruntime: a graph of operators and weights, no code.
+
+Loading an ONNX file executes nothing from it (unlike a pickle): onnxruntime parses a protobuf graph and runs
+its own kernels, and custom operators need a library that the caller registers explicitly, which this module
+never does. The model must take what the benchmark's networks take and give what they give: one input of
+shape (N, 1, H, W), float32, the normalised CT slice at the working size, and one output of shape
+(N, 1, H, W), the logits (a sigmoid and a threshold of 0.5 make the mask). A batch axis of fixed size 1 is
+accepted and fed one slice at a time. Both shapes are checked on the declared graph and on one trial run
+before any scan is segmented.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.core.errors import DataError
+
+ONNX_SUFFIX = ".onnx"
+
+
+def _dimension(value) -> int | None:
+    return value if isinstance(value, int) and value > 0 else None  # a named or unknown axis: free
+
+
+class OnnxNetwork:
+    """An ONNX segmentation network with the benchmark's input and output convention."""
+
+    def __init__(self, path: Path):
+        import onnxruntime
+
+        self.path = Path(path)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1  # one thread per process, as the grid's models are evaluated
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only: its warnings are not ours to print
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise DataError(path, f"is not a loadable ONNX model ({first[:200]})") from None
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise DataError(path, f"has {len(inputs)} inputs and {len(outputs)} outputs; expected one of each "
+                                  "(the CT slice in, the logits out)")  # fmt: skip
+        self.input, self.output = inputs[0], outputs[0]
+        shape = list(self.input.shape)
+        if len(shape) != 4 or _dimension(shape[1]) not in (None, 1):
+            raise DataError(path, f"takes input {self.input.name!r} of shape {shape}; expected (N, 1, H, W)")
+        if self.input.type != "tensor(float)":
+            raise DataError(path, f"takes {self.input.type} as input; expected tensor(float) (float32)")
+        self.batch = _dimension(shape[0])
+        self.size = (_dimension(shape[2]), _dimension(shape[3]))  # a fixed working size, or None where free
+        if len(self.output.shape) != 4:
+            raise DataError(path, f"gives output {self.output.name!r} of shape {self.output.shape}; expected "
+                                  "(N, 1, H, W) logits")  # fmt: skip
+
+    def working_size(self, default: int) -> int:
+        """The size the graph fixes (square), or ``default`` where its spatial axes are free."""
+        height, width = self.size
+        if height is not None and width is not None and height != width:
+            raise DataError(self.path, f"takes {height} x {width} slices; the benchmark's slices are square")
+        return height or width or default
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 1, S, S) float32 in, (N, 1, S, S) logits out."""
+        if self.batch == 1 and batch.shape[0] != 1:
+            return np.concatenate([self.logits(batch[i : i + 1]) for i in range(batch.shape[0])])
+        try:
+            (out,) = self.session.run([self.output.name], {self.input.name: np.ascontiguousarray(batch)})
+        except Exception as error:  # onnxruntime's own failure types
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise DataError(self.path, f"failed on a batch of shape {batch.shape} ({first[:200]})") from None
+        if out.shape != batch.shape:
+            raise DataError(self.path, f"gave output of shape {tuple(out.shape)} for input {tuple(batch.shape)}; "
+                                       "expected the same shape (one logit per pixel)")  # fmt: skip
+        if not np.isfinite(out).all():
+            raise DataError(self.path, "gave non-finite logits (NaN or infinity)")
+        return out.astype(np.float32, copy=False)
+
+    def check(self, size: int) -> None:
+        """One trial run on a zero slice at the working size: the shapes are what the benchmark needs."""
+        self.logits(np.zeros((1, 1, size, size), dtype=np.float32))
+
+    def probabilities(self, inputs: np.ndarray, batch_size: int = 8) -> np.ndarray:
+        """Sigmoid outputs (N, S, S) for normalised inputs (N, S, S), as pipeline.model.inference gives them."""
+        from scipy.special import expit
+
+        out = np.empty(inputs.shape, dtype=np.float32)
+        for start in range(0, inputs.shape[0], batch_size):
+            batch = np.asarray(inputs[start : start + batch_size], dtype=np.float32)[:, None]
+            out[start : start + batch_size] = expit(self.logits(batch)[:, 0])
+        return out
+
+    def parameters(self) -> int:
+        """Values in the graph's weights (its initialisers): what the graph holds, which an exporter may have
+        changed (batch normalisation folded into convolutions), so it is labelled as counted from the graph."""
+        import onnx
+
+        model = onnx.load(str(self.path), load_external_data=False)
+        return int(sum(int(np.prod(tensor.dims, dtype=np.int64)) for tensor in model.graph.initializer))
