@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # Stage commands in dvc.yaml call `python`: make it the project's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo check test lint preview browser site screenshots clean-venv
+.PHONY: setup demo check test lint preview browser site publish screenshots clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,13 @@ browser:
 # Rebuild only the website from results/ and figures/ (as the `site` stage does).
 site: setup
 	$(BIN)/python -m pipeline.site.build
+
+# One deployable folder for a static host: the website with every model's `dvc pull` command and direct link,
+# and in deployed/dvcstore/ a static DVC remote of the model folders (from this checkout's DVC cache).
+#   make publish SITE_URL=https://you.github.io/bench REPO_URL=https://github.com/you/bench   (after `dvc pull`)
+publish: setup
+	@test -n "$(SITE_URL)" || { echo "give SITE_URL=<the public address the site will be served at>" >&2; exit 2; }
+	$(BIN)/python -m pipeline.site.publish --site deployed --url "$(SITE_URL)" $(if $(REPO_URL),--repo-url "$(REPO_URL)")
 
 # Screenshots of home, a leaderboard, a model page and the compare view at 1440 and 390 px, from public/
 # (built by `make demo` or `make site`), into screenshots/ (not committed): look at them.

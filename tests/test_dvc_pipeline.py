@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -123,6 +124,50 @@ def test_profile_switch_and_full_repro(tiny_project):
     assert run(project, "git", "checkout", "params.yaml").returncode == 0
 
 
+def test_a_submission_is_scored_ranked_and_published_by_dvc_repro(tiny_project, tmp_path):
+    """A new user's path, through DVC: masks made by a script of ours, submitted, `dvc repro` scores only them
+    and ranks them on the leaderboard with a page of their own; deleting the folder removes them again."""
+    project, cell = tiny_project, "lung-unet-resnet18-random"
+    masks = tmp_path / "masks"
+    script = (  # what a submitter writes: segment every test scan, save each mask with its scan's header
+        "import sys, pathlib, nibabel as nib\n"
+        "from pipeline.predict import load_model, save_mask\n"
+        "model, out = load_model(sys.argv[1]), pathlib.Path(sys.argv[2])\n"
+        "out.mkdir()\n"
+        "for scan in sorted(pathlib.Path('data/raw/rp_im').iterdir()):\n"
+        "    image = nib.load(scan)\n"
+        "    save_mask(model.segment(image.get_fdata()), image, out / scan.name)\n"
+    )
+    made = run(project, sys.executable, "-c", script, cell, str(masks))
+    assert made.returncode == 0 and len(list(masks.iterdir())) == 9, made.stderr
+    submitted = run(project, sys.executable, "-m", "pipeline.submit", "our-masks", "--experiment", "lung",
+                    "--predictions", str(masks), "--title", "Masks of a script")  # fmt: skip
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    assert "rank" in submitted.stdout and (project / "submissions" / "our-masks" / "predictions.dvc").exists()
+    assert stale_stages(project) == ["aggregate", "score"]  # the models and their evaluation: untouched
+    repro = dvc(project, "repro")
+    assert repro.returncode == 0, repro.stdout + repro.stderr
+    assert "score: 1 scored, 0 reused" in repro.stdout and "Running stage 'evaluate'" not in repro.stdout
+    rows = {row["id"]: row for row in _leaderboard(project)}
+    ours = rows["our-masks"]
+    assert ours["source"] == "external" and ours["rank"] and ours["tier"] and ours["dice"] == rows[cell]["dice"]
+    assert "our-masks" in (project / "public" / "leaderboard" / "lung.html").read_text()
+    page = (project / "public" / "models" / "our-masks.html").read_text()
+    assert "Masks of a script" in page and "Against the baselines" in page and 'class="viewer"' in page
+    shown = json.loads((project / "scores" / "our-masks" / "metrics.json").read_text())["viewer"]
+    assert shown and (project / "public" / "viewer" / f"our-masks--{shown[0]}.js").exists()
+    assert stale_stages(project) == []
+    run(project, "git", "add", "-A")
+    assert run(project, "git", "commit", "-q", "-m", "a submission").returncode == 0
+    # Removing a submission is deleting its folder.
+    run(project, "git", "rm", "-rq", "submissions/our-masks")
+    shutil.rmtree(project / "submissions" / "our-masks", ignore_errors=True)
+    assert dvc(project, "repro").returncode == 0
+    assert "our-masks" not in (project / "results" / "leaderboard.csv").read_text()
+    run(project, "git", "add", "-A")
+    assert run(project, "git", "commit", "-q", "-m", "the submission removed").returncode == 0
+
+
 def test_publish_then_pull_get_and_predict_from_a_fresh_clone_over_http(tiny_project, tmp_path, file_server):
     cell = "lung-unet-resnet18-random"
     remote, www = tmp_path / "remote", tmp_path / "www" / "dvcstore"
@@ -167,3 +212,33 @@ def test_publish_then_pull_get_and_predict_from_a_fresh_clone_over_http(tiny_pro
     assert predicted.returncode == 0, predicted.stdout + predicted.stderr
     assert (clone / "lungs.nii.gz").exists() and not (clone / "data" / "raw").exists()
     assert all(request.startswith("/dvcstore/") for request in file_server.requests)
+
+
+def test_make_publish_writes_one_deployable_folder_that_serves_the_site_and_the_models(tiny_project, tmp_path,
+                                                                                     file_server):  # fmt: skip
+    cell = "lung-unet-resnet18-random"
+    deployed = tmp_path / "www" / "bench"
+    file_server.serve_tree(deployed.parent)
+    url = f"http://127.0.0.1:{file_server.httpd.server_port}/bench"
+    # make's own target, with this environment (its .installed is newer than the copied pyproject.toml).
+    made = run(tiny_project, "make", "publish", f"SITE_URL={url}", "REPO_URL=https://example.org/you/bench",
+               f"VENV={sys.prefix}")  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    shutil.move(tiny_project / "deployed", deployed)
+    page = (deployed / "models" / f"{cell}.html").read_text()
+    assert f"dvc pull train@{cell}" in page and f"{url}/dvcstore/files/md5/" in page
+    assert "dvc get https://example.org/you/bench" in page
+    home = (deployed / "index.html").read_text()
+    assert 'href="https://example.org/you/bench"' in home and (deployed / ".nojekyll").exists()
+    # Published: the model folders and nothing else of the cache (no data).
+    objects = [path for path in (deployed / "dvcstore").rglob("*") if path.is_file()]
+    lock = yaml.safe_load((tiny_project / "dvc.lock").read_text())["stages"]
+    data = [out["md5"] for name in ("data", "preprocess") for out in lock[name]["outs"]]
+    assert objects and not any(path.name.endswith(md5[2:]) for md5 in data for path in objects)
+    # A reader's clone takes the published folder as its remote.
+    clone = tmp_path / "clone"
+    assert run(tmp_path, "git", "clone", "-q", str(tiny_project), str(clone)).returncode == 0
+    assert dvc(clone, "remote", "add", "-d", "--local", "site", f"{url}/dvcstore").returncode == 0
+    pulled = dvc(clone, "pull", f"train@{cell}")
+    assert pulled.returncode == 0, pulled.stdout + pulled.stderr
+    assert (clone / "models" / cell / "model.safetensors").exists()

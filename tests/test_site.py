@@ -479,3 +479,23 @@ def test_the_revision_ignores_the_pipelines_own_outputs(tmp_path):
     assert "uncommitted" not in git_revision(tmp_path)
     (tmp_path / "code.py").write_text("edited")
     assert git_revision(tmp_path).endswith("+ uncommitted changes")
+
+
+def test_a_build_without_a_published_remote_names_no_publisher_setting(built_site):
+    """Readers are told how to get a model (rebuild it), never which setting the publisher left empty; only the
+    pipeline reference, which documents every parameter, names them."""
+    for page in built_site.rglob("*.html"):
+        if page.name == "reference.html":
+            continue
+        text = page.read_text()
+        assert "site.repo_url" not in text and "site.remote_url" not in text, page
+    model = (built_site / "models" / "lung-unet-resnet18-random.html").read_text()
+    assert "dvc repro train@lung-unet-resnet18-random" in model and "dvc pull train@" not in model
+    degenerate = (built_site / "models" / "lung-fpn-resnet18-imagenet.html").read_text()
+    assert "This run did not learn" in degenerate  # beside its get-it block
+
+
+def test_the_cite_page_gives_bibtex_for_the_benchmark_and_the_study(built_site):
+    cite = (built_site / "cite.html").read_text()
+    # (highlighted: each token in a span of its own)
+    assert all(token in cite for token in ("@software", "covid_ct_benchmark", "@article", "bizopoulos2020"))

@@ -164,13 +164,16 @@ def test_every_chart_control_changes_only_what_it_names_and_never_empties_the_ch
 def test_architecture_and_initialisation_filters_hide_points(tab, base):
     points = _leaderboard(tab, base)
     before = points()
-    assert {p["architecture"] for p in before} == {"unet", "fpn"} and {p["experiment"] for p in before} == {"lung"}
+    # The fixture's submission is drawn as "submission", whatever its architecture.
+    assert {p["architecture"] for p in before} == {"unet", "fpn", "submission"}
+    assert {p["experiment"] for p in before} == {"lung"}
     assert tab.page.locator("#leaderboard-chart select[name=experiment]").count() == 0  # the page's experiment only
     tab.page.uncheck("#leaderboard-chart input[name=show_unet]")
-    tab.page.wait_for_function(f"({POINTS})('#leaderboard-chart').every(d => d.architecture == 'fpn')")
+    tab.page.wait_for_function(f"({POINTS})('#leaderboard-chart').every(d => d.architecture != 'unet')")
     assert 0 < len(points()) < len(before)
     tab.page.select_option("#leaderboard-chart select[name=initialisation]", "imagenet")
-    tab.page.wait_for_function(f"({POINTS})('#leaderboard-chart').every(d => d.encoder_weights == 'imagenet')")
+    # (a submission has no initialisation of the grid's: it stays)
+    tab.page.wait_for_function(f"({POINTS})('#leaderboard-chart').every(d => d.encoder_weights != 'random')")
     assert points()
     tab.check_clean()
 
@@ -347,6 +350,8 @@ def test_the_compare_view_shows_two_predictions_with_linked_slices(webgl_browser
     chosen = ["lung-unet-resnet18-imagenet", "lung-unet-mobilenet_v2-imagenet"]
     tab = Tab(webgl_browser)
     tab.open(f"{base}/compare.html#models={','.join(chosen)}")
+    tab.page.wait_for_selector(".compare-viewers")
+    tab.page.locator(".compare-viewers").scroll_into_view_if_needed()  # the viewers load when they come into view
     tab.page.wait_for_function("document.querySelectorAll('.compare-viewers .viewer.viewer-ok').length == 2",
                                timeout=60_000)  # fmt: skip
     first = tab.page.locator(".compare-viewers canvas").first
@@ -365,5 +370,139 @@ def test_the_compare_view_shows_two_predictions_with_linked_slices(webgl_browser
         .map(viewer => Array.from(viewer.viewer.scene.crosshairPos))""")
     assert positions[0] != [0.5, 0.5, 0.5]  # the click moved the first viewer's crosshair ...
     assert positions[1] == pytest.approx(positions[0], abs=1e-6)  # ... and the second's with it
+    tab.check_clean()
+    tab.context.close()
+
+
+# ---------------------------------------------------------------- third edition: phones, search, access
+
+
+@pytest.mark.parametrize("page", CHART_PAGES)
+def test_every_chart_fits_a_phone(browser, server, page):
+    phone = Tab(browser, 390, 844)
+    phone.open(f"{server}/{page}")
+    count = phone.page.locator(".vega-chart").count()
+    phone.page.wait_for_function(f"document.querySelectorAll('.vega-ok, .vega-error').length == {count}")
+    widths = phone.page.evaluate("""() => Array.from(document.querySelectorAll('.vega-chart')).map(chart => {
+        const svg = chart.querySelector('svg');
+        return [chart.id, svg ? svg.getBoundingClientRect().right : 0];
+    })""")
+    assert all(right <= 390 for _, right in widths), widths
+    assert phone.page.evaluate("document.documentElement.scrollWidth") <= 390
+    phone.check_clean()
+    phone.context.close()
+
+
+def test_the_search_box_finds_model_pages_by_encoder(tab, base):
+    tab.open(f"{base}/index.html")
+    tab.page.click(".md-search__input")
+    tab.page.keyboard.type("mobilenet")
+    tab.page.wait_for_selector(".model-hits a")
+    hits = tab.page.locator(".model-hits a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+    assert hits and all("models/" in href and "mobilenet_v2" in href for href in hits)
+    tab.page.keyboard.type(" lesion_b imagenet")
+    narrowed = (
+        "Array.from(document.querySelectorAll('.model-hits a'))"
+        ".every(a => a.textContent.startsWith('lesion_b') && a.textContent.includes('imagenet'))"
+    )
+    tab.page.wait_for_function(narrowed)
+    tab.page.locator(".model-hits a").first.click()
+    tab.page.wait_for_url("**/models/lesion_b-*mobilenet_v2-imagenet.html")
+    tab.check_clean()
+
+
+def test_an_unknown_id_in_the_compare_address_is_skipped_with_a_note(tab, base):
+    chosen = ["lung-unet-resnet18-imagenet", "no-such-model", "lung-unet-mobilenet_v2-imagenet"]
+    tab.open(f"{base}/compare.html#models={','.join(chosen)}")
+    tab.page.wait_for_selector(".compare-paired table")
+    assert "no-such-model" in tab.page.locator(".compare-unknown").inner_text()
+    headers = tab.page.locator(".compare-table").first.locator("thead th").all_inner_texts()
+    assert headers[1:] == [chosen[0], chosen[2]]
+    tab.page.wait_for_selector("#compare-loss.vega-ok")
+    assert not [url for url in tab.requested if "niivue" in url]  # the viewer waits until it is scrolled to
+    tab.check_clean()
+
+
+def test_the_leaderboard_with_every_column_fits_a_laptop_and_the_picker_floats(browser, base):
+    laptop = Tab(browser, 1440, 900)
+    everything = "gflops,sensitivity,specificity,precision,slice,paper,reported,epoch,hd95_median,missed"
+    _leaderboard(laptop, base, "lung", f"#cols={everything}")
+    overflow = laptop.page.evaluate("""() => {
+        const wrap = document.querySelector('.board-wrap');
+        return [wrap.scrollWidth - wrap.clientWidth, document.documentElement.scrollWidth - window.innerWidth];
+    }""")
+    assert overflow == [0, 0]
+    table_top = laptop.page.locator("#leaderboard").bounding_box()["y"]
+    laptop.page.click(".column-picker summary")
+    assert laptop.page.locator(".picker-panel").is_visible()
+    assert laptop.page.locator("#leaderboard").bounding_box()["y"] == table_top  # it floats over the table
+    laptop.page.keyboard.press("Escape")
+    assert not laptop.page.locator(".picker-panel").is_visible()
+    laptop.page.click(".column-picker summary")
+    laptop.page.click("h1")
+    assert not laptop.page.locator(".picker-panel").is_visible()
+    # One vocabulary: the CSV's status word finds its rows; a disabled button is out of the tab order.
+    laptop.page.fill(".board-toolbar input.table-filter", "degenerate")
+    laptop.page.wait_for_function("document.querySelectorAll('#leaderboard tbody tr:not([hidden])').length == 1")
+    assert laptop.page.locator(".compare-button").get_attribute("tabindex") == "-1"
+    laptop.page.locator("#leaderboard th[data-key=nsd]").focus()
+    laptop.page.keyboard.press(" ")
+    laptop.page.wait_for_function("location.hash.includes('sort=nsd')")
+    laptop.check_clean()
+    laptop.context.close()
+
+
+def test_a_blob_opens_its_model(tab, base):
+    tab.open(f"{base}/leaderboard/lung.html")
+    tab.page.wait_for_selector("#blob-plot.vega-ok")
+    _click_mark(tab, "#blob-plot g.mark-symbol path")
+    tab.check_clean()
+
+
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"
+ACCESSIBLE_PAGES = ("index.html", "leaderboard/lung.html", "models/lung-unet-resnet18-imagenet.html",
+                    "compare.html#models=lung-unet-resnet18-imagenet,lung-unet-mobilenet_v2-imagenet",
+                    "methods.html", "models/fixture-submission.html", "submit.html")  # fmt: skip
+
+
+@pytest.mark.parametrize("page", ACCESSIBLE_PAGES)
+def test_axe_finds_no_serious_or_critical_violations(tab, server, page):
+    tab.open(f"{server}/{page}")
+    tab.page.wait_for_function("document.querySelectorAll('.vega-chart:not(.vega-ok)').length == 0")
+    if "compare" in page:
+        tab.page.wait_for_selector("#compare-loss.vega-ok")
+    tab.page.add_script_tag(path=str(AXE))
+    violations = tab.page.evaluate("""async () => {
+        const result = await axe.run(document, {resultTypes: ['violations']});
+        return result.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+            .map(v => v.id + ': ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | '));
+    }""")
+    assert violations == [], violations
+    tab.check_clean()
+
+
+def test_the_viewer_opens_on_a_slice_with_target_or_prediction(webgl_browser, base):
+    tab = Tab(webgl_browser)
+    tab.open(f"{base}/models/lung-unet-resnet18-imagenet.html")
+    tab.page.locator(".viewer").first.scroll_into_view_if_needed()
+    tab.page.wait_for_selector(".viewer.viewer-ok", timeout=60_000)
+    labelled = tab.page.evaluate("""() => {
+        const nv = document.querySelector('.viewer').viewer, labels = nv.volumes[1], dims = labels.hdr.dims;
+        const z = Math.round(nv.frac2vox(nv.scene.crosshairPos)[2]), plane = dims[1] * dims[2];
+        let count = 0;
+        for (let i = z * plane; i < (z + 1) * plane; i++) if (labels.img[i]) count++;
+        return count;
+    }""")
+    assert labelled > 0
+    canvas = tab.page.locator(".viewer canvas").first
+    assert canvas.get_attribute("aria-label").startswith("Volume viewer")
+    position = tab.page.locator(".viewer-position").inner_text()
+    canvas.focus()
+    tab.page.keyboard.press("ArrowUp")
+    tab.page.wait_for_function(f"document.querySelector('.viewer-position').textContent != {position!r}")
+    before = _pixels(canvas)
+    tab.page.check(".viewer input.viewer-outline")
+    tab.page.wait_for_function("document.querySelector('.viewer').viewer.volumes[1].img.some(v => v)")
+    assert abs(_pixels(canvas) - before).mean() > 0.1  # the outline draws something else than the fill
     tab.check_clean()
     tab.context.close()

@@ -5,8 +5,9 @@ compare view, at 1440 px (a laptop) and 390 px (a phone), full page, from public
     python -m tools.screenshots                  # reads public/, writes screenshots/ (make screenshots)
     python -m tools.screenshots --site DIR --out DIR
 
-The pages are chosen from the site itself: the first leaderboard, its first model and the compare view of its
-first two models. Nothing leaves the machine: requests to other hosts are refused and listed.
+The pages are chosen from the site itself: the first leaderboard, its first model, its first submission (if any)
+and the compare view of its first two models; methods and the Submit page. Nothing leaves the machine:
+requests to other hosts are refused and listed.
 """
 
 import argparse
@@ -26,11 +27,15 @@ def pages(site: Path) -> dict[str, str]:
     if not boards:
         raise SystemExit(f"error: {site}: no leaderboard page; build the site first (make site)")
     board = boards[0]
-    ids = re.findall(r'data-id="([^"]+)" data-status="ok"', board.read_text())
-    chosen = {"home": "index.html", "leaderboard": f"leaderboard/{board.name}"}
+    ids = re.findall(r'data-id="([^"]+)" data-status="ok" data-source="grid"', board.read_text())
+    outside = re.findall(r'data-id="([^"]+)" data-status="ok" data-source="external"', board.read_text())
+    chosen = {"home": "index.html", "leaderboard": f"leaderboard/{board.name}", "methods": "methods.html",
+              "submit": "submit.html"}  # fmt: skip
     if ids:
         chosen["model"] = f"models/{ids[0]}.html"
         chosen["compare"] = f"compare.html#models={','.join(ids[:2])}"
+    if outside:
+        chosen["submission"] = f"models/{outside[0]}.html"
     return chosen
 
 

@@ -4,6 +4,9 @@ checked. The site never loads a script from a CDN.
     python -m tools.vendor_js            # fetch what VENDORED lists into site/assets/js/vendor/, record it
     python -m tools.vendor_js --check    # only check the files on disk against the record (no network)
 
+What only the tests load (axe-core, the accessibility checker the browser tests inject) goes to tests/vendor/
+with its own record, so that it never ships with the site.
+
 For each package the registry's tarball is downloaded, checked against the registry's published integrity
 (sha512), and the listed files are extracted with the licence; ``site/assets/js/vendor/vendored.json`` records
 version, tarball, integrity and each file's sha256, and a test checks the files against it.
@@ -20,7 +23,9 @@ import urllib.request
 from pathlib import Path
 
 VENDOR_DIR = Path(__file__).resolve().parent.parent / "site" / "assets" / "js" / "vendor"
+TEST_VENDOR_DIR = Path(__file__).resolve().parent.parent / "tests" / "vendor"
 RECORD = VENDOR_DIR / "vendored.json"
+RECORD_NAME = RECORD.name
 REGISTRY = "https://registry.npmjs.org"
 # package -> (version, {file in the package: name in vendor/}, licence file in the package, or None when the
 # package ships none and its package.json's licence is written out with the licence's standard text)
@@ -32,6 +37,11 @@ VENDORED = {
     # The volume viewer (issue: see the segmentation in 3-D): a UMD build exposing the global `niivue`.
     "@niivue/niivue": ("0.69.0", {"dist/niivue.umd.js": "niivue.umd.js"}, None),
 }  # fmt: skip
+# For the browser tests only (tests/vendor/): injected by Playwright, never part of the site.
+TEST_VENDORED = {
+    "axe-core": ("4.14.1", {"axe.min.js": "axe.min.js"}, "LICENSE"),
+}  # fmt: skip
+DESTINATIONS = {VENDOR_DIR: VENDORED, TEST_VENDOR_DIR: TEST_VENDORED}
 
 
 BSD_2_CLAUSE = """Redistribution and use in source and binary forms, with or without modification, are permitted
@@ -69,7 +79,7 @@ def _get(url: str) -> bytes:
         return response.read()
 
 
-def fetch(package: str, version: str, files: dict[str, str], licence: str | None) -> dict:
+def fetch(package: str, version: str, files: dict[str, str], licence: str | None, folder: Path = VENDOR_DIR) -> dict:
     meta = json.loads(_get(f"{REGISTRY}/{package}/{version}"))
     dist = meta["dist"]
     tarball = _get(dist["tarball"])
@@ -89,20 +99,20 @@ def fetch(package: str, version: str, files: dict[str, str], licence: str | None
     if not licence:
         contents[licence_target] = _licence_text(package, version, meta.get("license"))
     for target, data in contents.items():
-        (VENDOR_DIR / target).parent.mkdir(parents=True, exist_ok=True)
-        (VENDOR_DIR / target).write_bytes(data)
+        (folder / target).parent.mkdir(parents=True, exist_ok=True)
+        (folder / target).write_bytes(data)
         record["files"][target] = sha256(data)
     return record
 
 
-def check(record: dict) -> list[str]:
+def check(record: dict, folder: Path = VENDOR_DIR) -> list[str]:
     """Files that differ from the record (or are missing)."""
     problems = []
     for package, entry in record.items():
         for name, digest in entry["files"].items():
-            path = VENDOR_DIR / name
+            path = folder / name
             if not path.exists() or sha256(path.read_bytes()) != digest:
-                problems.append(f"{path}: not the file of {package}@{entry['version']} recorded in {RECORD.name}")
+                problems.append(f"{path}: not the file of {package}@{entry['version']} recorded in {RECORD_NAME}")
     return problems
 
 
@@ -111,14 +121,15 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="only compare the files with the record")
     args = parser.parse_args()
     if args.check:
-        problems = check(json.loads(RECORD.read_text()))
+        problems = [p for folder in DESTINATIONS for p in check(json.loads((folder / RECORD_NAME).read_text()), folder)]
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         sys.exit(2 if problems else 0)
-    record = {package: fetch(package, *spec) for package, spec in VENDORED.items()}
-    RECORD.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    for package, entry in record.items():
-        print(f"{package}@{entry['version']}: {', '.join(entry['files'])}")
+    for folder, packages in DESTINATIONS.items():
+        record = {package: fetch(package, *spec, folder=folder) for package, spec in packages.items()}
+        (folder / RECORD_NAME).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        for package, entry in record.items():
+            print(f"{package}@{entry['version']}: {', '.join(entry['files'])}")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import jinja2
 import pandas as pd
+import yaml
 from markupsafe import Markup, escape
 
 from pipeline.core import submissions
@@ -132,6 +133,7 @@ def environment() -> jinja2.Environment:
         finalize=site_format.finalize,
     )
     env.filters.update(number=site_format.number, signed=site_format.signed)
+    env.globals.update(plural=site_format.plural)
     env.globals.update(
         interval=site_format.interval,
         code_block=site_format.code_block,
@@ -408,6 +410,15 @@ def model_data(results: Results, model_id: str) -> dict:
     return record
 
 
+def model_entry(results: Results, row: dict) -> dict:
+    """A model in data/models.js: what the compare view's picker and the search box match and show."""
+    entry = {"id": row["id"], "experiment": row["experiment"], "status": row["status"], "dice": row["dice"],
+             "source": row["source"]}  # fmt: skip
+    if row["source"] == "external":
+        entry["title"] = results.models[row["id"]].metrics["metadata"]["title"]
+    return entry
+
+
 def _js_data(variable: str, key: str, value) -> str:
     """A .js file that registers ``value`` under ``window[variable][key]``: data a page can load from
     ``file://`` (browsers refuse fetch() there, not <script>)."""
@@ -415,22 +426,89 @@ def _js_data(variable: str, key: str, value) -> str:
     return f"(window.{variable} = window.{variable} || {{}})[{json.dumps(key)}] = {text};\n"
 
 
+def t_quantiles(confidence: float, most: int = 100) -> dict[str, float]:
+    """The two-sided Student t quantile at ``confidence`` for 1 to ``most`` degrees of freedom (scipy): what the
+    compare view's paired intervals use, so that the browser needs no t distribution of its own."""
+    from scipy import stats
+
+    return {str(df): round(float(stats.t.ppf(0.5 + confidence / 2, df)), 6) for df in range(1, most + 1)}
+
+
 def compare_page_context(results: Results) -> dict:
     return {
         "banner": _banner(results), "experiments": results.experiments,
         "loss_template": charts.loss_template(chart_note(results)),
         "bootstrap": results.summary["bootstrap"], "viewer_colours": VIEWER_COLOURS,
+        "t_quantiles": t_quantiles(results.summary["bootstrap"]["confidence"]),
     }  # fmt: skip
 
 
-def methods_context(results: Results) -> dict:
+def protocol_rows(results: Results, provenance: Provenance) -> list[dict]:
+    """This build's protocol set beside the paper's, row by row: the paper's from conf/config.yaml (the
+    reference configuration), this build's from what made the results (train_inputs.json, results/)."""
+    from pipeline.core import profiles
+    from pipeline.core.paths import CONF_DIR
+
+    paper = profiles.compose("paper", PROJECT_ROOT / CONF_DIR)
+    train, preprocess = provenance.train_inputs.get("train", {}), results.summary["preprocess"]
+    grid = results.grid
+
+    def shape(experiments, architectures, encoders, weights) -> str:
+        counts = [len(experiments), len(architectures), len(encoders), len(weights)]
+        return f"{' x '.join(map(str, counts))} = {counts[0] * counts[1] * counts[2] * counts[3]} models"
+
+    ours = [shape(results.experiments, *(list(dict.fromkeys(grid[c])) for c in
+                                        ("architecture", "encoder", "encoder_weights")))]  # fmt: skip
+    theirs = [shape(*(paper["grid"][k] for k in ("experiments", "architectures", "encoders", "weights")))]
+    rows = [
+        ("data", f"{SYNTHETIC_SOURCES.get(results.data_source, results.data_source)} (profile {results.profile})",
+         "the MedSeg and Radiopaedia CT files"),
+        ("grid (experiments x architectures x encoders x initialisations)", ours[0], theirs[0]),
+        ("working size (px)", preprocess["size"], paper["preprocess"]["size"]),
+    ]  # fmt: skip
+    for key, label in (("epochs", "epochs"), ("batch_size", "batch size"), ("learning_rate", "learning rate"),
+                       ("loss", "loss")):  # fmt: skip
+        rows.append((label, train.get(key, "not recorded"), paper["train"][key]))
+    def augmentation(values: dict) -> str:
+        if not {"rotation_deg", "scale_min", "scale_max"} <= set(values):
+            return "not recorded"
+        return (f"[-{values['rotation_deg']}, {values['rotation_deg']}) degrees, "
+                f"[{values['scale_min']}, {values['scale_max']})")  # fmt: skip
+
+    rows.append(("rotation, scale (augmentation)", augmentation(train.get("augment", {})),
+                 augmentation(paper["train"]["augment"])))  # fmt: skip
+    return [{"item": item, "here": str(here), "paper": str(there), "same": str(here) == str(there)}
+            for item, here, there in rows]  # fmt: skip
+
+
+def methods_context(results: Results, provenance: Provenance) -> dict:
     summary = results.summary
     return {
+        "protocol": protocol_rows(results, provenance),
         "banner": _banner(results), "summary": summary, "implementation": summary["implementation"],
         "volumes": summary["test_volumes"], "smallest_p": summary["smallest_wilcoxon_p"],
         "tolerances": summary["tolerances"], "speed": summary["speed"], "bootstrap": summary["bootstrap"],
         "voxel": summary.get("voxel_size") or {},
     }  # fmt: skip
+
+
+def citation(provenance: Provenance) -> dict:
+    """CITATION.cff as published with the site (its repository filled in from site.repo_url), and the BibTeX of
+    the benchmark made from it."""
+    cff = yaml.safe_load((PROJECT_ROOT / "CITATION.cff").read_text())
+    if provenance.repo_url:
+        cff.setdefault("repository-code", provenance.repo_url)
+        cff.setdefault("url", provenance.repo_url)
+    authors = " and ".join(a.get("name") or f"{a.get('family-names', '')}, {a.get('given-names', '')}"
+                           for a in cff.get("authors", []))  # fmt: skip
+    year = str(cff.get("date-released", ""))[:4]
+    fields = {"title": "{" + cff["title"] + "}", "author": "{" + authors + "}", "year": year,
+              "version": cff.get("version", ""), **({"url": cff["url"]} if cff.get("url") else {}),
+              "note": "Software; cite the profile and data source of the numbers used"}  # fmt: skip
+    bibtex = "@software{covid_ct_benchmark,\n" + ",\n".join(
+        f"  {key:<7} = {{{value}}}" if not str(value).startswith("{") else f"  {key:<7} = {value}"
+        for key, value in fields.items()) + "\n}"  # fmt: skip
+    return {"cff": cff, "bibtex": bibtex}
 
 
 def submit_context(results: Results) -> dict:
@@ -464,8 +542,7 @@ def footer(results: Results, provenance: Provenance) -> str:
     """The footer of every page (mkdocs' ``copyright``): build, revision, data, and the ways out."""
     revision = escape(provenance.revision[:12] + (" (modified)" if "uncommitted" in provenance.revision else ""))
     source = escape(SYNTHETIC_SOURCES.get(results.data_source, results.data_source))
-    repo = (f' · <a href="{escape(provenance.repo_url)}">repository</a>' if provenance.repo_url
-            else " · repository: not published (site.repo_url)")  # fmt: skip
+    repo = f' · <a href="{escape(provenance.repo_url)}">repository</a>' if provenance.repo_url else ""
     return (
         f"Built {escape(provenance.built)} from revision {revision} · data: {source} "
         f"(<code>{escape(results.data_source)}</code>, profile <code>{escape(results.profile)}</code>)<br>"
@@ -496,7 +573,7 @@ def generate(results: Results, provenance: Provenance, docs: Path, sources: Path
     for name, context in compare_contexts(results, model_href_from("compare")).items():
         write(f"compare/{name}.md", f"compare/{name}.md.j2", **context)
     write("compare.md", "compare.md.j2", **compare_page_context(results))
-    write("methods.md", "methods.md.j2", **methods_context(results))
+    write("methods.md", "methods.md.j2", **methods_context(results, provenance))
     write("models/index.md", "models_index.md.j2", banner=_banner(results), rows=_records(results.leaderboard),
           experiments=results.experiments)  # fmt: skip
     data = docs / "data" / "models"
@@ -507,8 +584,7 @@ def generate(results: Results, provenance: Provenance, docs: Path, sources: Path
         else:
             write(f"models/{model_id}.md", "model.md.j2", **model_context(results, model_id, provenance))
         (data / f"{model_id}.js").write_text(_js_data("benchmarkModels", model_id, model_data(results, model_id)))
-    index = [{"id": r["id"], "experiment": r["experiment"], "status": r["status"], "dice": r["dice"]}
-             for r in _records(results.leaderboard)]  # fmt: skip
+    index = [model_entry(results, r) for r in _records(results.leaderboard)]
     (docs / "data" / "models.js").write_text(_js_data("benchmarkIndex", "models", index))
     for kind in ("masks", "filters"):
         if (results.figures / kind).is_dir():
@@ -521,15 +597,15 @@ def generate(results: Results, provenance: Provenance, docs: Path, sources: Path
             shutil.copytree(scripts, docs / "viewer", dirs_exist_ok=True)
     write("submit.md", "submit.md.j2", **submit_context(results))
     write_downloads(results, docs / "downloads")
-    shutil.copyfile(PROJECT_ROOT / "CITATION.cff", docs / "downloads" / "CITATION.cff")
+    cited = citation(provenance)
+    write("cite.md", "cite.md.j2", banner=_banner(results), repo_url=provenance.repo_url, **cited)
+    (docs / "downloads" / "CITATION.cff").write_text(yaml.safe_dump(cited["cff"], sort_keys=False, allow_unicode=True))
     return pages
 
 
 def navigation(experiments: list[str], config: Path = MKDOCS_CONFIG) -> list:
     """mkdocs.yml's navigation with one leaderboard per experiment of these results (a grid may leave some
     out; a navigation entry to a missing page fails a strict build)."""
-    import yaml
-
     nav = yaml.safe_load(Path(config).read_text())["nav"]
     leaderboards = [{EXPERIMENT_NAMES[e]: f"leaderboard/{e}.md"} for e in experiments]
     leaderboards.append({"All models": "models/index.md"})
@@ -576,8 +652,6 @@ def build(docs: Path, public: Path, config: Path = MKDOCS_CONFIG, experiments: l
 
 def build_settings(results: Results, provenance: Provenance, config: Path = MKDOCS_CONFIG) -> dict:
     """What a build adds to mkdocs.yml: the footer, and the slim synthetic-data tag of the header."""
-    import yaml
-
     extra = yaml.safe_load(Path(config).read_text()).get("extra", {})
     tag = f"Synthetic data ({results.profile}): tests the pipeline, not patients" if results.synthetic else ""
     return {"copyright": footer(results, provenance), "extra": {**extra, "data_tag": tag}}

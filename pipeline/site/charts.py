@@ -48,7 +48,14 @@ def _title(text: str, note: str) -> alt.TitleParams:
 
 
 def _compiled(chart) -> dict:
-    return vega(chart.to_dict())
+    """The chart as Vega, described by its title for screen readers (Vega's SVG renderer gives the chart
+    ``role="graphics-document"`` and this as its accessible name)."""
+    spec = chart.to_dict()
+    title = spec.get("title")
+    if isinstance(title, dict) and "description" not in spec:
+        subtitle = f" ({title['subtitle']})" if title.get("subtitle") else ""
+        spec["description"] = f"Chart: {title.get('text', '')}{subtitle}"
+    return vega(spec)
 
 
 def link(model_href: Callable[[str], str]) -> str:
@@ -59,13 +66,16 @@ def link(model_href: Callable[[str], str]) -> str:
 
 def leaderboard_frame(board: pd.DataFrame) -> pd.DataFrame:
     """The rows the leaderboard charts draw: models with status ok, only the fields they use, rounded."""
-    columns = ["id", "experiment", "architecture", "encoder_weights", "dice", "dice_ci_low", "dice_ci_high",
-               "params_m", "infer_images_per_s"]  # fmt: skip
+    columns = ["id", "experiment", "architecture", "encoder", "encoder_weights", "dice", "dice_ci_low",
+               "dice_ci_high", "params_m", "infer_images_per_s"]  # fmt: skip
     ok = board[board["status"] == "ok"]
     rows = ok[columns].round(4).copy()
     external = (ok["source"] == "external").to_numpy()
     rows.loc[external, "architecture"] = SUBMISSION
     rows.loc[external, "encoder_weights"] = SUBMISSION
+    # What a point on a Pareto front is labelled with: colour says the architecture and shape the
+    # initialisation, so the encoder is what is left to say; a submission says its name.
+    rows["label"] = [row.id if row.architecture == SUBMISSION else row.encoder for row in rows.itertuples()]
     rows["rank_interval"] = [f"{int(a)}-{int(b)}" for a, b in zip(ok["rank_low"], ok["rank_high"], strict=True)]
     return rows.reset_index(drop=True)
 
@@ -110,7 +120,9 @@ def leaderboard_chart(board: pd.DataFrame, experiment: str, model_href: Callable
     speed_title = f"inference images/s ({device})"
 
     def scatter(field: str, title: str) -> alt.LayerChart:
-        x = alt.X(f"{field}:Q", scale=alt.Scale(type="log"), title=title)
+        # Log scales: labels that would touch are dropped (greedy), and short numbers ("1k") leave room.
+        axis = alt.Axis(labelOverlap="greedy", labelSeparation=6, format="~s")
+        x = alt.X(f"{field}:Q", scale=alt.Scale(type="log"), title=title, axis=axis)
         points = base.mark_point(filled=True, size=70, cursor="pointer").encode(
             x=x, y=y, color=colour, shape=shape, tooltip=_tooltip(speed_title), href="url:N"
         )
@@ -118,26 +130,31 @@ def leaderboard_chart(board: pd.DataFrame, experiment: str, model_href: Callable
         # on it when no cheaper model is better: its Dice is the best so far in order of cost (a frame of
         # [null, -1], "better than every earlier one", fails in vega 6.4's window transform).
         cost = f"datum.{field}" if field != "infer_images_per_s" else "-datum.infer_images_per_s"
-        front = (
+        on_front = (
             base.transform_filter(f"isValid(datum.{field})")
             .transform_calculate(cost=cost)
             .transform_window(best_so_far="max(dice)", frame=[None, 0],
                               sort=[alt.SortField("cost"), alt.SortField("dice", order="descending")])
             .transform_filter("datum.dice >= datum.best_so_far")
             .transform_calculate(front="'Pareto front'")
-            .mark_line(color="black", strokeDash=[4, 3])
-            .encode(x=x, y="dice:Q", order="cost:Q",
-                    strokeDash=alt.StrokeDash("front:N", title=None, scale=alt.Scale(range=[[4, 3]])))
         )  # fmt: skip
-        return alt.layer(points, front).properties(width=WIDTH, height=HEIGHT)
+        front = on_front.mark_line(color="black", strokeDash=[4, 3]).encode(
+            x=x, y="dice:Q", order="cost:Q",
+            strokeDash=alt.StrokeDash("front:N", title=None, scale=alt.Scale(range=[[4, 3]])),
+        )  # fmt: skip
+        labels = on_front.mark_text(align="left", dx=6, dy=-7, fontSize=9, color="#333").encode(
+            x=x, y="dice:Q", text="label:N"
+        )
+        return alt.layer(points, front, labels).properties(width=WIDTH, height=HEIGHT)
 
     by_params = scatter("params_m", "parameters (millions, log scale)")
     charts = [by_params]
     if data["infer_images_per_s"].notna().any():
         charts.append(scatter("infer_images_per_s", f"{speed_title}, log scale"))
     chart = alt.hconcat(*charts).add_params(*params) if params else alt.hconcat(*charts)
-    title = f"{EXPERIMENT_NAMES[experiment]}: Dice against size and speed (click a point to open its model)"
-    return _compiled(chart.properties(title=_title(title, note)))
+    title = f"{EXPERIMENT_NAMES[experiment]}: Dice against size and speed"
+    hint = "click a point to open its model; labelled: the Pareto front"
+    return _compiled(chart.properties(title=_title(title, f"{note}; {hint}" if note else hint)))
 
 
 def blob_plot(rankings: pd.DataFrame, blobs: list[dict], experiment: str, metric: str, note: str,
@@ -151,20 +168,26 @@ def blob_plot(rankings: pd.DataFrame, blobs: list[dict], experiment: str, metric
     summary = pd.DataFrame([{key: blob[key] for key in ("id", "rank", "rank_median", "rank_low", "rank_high")}
                             for blob in blobs])  # fmt: skip
     x = alt.X("id:N", sort=order, title=None, axis=alt.Axis(labelAngle=-40, labelLimit=220))
-    y = alt.Y("rank:Q", title="rank in the bootstrap draws (1 = best)", scale=alt.Scale(reverse=True, zero=False),
+    # Padding (pixels) keeps the largest circles, at the first and last ranks, inside the plot.
+    y = alt.Y("rank:Q", title="rank in the bootstrap draws (1 = best)",
+              scale=alt.Scale(reverse=True, zero=False, padding=14),
               axis=alt.Axis(tickMinStep=1, format="d"))  # fmt: skip
     circles = alt.Chart(pd.DataFrame(rows)).transform_calculate(url=link(model_href))
     circles = circles.mark_circle(color="#4c78a8", opacity=0.7, cursor="pointer").encode(
         x=x, y=y, size=alt.Size("share:Q", title="share of draws", scale=alt.Scale(range=[10, 500], domain=[0, 1])),
         href="url:N", tooltip=["id:N", "rank:Q", alt.Tooltip("share:Q", format=".1%", title="share of draws")],
     )  # fmt: skip
-    interval = alt.Chart(summary).mark_rule(color="black").encode(x=x, y="rank_low:Q", y2="rank_high:Q")
-    median = alt.Chart(summary).mark_point(shape="cross", color="black", size=80, filled=True).encode(
-        x=x, y="rank_median:Q",
+    summary_chart = alt.Chart(summary).transform_calculate(url=link(model_href))
+    interval = summary_chart.mark_rule(color="black", cursor="pointer").encode(
+        x=x, y="rank_low:Q", y2="rank_high:Q", href="url:N"
+    )
+    median = summary_chart.mark_point(shape="cross", color="black", size=80, filled=True, cursor="pointer").encode(
+        x=x, y="rank_median:Q", href="url:N",
         tooltip=["id:N", alt.Tooltip("rank_median:Q", title="median rank"),
                  alt.Tooltip("rank_low:Q", title="95% interval from"), alt.Tooltip("rank_high:Q", title="to")],
     )  # fmt: skip
-    title = f"{EXPERIMENT_NAMES[experiment]}: rank uncertainty of the top {len(order)} on {metric.upper()}"
+    shown = {"dice": "Dice", "nsd": "NSD", "hd95": "HD95"}.get(metric, metric)
+    title = f"{EXPERIMENT_NAMES[experiment]}: rank uncertainty of the top {len(order)} on {shown}"
     chart = alt.layer(circles, interval, median).properties(width=max(300, 34 * len(order)), height=230)
     return _compiled(chart.properties(title=_title(title, note)))
 
@@ -207,7 +230,7 @@ def forest_plot(effects: list[dict], note: str, title: str) -> dict | None:
     pad = 0.05 * (max(values) - min(values) or 1.0)
     x_scale = alt.Scale(domain=[min(values) - pad, max(values) + pad], zero=False, nice=False)
     y = alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelLimit=360))
-    x_title = "difference in Dice (mean over pairs; 95% t interval from 5 pairs)"
+    x_title = "Dice difference, mean over pairs (95% t interval from 5 pairs)"
     tooltip = ["label:N", alt.Tooltip("mean:Q", format="+.4f"), alt.Tooltip("ci_low:Q", format="+.4f"),
                alt.Tooltip("ci_high:Q", format="+.4f"), alt.Tooltip("sign_p:Q", format=".3f",
                                                                      title="sign test p (exact)")]  # fmt: skip
@@ -246,10 +269,15 @@ def _loss_template(points: bool, note: str, kept: bool) -> str:
             x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
             y=alt.Y("loss:Q", title="Dice loss (lower is better)", scale=alt.Scale(domain=[0, 1])),
             color=alt.Color("series:N", title=None, legend=alt.Legend(labelLimit=360)),
+            # Validation dashed: the two curves of a model, and the models of the compare view, are told apart
+            # without colour.
+            strokeDash=alt.StrokeDash(
+                "split:N", title=None, scale=alt.Scale(domain=["train", "validation"], range=[[1, 0], [5, 3]])
+            ),
             tooltip=["epoch:Q", "series:N", alt.Tooltip("loss:Q", format=".4f")],
         )
     )
-    datasets = {"history": [{"epoch": 1, "series": "train", "loss": 0.5}]}
+    datasets = {"history": [{"epoch": 1, "series": "train", "split": "train", "loss": 0.5}]}
     if kept:
         rule = alt.Chart(alt.NamedData("kept")).mark_rule(strokeDash=[4, 3], color="gray")
         rule = rule.encode(x="epoch:Q", tooltip=[alt.Tooltip("epoch:Q", title="kept epoch")])
@@ -273,7 +301,7 @@ def _filled(template: str, **datasets: list[dict]) -> dict:
 def history_rows(history: pd.DataFrame, label: str = "") -> list[dict]:
     """A history as long rows for the loss charts; ``label`` prefixes the series (the model, on compare)."""
     return [
-        {"epoch": int(epoch), "series": f"{label}{split}", "loss": round(float(loss), 6)}
+        {"epoch": int(epoch), "series": f"{label}{split}", "split": split, "loss": round(float(loss), 6)}
         for column, split in (("train_loss", "train"), ("val_loss", "validation"))
         for epoch, loss in zip(history["epoch"], history[column], strict=True)
     ]

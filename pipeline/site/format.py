@@ -72,6 +72,12 @@ def signed(value, decimals: int = 4) -> Markup:
     return Markup(f"{float(value):+.{decimals}f}")
 
 
+def plural(count, noun: str, many: str | None = None) -> Markup:
+    """"1 pair", "2 pairs" ("many" for an irregular plural): a count with its noun, as text."""
+    count = int(count)
+    return Markup(f"{count} ") + text(noun if count == 1 else (many or f"{noun}s"))
+
+
 def interval(low, high, decimals: int = 4) -> Markup:
     if _missing(low) or _missing(high):
         return Markup("")

@@ -4,12 +4,21 @@ export them as Hugging Face hub model folders with their model cards.
     python -m pipeline.site.publish public/dvcstore         # push, then copy the default remote there
     python -m pipeline.site.publish /srv/www/dvcstore --remote storage
     python -m pipeline.site.publish --hub export/               # export/<id>/: what smp.from_pretrained loads + card
+    python -m pipeline.site.publish --site deployed/ --url https://you.github.io/bench --repo-url https://github.com/you/bench
 
 A DVC remote is a directory of content-addressed files (``files/md5/<2>/<30>``); served as static files over
 plain HTTP it is a working read-only remote: ``dvc pull train@<id>`` and ``dvc get`` fetch from it, and each
 checkpoint has a direct URL, ``<url>/files/md5/<2>/<30>``, found from dvc.lock (``direct_url``). Push needs
 a writable remote (a local directory, S3, SSH, ...); the copy needs one DVC can read as a local path. Copying
 is incremental: files already in the destination are skipped.
+
+``--site DIR --url URL`` writes one deployable folder for a static host (what ``make publish`` and
+deploy/github-pages.yml run): the website at its root, built with ``site.remote_url`` = ``URL/dvcstore`` and
+``site.repo_url`` = ``--repo-url`` (or params'), so every model page gives ``dvc pull``/``dvc get`` commands and a
+direct link to its weights, and in ``DIR/dvcstore/`` a static DVC remote holding exactly what readers fetch:
+the model folders of dvc.lock's train and repeat stages and the submissions' files, copied from this
+checkout's DVC cache (``dvc pull`` them first; nothing else of the cache, the data least of all, is published).
+The folder is replaced whole when it is complete (a failed run leaves the previous one).
 
 ``--hub DIR`` writes, for every trained model of the grid (``--glob`` narrows it), ``DIR/<id>/`` with the
 model folder's ``config.json``, ``model.safetensors`` and ``preprocessing.json`` and a ``README.md`` model card
@@ -30,7 +39,7 @@ import yaml
 from pipeline.core.config import load_params
 from pipeline.core.errors import PipelineError, run_stage
 from pipeline.core.outputs import read_json, read_table, replace_directory
-from pipeline.core.paths import DVC_LOCK, MODELS_DIR, PARAMS_FILE, RESULTS_DIR, TRAIN_INPUTS
+from pipeline.core.paths import DVC_CACHE, DVC_LOCK, MODELS_DIR, PARAMS_FILE, RESULTS_DIR, SUBMISSIONS_DIR, TRAIN_INPUTS
 from pipeline.core.processes import dvc_command, dvc_message
 from pipeline.model.folder import CONFIG, PREPROCESSING, WEIGHTS, read_preprocessing
 from pipeline.site import model_card
@@ -137,13 +146,109 @@ def export_hub(out: Path, pattern: str, params_file: Path = PARAMS_FILE, results
     return written
 
 
+STORE = "dvcstore"  # where the copy of the remote lies in a published site
+
+
+def check_url(name: str, url: str) -> str:
+    """A public http(s) address, as params' site URLs must be (pipeline.core.config.SiteParams)."""
+    from pipeline.core.config import SiteParams
+
+    try:
+        SiteParams(remote_url=url, repo_url="")
+    except ValueError as error:
+        raise PipelineError(f"--{name} {url!r}: {str(error).replace('remote_url', 'it')}") from None
+    if not url:
+        raise PipelineError(f"--{name}: give the public http(s) address the folder will be served at")
+    return url.rstrip("/")
+
+
+def _outs(record: dict) -> list[str]:
+    """The md5s (a folder's ends in .dir) of a dvc.lock stage's or a .dvc file's outputs, checked."""
+    found = []
+    for out in record.get("outs", []) if isinstance(record, dict) else []:
+        md5 = str(out.get("md5", "")) if isinstance(out, dict) else ""
+        if MD5.fullmatch(md5.removesuffix(".dir")):
+            found.append(md5)
+    return found
+
+
+def published_objects(lock: Path = DVC_LOCK, cache: Path = DVC_CACHE, submissions: Path = SUBMISSIONS_DIR) -> list[str]:
+    """The remote's objects (``files/md5/..``) a reader can fetch: every trained run's model folder (the stages
+    train@ and repeat@ of dvc.lock) and every submission's files, each folder with its manifest."""
+    stages = yaml.safe_load(lock.read_text()).get("stages", {}) if lock.exists() else {}
+    hashes = [md5 for name, stage in stages.items() if name.startswith(("train@", "repeat@")) for md5 in _outs(stage)]
+    for record in sorted(Path(submissions).glob("*/*.dvc")):
+        hashes += _outs(yaml.safe_load(record.read_text()) or {})
+    objects = []
+    for md5 in hashes:
+        name = _object(md5.removesuffix(".dir")) + (".dir" if md5.endswith(".dir") else "")
+        objects.append(name)
+        if md5.endswith(".dir"):
+            manifest = cache / name
+            try:
+                entries = json.loads(manifest.read_text())
+            except (OSError, ValueError):
+                raise PipelineError(f"{manifest}: not in this checkout's DVC cache; fetch the models first "
+                                    "(`dvc pull`)") from None  # fmt: skip
+            objects += [
+                _object(str(e["md5"])) for e in entries if isinstance(e, dict) and MD5.fullmatch(str(e.get("md5")))
+            ]
+    return sorted(set(objects))
+
+
+def publish_site(out: Path, url: str, repo_url: str, params_file: Path = PARAMS_FILE, cache: Path = DVC_CACHE) -> int:
+    """The deployable folder (see the module's docstring); returns the number of remote files it holds."""
+    import dataclasses
+    import tempfile
+
+    from pipeline.site.build import build, build_settings, generate, load_provenance
+    from pipeline.site.data import load_results
+
+    objects = published_objects(cache=cache)
+    missing = [name for name in objects if not (cache / name).is_file()]
+    if missing:
+        raise PipelineError(f"{cache / missing[0]}: not in this checkout's DVC cache ({len(missing)} files missing); "
+                            "fetch the models first (`dvc pull`)")  # fmt: skip
+    results = load_results()
+    with replace_directory(out) as staging:
+        store = staging / STORE
+        for name in objects:
+            (store / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(cache / name, store / name)
+        provenance = load_provenance(params_file)
+        provenance = dataclasses.replace(provenance, remote_url=f"{url}/{STORE}", dvc_cache=store,
+                                         repo_url=repo_url or provenance.repo_url)  # fmt: skip
+        site = staging / ".site"
+        with tempfile.TemporaryDirectory(prefix="publish-docs-") as docs:
+            generate(results, provenance, Path(docs))
+            build(Path(docs), site, experiments=results.experiments, extra=build_settings(results, provenance))
+        for entry in site.iterdir():
+            entry.rename(staging / entry.name)
+        site.rmdir()
+        (staging / ".nojekyll").write_text("")  # GitHub Pages: serve the folders as they are
+        files = sum(1 for path in store.rglob("*") if path.is_file())
+    return files
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Push the models and write a static HTTP copy of the remote.")
     parser.add_argument("destination", type=Path, nargs="?", help="folder a web server serves, e.g. public/dvcstore")
     parser.add_argument("--remote", help="the DVC remote to push to and copy (default: the default remote)")
     parser.add_argument("--hub", type=Path, help="instead: export hub model folders with model cards into this folder")
     parser.add_argument("--glob", default="*", help="--hub: only the models whose id matches")
+    parser.add_argument("--site", type=Path, help="instead: write the deployable site (website + remote) here")
+    parser.add_argument("--url", default="", help="--site: the public address the folder will be served at")
+    parser.add_argument("--repo-url", default="", help="--site: the repository's public address")
     args = parser.parse_args()
+    if args.site is not None:
+        url = check_url("url", args.url)
+        repo = check_url("repo-url", args.repo_url) if args.repo_url else ""
+        if args.site.exists() and not args.site.is_dir():
+            raise PipelineError(f"{args.site}: is a file; give a folder for the site")
+        files = publish_site(args.site, url, repo)
+        print(f"publish: the site and {files} remote files in {args.site}/, to be served at {url}/ "
+              f"(models: `dvc remote add -d public {url}/{STORE}`)")  # fmt: skip
+        return
     if args.hub is not None:
         if args.hub.exists() and not args.hub.is_dir():
             raise PipelineError(f"{args.hub}: is a file; give a folder for the hub export")

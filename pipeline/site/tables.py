@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import pandas as pd
 from markupsafe import Markup, escape
 
-STATUS_LABELS = {"ok": "", "failed": "failed", "degenerate": "did not learn"}
+# The status words of the CSV, the filter and every page: one vocabulary ("degenerate": it did not learn).
+STATUS_LABELS = {"ok": "", "failed": "failed", "degenerate": "degenerate"}
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,21 @@
 // The compare view: two or more models side by side. The choice lives in the address (#models=a,b), so it can
 // be shared and the back button works. Each model's numbers come from data/models/<id>.js (a script, so that it
-// loads from file:// too); data/models.js lists every model for the picker. Paired differences: per test volume,
-// the second model minus the first, with a percentile bootstrap interval over the volumes drawn with a seeded
-// generator (the same draws for every metric), as the site's other intervals. Text goes in with textContent only.
+// loads from file:// too); data/models.js lists every model for the picker, and an id it does not know is skipped
+// with a note. Paired differences: per test volume, the second model minus the first, with a Student t interval
+// over the volumes (its quantiles come with the page, from scipy) from 5 volumes; with fewer, the wins alone.
+// Text goes in with textContent only.
 (function () {
   var root = document.getElementById("compare");
   if (!root) return;
-  var draws = Number(root.dataset.draws) || 1000;
   var confidence = Number(root.dataset.confidence) || 0.95;
-  var seed = Number(root.dataset.seed) || 0;
+  var quantiles = JSON.parse(document.getElementById("compare-t").textContent);  // degrees of freedom -> t
+  var MIN_PAIRS = 5;
   var template = JSON.parse(document.getElementById("compare-loss-template").textContent);
   var METRICS = [
     ["dice", "Dice", "up", 4], ["nsd", "NSD", "up", 4], ["hd95", "HD95 (mm)", "down", 2],
     ["sensitivity", "sensitivity", "up", 4], ["specificity", "specificity", "up", 4], ["precision", "precision", "up", 4],
   ];
-  var STATUS = { ok: "ranked", degenerate: "did not learn", failed: "failed" };
+  var STATUS = { ok: "ok", degenerate: "degenerate", failed: "failed" };  // the CSV's words
 
   function el(tag, text, className) {
     var node = document.createElement(tag);
@@ -37,31 +38,14 @@
     render();
   }
 
-  // mulberry32: a small seeded generator, so the intervals are the same on every load.
-  function generator(state) {
-    return function () {
-      state = (state + 0x6d2b79f5) | 0;
-      var t = Math.imul(state ^ (state >>> 15), 1 | state);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
-  function quantile(sorted, q) {
-    var index = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-    return sorted[index];
-  }
-  // Mean of the differences and its percentile bootstrap interval (resampling the volumes).
+  // Mean of the differences and its Student t interval over the volumes (null under MIN_PAIRS volumes).
   function pairedInterval(differences) {
-    var n = differences.length, random = generator(seed + 1), means = [];
-    for (var d = 0; d < draws; d++) {
-      var total = 0;
-      for (var i = 0; i < n; i++) total += differences[Math.floor(random() * n)];
-      means.push(total / n);
-    }
-    means.sort(function (a, b) { return a - b; });
-    var tail = (1 - confidence) / 2;
+    var n = differences.length;
     var mean = differences.reduce(function (a, b) { return a + b; }, 0) / n;
-    return { mean: mean, low: quantile(means, tail), high: quantile(means, 1 - tail) };
+    if (n < MIN_PAIRS || !quantiles[String(n - 1)]) return { mean: mean, low: null, high: null };
+    var variance = differences.reduce(function (a, d) { return a + (d - mean) * (d - mean); }, 0) / (n - 1);
+    var half = quantiles[String(n - 1)] * Math.sqrt(variance / n);
+    return { mean: mean, low: mean - half, high: mean + half };
   }
 
   function loadModel(id) {
@@ -164,7 +148,7 @@
       }
       var table = el("table", null, "compare-table paired-table");
       var head = table.createTHead().insertRow();
-      ["metric", "mean difference", Math.round(confidence * 100) + "% paired bootstrap interval", "second better on"].forEach(function (h) { head.appendChild(el("th", h)); });
+      ["metric", "mean difference", Math.round(confidence * 100) + "% t interval over the volumes", "second better on"].forEach(function (h) { head.appendChild(el("th", h)); });
       var body = table.createTBody();
       [["dice", "Dice", 1, 4], ["nsd", "NSD", 1, 4], ["hd95", "HD95 (mm)", -1, 2]].forEach(function (metric) {
         var differences = shared.map(function (v) { return v[metric[0]] - volumes[v.volume][metric[0]]; });
@@ -173,8 +157,12 @@
         var tr = body.insertRow();
         tr.appendChild(el("th", metric[1] + (metric[2] > 0 ? " ↑" : " ↓")));
         tr.appendChild(el("td", signed(result.mean, metric[3])));
-        var separable = result.low > 0 || result.high < 0;
-        tr.appendChild(el("td", "[" + signed(result.low, metric[3]) + ", " + signed(result.high, metric[3]) + "]" + (separable ? "" : " (includes 0: not separable)")));
+        if (result.low === null) {
+          tr.appendChild(el("td", "none: fewer than " + MIN_PAIRS + " volumes"));
+        } else {
+          var separable = result.low > 0 || result.high < 0;
+          tr.appendChild(el("td", "[" + signed(result.low, metric[3]) + ", " + signed(result.high, metric[3]) + "]" + (separable ? "" : " (includes 0: not separable)")));
+        }
         tr.appendChild(el("td", better + " of " + differences.length + " volumes"));
       });
       box.appendChild(table);
@@ -235,15 +223,29 @@
         var viewer = el("div", null, "viewer");
         viewer.dataset.ct = entry.ct;
         viewer.dataset.labels = entry.labels;
+        viewer.dataset.volume = entry.volume;
         viewer.dataset.colours = root.dataset.colours;
         cell.appendChild(viewer);
         boxes.push(viewer);
       }
       box.appendChild(cell);
     });
-    site.load("viewer.js").then(function () {
-      return Promise.all(boxes.map(function (viewer) { return siteViewer.mount(viewer); }));
-    }).then(function (mounted) { siteViewer.link(mounted); });
+    function mountAll() {
+      site.load("viewer.js").then(function () {
+        return Promise.all(boxes.map(function (viewer) { return siteViewer.mount(viewer); }));
+      }).then(function (mounted) { siteViewer.link(mounted); });
+    }
+    if (boxes.length && "IntersectionObserver" in window) {
+      var observer = new IntersectionObserver(function (entries) {
+        if (entries.some(function (entry) { return entry.isIntersecting; })) {
+          observer.disconnect();
+          mountAll();
+        }
+      }, { rootMargin: "200px" });
+      observer.observe(box);
+    } else if (boxes.length) {
+      mountAll();
+    }
     return box;
   }
 
@@ -260,9 +262,16 @@
 
   var index = [], generation = 0;
   function render() {
-    var ids = selected(), current = ++generation;
+    var asked = selected(), current = ++generation;
+    var known = {};
+    index.forEach(function (m) { known[m.id] = true; });
+    var ids = asked.filter(function (id) { return known[id]; });
+    var unknown = asked.filter(function (id) { return !known[id]; });
     root.textContent = "";
     root.appendChild(picker(index, ids));
+    if (unknown.length) {
+      root.appendChild(el("p", "Not models of this site, skipped: " + unknown.join(", ") + ".", "compare-unknown"));
+    }
     if (ids.length === 0) {
       root.appendChild(el("p", "Choose models above, or tick them on a leaderboard."));
       return;
@@ -279,12 +288,13 @@
       } else {
         root.appendChild(el("p", "Add a second model to see paired differences."));
       }
+      // The chart first: the viewer's code and volumes (megabytes) load when the viewers come into view.
+      root.appendChild(el("h2", "Loss curves"));
+      root.appendChild(lossChart(models));
       root.appendChild(el("h2", "In 3-D"));
       root.appendChild(viewers(models));
       root.appendChild(el("h2", "Predicted masks"));
       root.appendChild(masks(models));
-      root.appendChild(el("h2", "Loss curves"));
-      root.appendChild(lossChart(models));
       document.dispatchEvent(new CustomEvent("compare-rendered", { detail: { models: models } }));
     }).catch(function (error) {
       status.textContent = "Could not load the models: " + error.message;

@@ -8,9 +8,11 @@
   var body = table.tBodies[0];
   var rows = Array.prototype.slice.call(body.rows);
   var keys = headers.map(function (th) { return th.dataset.key; });
-  // What the filter box matches: the model's id (architecture, encoder, initialisation) and its status.
+  // What the filter box matches: the model's id (architecture, encoder, initialisation), its status in the
+  // CSV's own words (ok, degenerate, failed) and, for a submission, "submission".
   var texts = new Map(rows.map(function (row) {
-    return [row, (row.cells[0].textContent + " " + (row.dataset.status === "ok" ? "ok" : "")).toLowerCase()];
+    return [row, (row.cells[0].textContent + " " + row.dataset.status + " " +
+                  (row.dataset.source === "external" ? "submission external" : "grid")).toLowerCase()];
   }));
   var hasSubmissions = rows.some(function (row) { return row.dataset.source === "external"; });
   var defaults = headers.map(function (th) { return !th.hasAttribute("hidden"); });
@@ -85,11 +87,14 @@
   }
 
   function apply(state) {
+    var columns = 0;
     headers.forEach(function (th, index) {
       var shown = index === 0 || visible(state, index);
       th.hidden = !shown;
+      columns += shown ? 1 : 0;
       rows.forEach(function (row) { row.cells[index].hidden = !shown; });
     });
+    table.classList.toggle("board--wide", columns > 10);
     sortRows(state.sort, state.dir || defaultDir(state.sort));
     var words = state.q.toLowerCase().split(/\s+/).filter(Boolean);
     var shownRows = 0;
@@ -109,6 +114,7 @@
     compare.href = site.root + "compare.html#models=" + state.sel.join(",");
     compare.classList.toggle("disabled", state.sel.length < 2);
     compare.setAttribute("aria-disabled", state.sel.length < 2 ? "true" : "false");
+    compare.tabIndex = state.sel.length < 2 ? -1 : 0;  // a disabled button is out of the tab order
   }
 
   // The toolbar above the table.
@@ -126,6 +132,9 @@
   var summary = document.createElement("summary");
   summary.textContent = "Columns";
   picker.appendChild(summary);
+  var panel = document.createElement("div");
+  panel.className = "picker-panel";
+  picker.appendChild(panel);
   var pickerBoxes = [];
   headers.forEach(function (th, index) {
     if (index === 0) return;
@@ -136,7 +145,7 @@
     label.appendChild(box);
     label.appendChild(document.createTextNode(" " + th.firstChild.textContent + (th.dataset.family === "paper" ? " (paper-compatible)" : "")));
     label.title = th.title;
-    picker.appendChild(label);
+    panel.appendChild(label);
     pickerBoxes.push(box);
     box.addEventListener("change", function () {
       var state = readState(), key = keys[index];
@@ -175,6 +184,17 @@
     if (element) toolbar.appendChild(element);
   });
   table.parentNode.parentNode.insertBefore(toolbar, table.parentNode);
+
+  // The picker floats: Esc or a click anywhere else closes it.
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && picker.open) {
+      picker.open = false;
+      summary.focus();
+    }
+  });
+  document.addEventListener("click", function (event) {
+    if (picker.open && !picker.contains(event.target)) picker.open = false;
+  });
 
   filter.addEventListener("input", function () {
     var state = readState();

@@ -5,6 +5,7 @@
 // (siteViewer.mount, siteViewer.link: viewers whose slice position moves together).
 (function () {
   var WINDOWS = { lung: [-1350, 150], "soft tissue": [-160, 240] };  // W1500/L-600 and W400/L40, in HU
+  var CROSSHAIR = [1, 0.85, 0, 1];  // amber: outside the true/false positive/negative palette
   var VIEWS = { "planes + 3-D": "multiplanar", axial: "axial", coronal: "coronal", sagittal: "sagittal", "3-D": "render" };
 
   function el(tag, text, className) {
@@ -72,8 +73,11 @@
     opacity.addEventListener("input", applyOverlay);
     var outline = el("input");
     outline.type = "checkbox";
+    outline.className = "viewer-outline";
+    var labels = nv.volumes[1], filled = labels.img.slice(), edges = null;  // NVImage: img, hdr.dims
     outline.addEventListener("change", function () {
-      nv.overlayOutlineWidth = outline.checked ? 1 : 0;
+      edges = edges || outlineOf(filled, labels.hdr.dims);
+      labels.img = outline.checked ? edges : filled;
       nv.updateGLVolume();
     });
     var label = function (input, text) { var l = el("label"); l.appendChild(input); l.appendChild(document.createTextNode(" " + text)); return l; };
@@ -90,6 +94,62 @@
     return bar;
   }
 
+  // The labels' edges: a labelled voxel is kept where one of its four in-plane neighbours differs from it, so
+  // that the CT under a prediction stays visible with the prediction's outline drawn in its colours.
+  function outlineOf(img, dims) {
+    var nx = dims[1], ny = dims[2], nz = dims[3], out = new img.constructor(img.length);
+    for (var z = 0; z < nz; z++) {
+      for (var y = 0; y < ny; y++) {
+        for (var x = 0; x < nx; x++) {
+          var i = x + nx * (y + ny * z), v = img[i];
+          if (!v) continue;
+          if (x === 0 || x === nx - 1 || y === 0 || y === ny - 1 || img[i - 1] !== v || img[i + 1] !== v ||
+              img[i - nx] !== v || img[i + nx] !== v) out[i] = v;
+        }
+      }
+    }
+    return out;
+  }
+
+  // Where the viewer opens: the axial slice with the most labelled voxels (target or prediction, right or
+  // wrong), the one nearest the middle among equals; the middle slice when nothing is labelled. (The
+  // volume's third axis is its slices, upwards.)
+  function busiest(img, dims) {
+    var plane = dims[1] * dims[2], nz = dims[3], middle = (nz - 1) / 2, best = -1, bestCount = 0;
+    for (var z = 0; z < nz; z++) {
+      var count = 0;
+      for (var i = z * plane; i < (z + 1) * plane; i++) if (img[i]) count++;
+      if (count > bestCount || (count && count === bestCount && Math.abs(z - middle) < Math.abs(best - middle))) {
+        best = z;
+        bestCount = count;
+      }
+    }
+    return [0.5, 0.5, best < 0 ? 0.5 : (best + 0.5) / nz];
+  }
+
+  function sliceLabel(nv, text) {
+    var dims = nv.volumes[0].hdr.dims;
+    return function (location) {
+      var vox = location && location.vox ? location.vox : [0, 0, 0];
+      text.textContent = "axial slice " + (Math.round(vox[2]) + 1) + " of " + dims[3] + " · coronal " +
+        (Math.round(vox[1]) + 1) + " of " + dims[2] + " · sagittal " + (Math.round(vox[0]) + 1) + " of " + dims[1] +
+        " (arrow keys: up and down step the axial slice; left and right the sagittal)";
+    };
+  }
+
+  // Arrow keys step the slices when the canvas has the focus (and say where they are).
+  function keys(canvas, nv, update) {
+    canvas.addEventListener("keydown", function (event) {
+      var steps = { ArrowUp: [0, 0, 1], ArrowDown: [0, 0, -1], PageUp: [0, 0, 5], PageDown: [0, 0, -5],
+                    ArrowLeft: [-1, 0, 0], ArrowRight: [1, 0, 0] }[event.key];
+      if (!steps) return;
+      event.preventDefault();
+      event.stopPropagation();  // NiiVue's own key handling would step twice
+      nv.moveCrosshairInVox(steps[0], steps[1], steps[2]);
+      update({ vox: nv.frac2vox(nv.scene.crosshairPos) });
+    }, true);
+  }
+
   function mount(box) {
     if (box.dataset.mounted) return Promise.resolve(box.viewer);
     box.dataset.mounted = "1";
@@ -99,6 +159,10 @@
     }
     var canvas = el("canvas");
     canvas.height = 420;
+    canvas.tabIndex = 0;  // focusable: the arrow keys step the slices
+    canvas.setAttribute("role", "img");
+    canvas.setAttribute("aria-label", "Volume viewer: test volume " + (box.dataset.volume || "") + " with the " +
+      "prediction over the CT (true positives, false positives, false negatives), in three planes and 3-D");
     var frame = el("div", null, "viewer-canvas");
     frame.appendChild(canvas);
     box.textContent = "";
@@ -108,9 +172,12 @@
     var ct = box.dataset.ct, labels = box.dataset.labels;
     return Promise.all([site.load("vendor/niivue.umd.js"), site.loadData("viewer/" + ct + ".js"),
                         site.loadData("viewer/" + labels + ".js")]).then(function () {
+      // isSliceMM: planes drawn in millimetres, so anisotropic voxels (5 mm slices of 0.7 mm pixels) keep
+      // their true aspect in the coronal and sagittal planes.
       var nv = new niivue.Niivue({
         backColor: [0, 0, 0, 1], show3Dcrosshair: true, isColorbar: false, dragAndDropEnabled: false,
         loadingText: "", logLevel: "error", multiplanarShowRender: niivue.SHOW_RENDER.ALWAYS,
+        crosshairColor: CROSSHAIR, isSliceMM: true,
       });
       return nv.attachToCanvas(canvas).then(function () {
         return niivue.NVImage.loadFromBase64({
@@ -124,8 +191,16 @@
         image.setColormapLabel(colours(box));  // a label map: 1, 2, 3 in the mask pictures' colours, 0 clear
         nv.addVolume(image);
         nv.setSliceType(nv.sliceTypeMultiplanar);
+        nv.scene.crosshairPos = busiest(image.img, image.hdr.dims);
+        var position = el("p", null, "viewer-position");
+        var update = sliceLabel(nv, position);
+        nv.onLocationChange = update;
+        nv.updateGLVolume();
         status.remove();
         box.insertBefore(controls(box, nv), frame);
+        box.appendChild(position);
+        update({ vox: nv.frac2vox(nv.scene.crosshairPos) });
+        keys(canvas, nv, update);
         box.classList.add("viewer-ok");
         box.viewer = nv;
         return nv;
