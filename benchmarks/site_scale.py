@@ -10,10 +10,12 @@ static hosts do, with an empty cache per page, it weighs pages (every byte the p
 as unpacked) and times the first chart and the viewer's first render. Targets: the whole build under 60 s; a
 page without charts under 300 KB; a leaderboard under 900 KB (both as transferred: Material's own CSS and
 JavaScript alone unpack to 252 KB); the first chart under 0.5 s; the viewer's data under 150 MB for the site.
-The last line sums it up.
+It also weighs the search: Material's index, which every page loads, and the model index the search box loads
+the first time it is used; and times the compare view's first chart (target 1 s). The last line sums it up.
 """
 
 import argparse
+import gzip
 import json
 import shutil
 import tempfile
@@ -53,7 +55,7 @@ def _first_render(browser, url: str, selector: str, scroll_to: str | None = None
     return seconds
 
 
-def browser_figures(public: Path, pages: dict[str, str], model_page: str) -> dict:
+def browser_figures(public: Path, pages: dict[str, str], model_page: str, compare: str) -> dict:
     """Page weights (empty cache) and first-render times, in Chromium over loopback HTTP.
 
     The server gzips text as any static host does, so a page's weight is what travels ("transferred"); what the
@@ -86,6 +88,8 @@ def browser_figures(public: Path, pages: dict[str, str], model_page: str) -> dic
         for _ in range(3):  # the leaderboard's first chart, best of 3
             times.append(_first_render(browser, f"{base}/{pages['leaderboard']}", ".vega-ok svg"))
         figures["first chart"] = min(times)
+        figures["compare first chart"] = min(_first_render(browser, f"{base}/{compare}", "#compare-loss.vega-ok svg")
+                                             for _ in range(3))  # fmt: skip
         browser.close()
         browser = launch(playwright, webgl=True)
         figures["viewer first render"] = _first_render(browser, f"{base}/{model_page}", ".viewer.viewer-ok",
@@ -126,22 +130,37 @@ def main() -> None:
               f"{(public / 'leaderboard' / 'lung.html').stat().st_size / 1e3:.0f} KB")  # fmt: skip
         files = len(list((public / "viewer").glob("*.js")))
         print(f"viewer data: {viewer:.0f} MB for {len(results.models)} models ({files} files, one CT shared by all)")
+        # The search: Material's index (every page loads it) and the model index the search box loads on first use.
+        search = {
+            "site search index": public / "search" / "search_index.js",
+            "model index": public / "data" / "models.js",
+        }
+        sizes = {
+            name: (path.stat().st_size / 1e3, len(gzip.compress(path.read_bytes())) / 1e3)
+            for name, path in search.items()
+        }
+        for name, (raw, packed) in sizes.items():
+            print(f"{name}: {raw:.0f} KB raw, {packed:.0f} KB gzipped")
         summary = (f"{len(results.models)} models: generate {generated:.1f}s, mkdocs {total - generated:.1f}s, "
                    f"total {total:.1f}s (target 60), public {_megabytes(public):.0f} MB, viewer {viewer:.0f} MB "
-                   f"(target 150)")  # fmt: skip
+                   f"(target 150), search indexes {sizes['site search index'][1]:.0f} KB + models "
+                   f"{sizes['model index'][1]:.0f} KB gzipped")  # fmt: skip
         if not args.no_browser:
             model = next(p for p in model_pages if "lung-unet-resnet18" in p.name)
             chosen = {"leaderboard": "leaderboard/lung.html", "page without charts": "methods.html",
                       "model page": f"models/{model.name}", "home": "index.html"}  # fmt: skip
-            figures = browser_figures(public, chosen, f"models/{model.name}")
+            ids = [p.stem for p in model_pages if p.stem.startswith("lung-unet-")][:2]
+            figures = browser_figures(public, chosen, f"models/{model.name}", f"compare.html#models={','.join(ids)}")
             for name in chosen:
                 print(f"weight {name}: {figures[f'weight {name}']:.0f} KB transferred, "
                       f"{figures[f'raw {name}']:.0f} KB raw")  # fmt: skip
-            print(f"first chart: {figures['first chart']:.2f} s; viewer first render: "
+            print(f"first chart: {figures['first chart']:.2f} s; compare view's first chart: "
+                  f"{figures['compare first chart']:.2f} s; viewer first render: "
                   f"{figures['viewer first render']:.1f} s")  # fmt: skip
             summary += (f"; transferred: page without charts {figures['weight page without charts']:.0f} KB "
                         f"(target 300), leaderboard {figures['weight leaderboard']:.0f} KB (target 900); first chart "
-                        f"{figures['first chart']:.2f}s (target 0.5), viewer first render "
+                        f"{figures['first chart']:.2f}s (target 0.5), compare's {figures['compare first chart']:.2f}s "
+                        f"(target 1), viewer first render "
                         f"{figures['viewer first render']:.1f}s")  # fmt: skip
         print(summary)
     finally:

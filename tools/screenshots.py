@@ -23,7 +23,7 @@ WIDTHS = {"desktop": (1440, 900), "phone": (390, 844)}
 
 def pages(site: Path) -> dict[str, str]:
     """Name -> path of the pages to photograph, found in the built site."""
-    boards = sorted((site / "leaderboard").glob("*.html"))
+    boards = sorted((site / "leaderboard").glob("*.html"), key=lambda p: (p.stem != "lung", p.stem))
     if not boards:
         raise SystemExit(f"error: {site}: no leaderboard page; build the site first (make site)")
     board = boards[0]

@@ -469,6 +469,7 @@ def protocol_rows(results: Results, provenance: Provenance) -> list[dict]:
     for key, label in (("epochs", "epochs"), ("batch_size", "batch size"), ("learning_rate", "learning rate"),
                        ("loss", "loss")):  # fmt: skip
         rows.append((label, train.get(key, "not recorded"), paper["train"][key]))
+
     def augmentation(values: dict) -> str:
         if not {"rotation_deg", "scale_min", "scale_max"} <= set(values):
             return "not recorded"

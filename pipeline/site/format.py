@@ -73,7 +73,7 @@ def signed(value, decimals: int = 4) -> Markup:
 
 
 def plural(count, noun: str, many: str | None = None) -> Markup:
-    """"1 pair", "2 pairs" ("many" for an irregular plural): a count with its noun, as text."""
+    """A count with its noun, as text: "1 pair", "2 pairs" (``many``: an irregular plural)."""
     count = int(count)
     return Markup(f"{count} ") + text(noun if count == 1 else (many or f"{noun}s"))
 

@@ -88,7 +88,7 @@
   function fitted(target, chart, bindings, spec, view, attempt) {
     var available = target.clientWidth;
     var svg = chart.querySelector("svg");
-    var width = svg ? svg.getBoundingClientRect().width : 0;
+    var width = svg ? Number(svg.getAttribute("width")) || svg.getBoundingClientRect().width : 0;  // as drawn
     if (!available || width <= available || attempt > 4) return Promise.resolve(view);
     var copy = JSON.parse(JSON.stringify(spec));
     if (!(attempt === 0 && stack(copy))) shrink(copy, Math.ceil(width - available) + 2, width, available);
