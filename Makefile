@@ -19,13 +19,15 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/dvc repro
 
-# The inner loop (under 3 minutes on 2 cores): lint and the fast tests, no DVC runs, no Ray, no browser.
+# The inner loop (under 3 minutes on 2 cores): lint and the fast tests, no DVC runs, no Ray, no browser, in one
+# process (measured: two workers make it slower, each building the session fixtures and sharing the cores).
 check: setup lint
 	$(BIN)/python -m pytest -m "not dvc and not ray and not browser and not slow"
 
-# What CI runs: every test.
+# What CI runs: every test, on two workers (pytest-xdist), a test file per worker at a time so that module
+# fixtures (a project through DVC, a Ray cluster, a browser) are built once; the runs through DVC start first.
 test: setup lint browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 # The site's browser tests drive Debian's chromium (never `playwright install`).
 browser:

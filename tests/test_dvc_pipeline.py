@@ -49,6 +49,11 @@ def _edit_params(project: Path, section: str, key: str, value) -> None:
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def _text(html: str) -> str:
+    """A page's text as a reader sees it (code blocks are highlighted into spans), spaces collapsed."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html))
+
+
 def _leaderboard(project: Path) -> list[dict]:
     with open(project / "results" / "leaderboard.csv") as handle:
         return list(csv.DictReader(handle))
@@ -117,10 +122,11 @@ def test_profile_switch_and_full_repro(tiny_project):
     assert run(project, "git", "commit", "-q", "-m", "one cell retrained").returncode == 0
 
     # A change to evaluation never retrains a model; a change to preprocessing never regenerates the data.
-    _edit_params(project, "evaluate", "threshold", 0.4)
-    assert stale_stages(project) == ["evaluate", "figures"]
+    _edit_params(project, "evaluate", "threshold", 0.4)  # submissions are scored at the same threshold
+    assert stale_stages(project) == ["evaluate", "figures", "score"]
     _edit_params(project, "preprocess", "size", 64)
-    assert stale_stages(project) == ["evaluate", "figures", "preprocess", "speed"]  # speed: at the working size
+    # speed: at the working size; aggregate: the summary states the preprocessing
+    assert stale_stages(project) == ["aggregate", "evaluate", "figures", "preprocess", "score", "speed"]
     assert run(project, "git", "checkout", "params.yaml").returncode == 0
 
 
@@ -218,16 +224,17 @@ def test_make_publish_writes_one_deployable_folder_that_serves_the_site_and_the_
                                                                                      file_server):  # fmt: skip
     cell = "lung-unet-resnet18-random"
     deployed = tmp_path / "www" / "bench"
-    file_server.serve_tree(deployed.parent)
     url = f"http://127.0.0.1:{file_server.httpd.server_port}/bench"
     # make's own target, with this environment (its .installed is newer than the copied pyproject.toml).
     made = run(tiny_project, "make", "publish", f"SITE_URL={url}", "REPO_URL=https://example.org/you/bench",
                f"VENV={sys.prefix}")  # fmt: skip
     assert made.returncode == 0, made.stdout + made.stderr
     shutil.move(tiny_project / "deployed", deployed)
+    file_server.serve_tree(deployed.parent)  # what a static host serves: the folder as it was written
     page = (deployed / "models" / f"{cell}.html").read_text()
-    assert f"dvc pull train@{cell}" in page and f"{url}/dvcstore/files/md5/" in page
-    assert "dvc get https://example.org/you/bench" in page
+    assert f"dvc pull train@{cell}" in _text(page) and f"{url}/dvcstore/files/md5/" in page
+    assert f"dvc get https://example.org/you/bench models/{cell} -o {cell}" in _text(page)
+    assert "<p><div" not in page  # the command block is a block of its own, not inside a paragraph
     home = (deployed / "index.html").read_text()
     assert 'href="https://example.org/you/bench"' in home and (deployed / ".nojekyll").exists()
     # Published: the model folders and nothing else of the cache (no data).

@@ -355,11 +355,15 @@ def test_model_page_links_the_checkpoint_when_a_public_remote_is_set(fixture_res
                                                                          "md5": folder_md5}]}}}  # fmt: skip
     (tmp_path / "dvc.lock").write_text(json.dumps(lock))
     monkeypatch.chdir(tmp_path)
-    provenance = Provenance("rev", {}, "https://models.example.org/dvcstore/", cache)
+    provenance = Provenance("rev", {}, "https://models.example.org/dvcstore/", cache, "https://example.org/bench")
     context = model_context(fixture_results, model_id, provenance)
     assert context["direct_url"] == "https://models.example.org/dvcstore/files/md5/ab/" + "c" * 30
     page = environment().get_template("model.md.j2").render(**context)
     assert "Direct link to the weights" in page and context["direct_url"] in page
+    # Each command is a block of its own: a fence followed by text on the next line makes Markdown put the
+    # block and that text into one paragraph (<p><div class="highlight">...).
+    command = f"dvc get https://example.org/bench models/{model_id} -o {model_id}\n```\n"
+    assert command + "\n" in page
     # A model the published remote does not hold yet gets no link, and says so.
     other = model_context(fixture_results, "lesion_a-unet-resnet18-random", provenance)
     assert other["direct_url"] is None
@@ -499,3 +503,19 @@ def test_the_cite_page_gives_bibtex_for_the_benchmark_and_the_study(built_site):
     cite = (built_site / "cite.html").read_text()
     # (highlighted: each token in a span of its own)
     assert all(token in cite for token in ("@software", "covid_ct_benchmark", "@article", "bizopoulos2020"))
+
+
+def test_publish_copies_the_models_of_the_current_grid_only(tmp_path):
+    """dvc.lock keeps the records of stages another profile defined (its train@ cells stay in the lock after a
+    profile switch): only the runs of the params are published, each folder with the files its manifest lists."""
+    from pipeline.core.cells import parse_run_id
+    from pipeline.site.publish import published_objects
+
+    folder, weights, stale = "12" + "3" * 30, "ab" + "c" * 30, "45" + "6" * 30
+    cache = _remote(tmp_path, folder + ".dir", [{"md5": weights, "relpath": "model.safetensors"}])
+    lock = json.loads((tmp_path / "dvc.lock").read_text())
+    lock["stages"]["train@lung-unet-mobilenet_v2-random"] = {"outs": [{"path": "m", "md5": stale + ".dir"}]}
+    (tmp_path / "dvc.lock").write_text(json.dumps(lock))
+    runs = [parse_run_id("lung-unet-resnet18-imagenet"), parse_run_id("lung-unet-resnet18-imagenet~seed2")]
+    objects = published_objects(runs, lock=tmp_path / "dvc.lock", cache=cache, submissions=tmp_path / "none")
+    assert objects == [f"files/md5/12/{'3' * 30}.dir", f"files/md5/ab/{'c' * 30}"]  # the repeat: not trained yet

@@ -147,15 +147,15 @@ def test_every_chart_control_changes_only_what_it_names_and_never_empties_the_ch
         for index in range(controls.count()):
             control = controls.nth(index)
             chart = control.locator("xpath=ancestor::div[contains(@class, 'vega-chart')]")
-            marks = "(el) => el.querySelectorAll('g.mark-symbol path, g.mark-rect path, g.mark-line path').length"
+            # Once the view's dataflow has run again (its render signal), count what it drew.
+            marks = """(el) => el.vegaView.runAsync().then(() =>
+                el.querySelectorAll('g.mark-symbol path, g.mark-rect path, g.mark-line path').length)"""
             if control.evaluate("el => el.tagName") == "SELECT":
                 for option in control.locator("option").all_inner_texts():
                     control.select_option(option)
-                    tab.page.wait_for_timeout(50)
                     assert chart.evaluate(marks) > 0, (page, option)
             else:
                 control.uncheck()
-                tab.page.wait_for_timeout(50)
                 assert chart.evaluate(marks) > 0, page
                 control.check()
     tab.check_clean()
@@ -313,6 +313,14 @@ def _pixels(locator) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(locator.screenshot())).convert("RGB"), dtype=np.float64)
 
 
+def _frames(page, count: int = 2) -> None:
+    """Wait until the browser has painted ``count`` more frames (NiiVue draws on the next frame)."""
+    page.evaluate("""(count) => new Promise(done => {
+        const next = left => left ? requestAnimationFrame(() => next(left - 1)) : done();
+        next(count);
+    })""", count)  # fmt: skip
+
+
 def test_the_viewer_draws_the_volume_and_the_prediction_toggles(webgl_browser, base):
     tab = Tab(webgl_browser)
     tab.open(f"{base}/models/lung-unet-resnet18-imagenet.html")
@@ -321,11 +329,11 @@ def test_the_viewer_draws_the_volume_and_the_prediction_toggles(webgl_browser, b
     tab.page.wait_for_selector(".viewer.viewer-ok", timeout=60_000)
     canvas = tab.page.locator(".viewer canvas").first
     canvas.scroll_into_view_if_needed()
-    tab.page.wait_for_timeout(500)
+    _frames(tab.page)
     shown = _pixels(canvas)
     assert shown.std() > 10 and (shown.max(axis=2) - shown.min(axis=2)).max() > 50  # an image, with colour
     tab.page.uncheck(".viewer input.viewer-overlay")
-    tab.page.wait_for_timeout(500)
+    _frames(tab.page)
     hidden = _pixels(canvas)
     assert abs(shown - hidden).mean() > 0.5  # the prediction's colours went
     colour = lambda pixels: (pixels.max(axis=2) - pixels.min(axis=2) > 60).mean()  # noqa: E731
@@ -364,11 +372,14 @@ def test_the_compare_view_shows_two_predictions_with_linked_slices(webgl_browser
         const ratio = viewer.uiData.dpr || 1;
         return tile.map(value => value / ratio);
     }""")
+    crosshairs = """() => Array.from(document.querySelectorAll('.compare-viewers .viewer'))
+        .map(viewer => Array.from(viewer.viewer.scene.crosshairPos))"""
+    before = tab.page.evaluate(crosshairs)[0]
     tab.page.mouse.click(box["x"] + left + 0.3 * width, box["y"] + top + 0.35 * height)
-    tab.page.wait_for_timeout(300)
-    positions = tab.page.evaluate("""Array.from(document.querySelectorAll('.compare-viewers .viewer'))
-        .map(viewer => Array.from(viewer.viewer.scene.crosshairPos))""")
-    assert positions[0] != [0.5, 0.5, 0.5]  # the click moved the first viewer's crosshair ...
+    tab.page.wait_for_function(f"""(before) => ({crosshairs})()[0].some((value, axis) => value !== before[axis])""",
+                               arg=before)  # fmt: skip
+    positions = tab.page.evaluate(crosshairs)
+    assert positions[0] != pytest.approx(before)  # the click moved the first viewer's crosshair ...
     assert positions[1] == pytest.approx(positions[0], abs=1e-6)  # ... and the second's with it
     tab.check_clean()
     tab.context.close()

@@ -172,11 +172,13 @@ def _outs(record: dict) -> list[str]:
     return found
 
 
-def published_objects(lock: Path = DVC_LOCK, cache: Path = DVC_CACHE, submissions: Path = SUBMISSIONS_DIR) -> list[str]:
-    """The remote's objects (``files/md5/..``) a reader can fetch: every trained run's model folder (the stages
-    train@ and repeat@ of dvc.lock) and every submission's files, each folder with its manifest."""
+def published_objects(runs: list, lock: Path = DVC_LOCK, cache: Path = DVC_CACHE,
+                      submissions: Path = SUBMISSIONS_DIR) -> list[str]:  # fmt: skip
+    """The remote's objects (``files/md5/..``) a reader can fetch: the model folder of every run of ``runs``
+    (pipeline.core.cells.Run, from the params) as dvc.lock records it and every submission's files, each folder
+    with its manifest. dvc.lock keeps the records of stages another profile defined: those are not published."""
     stages = yaml.safe_load(lock.read_text()).get("stages", {}) if lock.exists() else {}
-    hashes = [md5 for name, stage in stages.items() if name.startswith(("train@", "repeat@")) for md5 in _outs(stage)]
+    hashes = [md5 for run in runs for md5 in _outs(stages.get(run.stage, {}))]
     for record in sorted(Path(submissions).glob("*/*.dvc")):
         hashes += _outs(yaml.safe_load(record.read_text()) or {})
     objects = []
@@ -204,7 +206,7 @@ def publish_site(out: Path, url: str, repo_url: str, params_file: Path = PARAMS_
     from pipeline.site.build import build, build_settings, generate, load_provenance
     from pipeline.site.data import load_results
 
-    objects = published_objects(cache=cache)
+    objects = published_objects(load_params(params_file).runs(), cache=cache)
     missing = [name for name in objects if not (cache / name).is_file()]
     if missing:
         raise PipelineError(f"{cache / missing[0]}: not in this checkout's DVC cache ({len(missing)} files missing); "

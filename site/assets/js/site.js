@@ -113,6 +113,7 @@
     }).then(function (view) {
       return fitted(target, chart, bindings, spec, view, 0);
     }).then(function (view) {
+      target.vegaView = view;  // a render signal for scripts and tests: vegaView.runAsync() after a change
       target.classList.add("vega-ok");
       exportLinks(target, view);
       return view;
