@@ -283,6 +283,7 @@ def _init_dvc(project: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow  # 16 s: submit, score twice and aggregate in-process; make test runs it, make check skips it
 def test_a_submission_is_written_scored_once_and_ranked_among_the_grid(project, predicted, tmp_path):
     _init_dvc(project)
     title = "Our <script>alert(1)</script> model *bold*"
