@@ -201,16 +201,12 @@ class ViewerPlan:
 
     def volumes(self, requested: list[str], experiment: str, evaluation: Path) -> list[str]:
         """The volume folders shown for one model (``worst`` reads its evaluation)."""
-        chosen = []
-        for volume in requested:
-            if volume == "median_target":
-                chosen.append(self.typical[experiment])
-            elif volume == "worst":
-                scores = pd.read_csv(evaluation / "volumes.csv")
-                chosen.append(self.test.volume_dirs[scores.sort_values(["dice", "volume"]).iloc[0]["volume"]])
-            else:
-                chosen.append(self.test.volume_dirs[volume])
-        return list(dict.fromkeys(chosen))
+
+        def worst() -> str:
+            scores = pd.read_csv(evaluation / "volumes.csv")
+            return self.test.volume_dirs[scores.sort_values(["dice", "volume"]).iloc[0]["volume"]]
+
+        return viewer_data.shown_volumes(requested, self.typical[experiment], worst, self.test.volume_dirs)
 
     def ct(self, folder: str) -> bytes:
         native = load_native(folder, self.test.prepared_dir)

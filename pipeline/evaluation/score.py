@@ -75,19 +75,16 @@ def score_submission(folder: Path, record: dict, test: HeldOutSet, params: Param
     return scored
 
 
-def viewer_volumes(scored: external.Scored, experiment: str, test: HeldOutSet, requested: list[str]) -> list[str]:
+def viewer_volumes(scored: external.Scored, test: HeldOutSet, requested: list[str]) -> list[str]:
     """The volume folders the viewer shows, chosen as the figures stage chooses them for a grid model."""
-    chosen = []
-    for volume in requested:
-        if volume == "median_target":
-            voxels = {name: row["target_voxels"] for name, row in zip(test.volume_rows, scored.rows, strict=True)}
-            chosen.append(test.volume_dirs[viewer_data.median_target_volume(voxels)])
-        elif volume == "worst":
-            worst = min(scored.rows, key=lambda row: (row["dice"], row["volume"]))
-            chosen.append(test.volume_dirs[worst["volume"]])
-        elif volume in test.volume_dirs:
-            chosen.append(test.volume_dirs[volume])
-    return list(dict.fromkeys(chosen))
+    voxels = {test.volume_dirs[name]: row["target_voxels"] for name, row in zip(test.volume_rows, scored.rows,
+                                                                                  strict=True)}  # fmt: skip
+
+    def worst() -> str:
+        return test.volume_dirs[min(scored.rows, key=lambda row: (row["dice"], row["volume"]))["volume"]]
+
+    typical = viewer_data.median_target_volume(voxels)
+    return viewer_data.shown_volumes(requested, typical, worst, test.volume_dirs)
 
 
 def write_viewer(scored: external.Scored, name: str, experiment: str, test: HeldOutSet, params: Params,
@@ -95,7 +92,7 @@ def write_viewer(scored: external.Scored, name: str, experiment: str, test: Held
     """The viewer's scripts of one submission into ``folder``; the volume folders shown."""
     folder.mkdir()
     names = {volume_dir: volume for volume, volume_dir in test.volume_dirs.items()}
-    shown = viewer_volumes(scored, experiment, test, params.viewer.volumes)
+    shown = viewer_volumes(scored, test, params.viewer.volumes)
     for volume_dir in shown:
         volume = names[volume_dir]
         native = load_native(volume_dir, test.prepared_dir)
@@ -133,7 +130,8 @@ def write_result(out: Path, name: str, key: str, record: dict, scored: external.
 
 
 def grid_ids(params: Params) -> set[str]:
-    return {run.id for run in params.runs()} | {cell.id for cell in params.grid.cells()}
+    """Every run id of the grid (a cell's main run has the cell's id): names a submission cannot take."""
+    return {run.id for run in params.runs()}
 
 
 def main() -> None:

@@ -77,6 +77,22 @@ def as_script(key: str, payload: bytes) -> str:
     return f'(window.viewerVolumes = window.viewerVolumes || {{}})["{key}"] = "{base64.b64encode(payload).decode()}";\n'
 
 
+def shown_volumes(requested: list[str], typical: str, worst, volume_dirs: dict[str, str]) -> list[str]:
+    """The volume folders the viewer shows for one model, each once, in the order of params ``viewer.volumes``:
+    ``median_target`` is ``typical`` (the experiment's folder from ``median_target_volume``), ``worst`` is
+    ``worst()`` (called only when asked for: the folder of the model's lowest Dice), a file name is that
+    volume's folder; a name that is not a test volume of ``volume_dirs`` (file name -> folder) is left out."""
+    chosen = []
+    for volume in requested:
+        if volume == "median_target":
+            chosen.append(typical)
+        elif volume == "worst":
+            chosen.append(worst())
+        elif volume in volume_dirs:
+            chosen.append(volume_dirs[volume])
+    return list(dict.fromkeys(chosen))
+
+
 def median_target_volume(target_voxels: dict[str, int]) -> str:
     """The test volume whose target is of median size (a typical case, the same for every model of an
     experiment, so that models can be set side by side): the lower median, ties broken by name."""
