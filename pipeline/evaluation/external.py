@@ -26,7 +26,7 @@ from pipeline.data.prepared import load_native
 from pipeline.evaluation.evaluate import evaluate_masks, evaluate_probabilities
 from pipeline.evaluation.heldout import HeldOutSet
 from pipeline.model import checkpoints
-from pipeline.model.device import device_name, median_seconds
+from pipeline.model.device import device_name, inference_seconds, median_seconds
 from pipeline.model.folder import (
     CONFIG,
     NOT_A_MODEL,
@@ -165,16 +165,10 @@ def time_inference(network: Network, speed: SpeedParams, device: torch.device) -
             network.model.logits(batch)
 
         timing_device = torch.device("cpu")
+        seconds = median_seconds(infer, timing_device, speed.warmup, speed.repeats)
     else:
-        on_device = images.to(device)
-
-        @torch.no_grad()
-        def infer() -> None:
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                network.model(on_device)
-
         timing_device = device
-    seconds = median_seconds(infer, timing_device, speed.warmup, speed.repeats)
+        seconds = inference_seconds(network.model, images.to(device), device, speed.warmup, speed.repeats)
     return {"infer_images_per_s": speed.batch_size / seconds, "speed_device": device_name(timing_device)}
 
 

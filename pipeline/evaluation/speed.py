@@ -29,7 +29,7 @@ from pipeline.core.errors import run_stage
 from pipeline.core.fingerprint import code_fingerprint, input_key
 from pipeline.core.outputs import read_previous, write_text_atomically
 from pipeline.core.paths import PARAMS_FILE, SPEED_FILE
-from pipeline.model.device import device_name, median_seconds, select_device
+from pipeline.model.device import device_name, inference_seconds, median_seconds, select_device
 from pipeline.model.factory import check_names
 from pipeline.training import losses
 
@@ -43,19 +43,10 @@ def time_network(architecture: str, encoder: str, size: int, infer_batch: int, t
     model = smp.create_model(architecture, encoder_name=encoder, encoder_weights=None, in_channels=1, classes=1)
     model = model.to(device)
     cuda = device.type == "cuda"
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
     images = torch.randn(infer_batch, 1, size, size, device=device)
+    infer_seconds = inference_seconds(model, images, device, warmup, repeats)  # channels-last from here on CUDA
 
-    @torch.no_grad()
-    def infer() -> None:
-        with autocast:
-            model(images)
-
-    model.eval()
-    infer_seconds = median_seconds(infer, device, warmup, repeats)
-
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
     batch = torch.randn(train_batch, 1, size, size, device=device)
     target = (torch.rand(train_batch, 1, size, size, device=device) > 0.5).float()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=cuda)

@@ -59,3 +59,21 @@ def median_seconds(step, device: torch.device, warmup: int, repeats: int) -> flo
         synchronise(device)
         seconds.append(time.perf_counter() - started)
     return statistics.median(seconds)
+
+
+def inference_seconds(model: torch.nn.Module, images: torch.Tensor, device: torch.device, warmup: int,
+                      repeats: int) -> float:  # fmt: skip
+    """The median seconds of one batch of inference, as every network of the benchmark is timed (the speed
+    stage's and a submitted model's): in eval mode, no gradients, bf16 autocast and channels-last on CUDA. The
+    model is left in eval mode (and channels-last on CUDA)."""
+    cuda = device.type == "cuda"
+    if cuda:
+        model.to(memory_format=torch.channels_last)
+    model.eval()
+
+    @torch.no_grad()
+    def infer() -> None:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            model(images)
+
+    return median_seconds(infer, device, warmup, repeats)
