@@ -149,20 +149,23 @@ def report(args: argparse.Namespace, scored, kind: str, params, meta: dict) -> l
     if baselines is None:
         return [*lines, f"  not placed: {why}"]
     entry = {metric: np.array([row[metric] for row in rows], dtype=float) for metric in ranking.RANKED}
-    settings = (params.evaluate.bootstrap_samples, params.evaluate.confidence, params.evaluate.seed)
-    placed = placement.place(args.name, entry, baselines, ranking.RANKED, settings)["dice"]
-    lines.append(f"  among the {len(baselines.ids)} ranked checkpoints of {args.experiment} in {args.results}/: "
-                 f"rank {placed['rank']} on Dice (95% interval {placed['rank_low']}-{placed['rank_high']}), "
-                 f"tier {placed['tier']}, P(rank 1) {placed['p_rank1']}")  # fmt: skip
+    settings = ranking.RankSettings.from_params(params)
+    placed = placement.place(args.name, entry, baselines, {"dice": True}, settings)["dice"]
+    lines.append(f"  among the {len(baselines.ids)} ranked checkpoints of {args.experiment} in {args.results}/ plus "
+                 f"this one ({placed['models']} models, as the leaderboard ranks it): rank {placed['rank']} on Dice "
+                 f"({settings.confidence:.0%} rank set {placed['rank_low']}-{placed['rank_high']}), "
+                 f"{ranking.tier_words(placed['tier'], placed['rank'])}, P(rank 1) {placed['p_rank1']}")  # fmt: skip
     size = scored.about.get("params", args.params_m * 1e6 if args.params_m else None)
     similar = placement.similar_size(size / 1e6 if size else None, baselines)
-    best_similar = max(similar, key=lambda m: baselines.scores["dice"][baselines.ids.index(m)].mean(), default=None)
-    against = [placement.leader(baselines), *([best_similar] if best_similar else [])]
-    for row in placement.comparisons(entry["dice"], baselines, against):
-        role = "the leader" if row["against"] == against[0] else "the best of similar size"
+    against = placement.compared_with(baselines, size / 1e6 if size else None)
+    rows = placement.comparisons(entry["dice"], baselines, against, margin=settings.relevant_difference,
+                                 alpha=settings.alpha)  # fmt: skip
+    for row in rows:
+        role = "the leader" if row["against"] == against[0] else "similar size"
         lines.append(f"  against {role} {row['against']}: Dice {row['difference']:+.4f}, better on {row['wins']} "
-                     f"of {row['pairs']} volumes, worse on {row['losses']}; p = {row['p_holm']:.3f} (exact "
-                     f"Wilcoxon, Holm over {len(against)}): {row['verdict']}")  # fmt: skip
+                     f"of {row['pairs']} volumes, worse on {row['losses']}; p = {row['p_holm']:.3f} (beyond "
+                     f"+-{settings.relevant_difference:g}, exact Wilcoxon, Holm over {len(against)}): "
+                     f"{row['verdict']}")  # fmt: skip
     if size and not similar:
         lines.append(f"  no checkpoint of the grid within a factor of {placement.SIZE_FACTOR:g} of its size")
     return lines

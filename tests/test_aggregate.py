@@ -164,7 +164,7 @@ def test_repeats_give_the_seed_spread(tmp_path):
         (low, high), abs=1e-4
     )
     variance = json.loads((out / "summary.json").read_text())["seed_variance"]["lesion_b"]
-    assert variance["models"] == 1 and variance["pooled_sd"] == pytest.approx(0.03, abs=1e-4)
+    assert variance["models"] == 1 and variance["sd_min"] == variance["sd_max"] == pytest.approx(0.03, abs=1e-4)
     # The recipe, over its three seeds, is in recipes.csv; the models trained once are not.
     recipes = list(csv.DictReader((out / "recipes.csv").read_text().splitlines()))
     assert [(r["encoder"], r["seeds"], r["failed_seeds"]) for r in recipes] == [("vgg11", "3", "0")]
@@ -179,6 +179,12 @@ def test_hd95_is_published_with_its_median_and_the_volumes_a_model_missed(tmp_pa
     assert (rows[silent]["missed_volumes"], rows["lesion_a-unet-resnet18-random"]["missed_volumes"]) == ("9", "0")
     volumes = pd.read_csv(evaluation / silent / "volumes.csv")
     assert float(rows[silent]["hd95_median"]) == pytest.approx(volumes["hd95"].median(), abs=0.005)
+    # Its distribution-free interval: the 2nd and 8th of the 9 sorted values (96.1%); no t interval of the mean.
+    ordered = sorted(volumes["hd95"])
+    assert (float(rows[silent]["hd95_median_ci_low"]), float(rows[silent]["hd95_median_ci_high"])) == pytest.approx(
+        (ordered[1], ordered[7]), abs=0.005
+    )
+    assert "hd95_ci_low" not in rows[silent]
 
 
 def _vgg11_downloaded(cell) -> str:

@@ -187,7 +187,7 @@ def test_banner_says_when_results_are_synthetic(generated):
 
 
 def test_a_missing_template_value_is_an_error_not_a_blank():
-    template = environment().from_string("Dice {{ m.dice }}")
+    template = environment(0.95).from_string("Dice {{ m.dice }}")
     with pytest.raises(jinja2.UndefinedError):
         template.render(m={})
 
@@ -234,7 +234,7 @@ def test_a_direct_link_is_built_only_from_checked_hashes(fixture_results, tmp_pa
     provenance = Provenance("rev", {}, "https://models.example.org/dvcstore/", cache)
     context = model_context(fixture_results, "lung-unet-resnet18-imagenet", provenance)
     assert context["direct_url"] is None
-    page = environment().get_template("model.md.j2").render(**context)
+    page = environment(0.95).get_template("model.md.j2").render(**context)
     assert "onerror" not in page and "<script>" not in page and "files/md5" not in page
 
 
@@ -358,7 +358,7 @@ def test_model_page_links_the_checkpoint_when_a_public_remote_is_set(fixture_res
     provenance = Provenance("rev", {}, "https://models.example.org/dvcstore/", cache, "https://example.org/bench")
     context = model_context(fixture_results, model_id, provenance)
     assert context["direct_url"] == "https://models.example.org/dvcstore/files/md5/ab/" + "c" * 30
-    page = environment().get_template("model.md.j2").render(**context)
+    page = environment(0.95).get_template("model.md.j2").render(**context)
     assert "Direct link to the weights" in page and context["direct_url"] in page
     # Each command is a block of its own: a fence followed by text on the next line makes Markdown put the
     # block and that text into one paragraph (<p><div class="highlight">...).
@@ -367,7 +367,7 @@ def test_model_page_links_the_checkpoint_when_a_public_remote_is_set(fixture_res
     # A model the published remote does not hold yet gets no link, and says so.
     other = model_context(fixture_results, "lesion_a-unet-resnet18-random", provenance)
     assert other["direct_url"] is None
-    assert "not in the published remote" in environment().get_template("model.md.j2").render(**other)
+    assert "not in the published remote" in environment(0.95).get_template("model.md.j2").render(**other)
 
 
 PLANTED = '<img src=x onerror="alert(1)">'

@@ -76,7 +76,7 @@ def test_the_grid_models_own_predictions_score_exactly_as_the_model(project, pre
         assert scored.record[name] == pytest.approx(grid[name], abs=1e-6), name
     out = _dry_run(project, "--predictions", str(predicted))
     assert f"Dice {grid['dice']:.4f}" in out and "dry run: nothing written" in out
-    assert "ranked checkpoints of lung in results/: rank" in out and "against the leader" in out
+    assert "ranked checkpoints of lung in results/ plus this one" in out and "against the leader" in out
 
 
 def test_a_copy_of_a_grid_model_folder_gets_exactly_its_metrics(project, tiny_project, tmp_path):
@@ -326,13 +326,22 @@ def test_a_submission_is_written_scored_once_and_ranked_among_the_grid(project, 
     assert rows["our-folder"]["params_m"] == grid["params_m"] and not ours["params_m"]
     metrics = json.loads((project / "results" / "our-masks" / "metrics.json").read_text())
     comparison = metrics["comparisons"][0]
-    assert comparison["role"] == "leader" and comparison["verdict"] in ("better", "worse", "not separable")
+    # The same masks as a grid model: no relevant difference from anyone, a difference of 0 at most.
+    assert comparison["role"] == "leader" and comparison["verdict"] in ("worse", "no relevant difference shown")
+    assert metrics["ranked_among"] == sum(1 for row in rows.values() if row["source"] == "grid"
+                                          and row["experiment"] == "lung" and row["status"] == "ok") + 1
     assert metrics["metadata"]["title"] == title
     summary = json.loads((project / "results" / "summary.json").read_text())
     assert summary["submissions"]["ranked"] == 2 and summary["leaders"]["lung"]["id"] != "our-masks"
 
-    # Removing a submission is deleting its folder.
+    # Removing a submission is deleting its folder; the grid's ranks, rank sets and tiers never move with them.
     shutil.rmtree(project / "submissions" / "our-folder")
     run_stage_here(project, "pipeline.evaluation.score")
     run_stage_here(project, "pipeline.results.aggregate")
     assert "our-folder" not in (project / "results" / "leaderboard.csv").read_text()
+    with open(project / "results" / "leaderboard.csv") as handle:
+        after = {row["id"]: row for row in csv.DictReader(handle)}
+    for model, row in rows.items():
+        if row["source"] == "grid":
+            assert [after[model][key] for key in ("rank", "rank_low", "rank_high", "tier")] == [
+                row[key] for key in ("rank", "rank_low", "rank_high", "tier")]

@@ -239,6 +239,22 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class RankingParams:
+    """How rankings decide (pipeline.results.ranking): ``permutations`` of the max-T null when enumerating every
+    within-volume permutation is too many; ``relevant_difference``: the smallest difference of Dice (the primary
+    endpoint) that a submission's or an effect's interval must clear before it is called better or worse."""
+
+    permutations: int
+    relevant_difference: float
+
+    def __post_init__(self) -> None:
+        if self.permutations < 1000:
+            raise ValueError("permutations must be at least 1000 (p-values finer than 1/1000)")
+        if not 0 <= self.relevant_difference < 1:
+            raise ValueError("relevant_difference must lie in [0, 1)")
+
+
+@dataclass(frozen=True)
 class ViewerParams:
     """The volume viewer of the model pages (pipeline.evaluation.viewer_data): which test volumes it shows, per model —
     ``median_target`` (the volume whose target is of median size: a typical case, the same for every model of
@@ -301,6 +317,7 @@ class Params:
     train: TrainParams
     repeats: RepeatsParams
     evaluate: EvaluateParams
+    ranking: RankingParams
     speed: SpeedParams
     viewer: ViewerParams
     site: SiteParams

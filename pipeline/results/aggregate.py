@@ -61,6 +61,7 @@ from pipeline.results.recipes import Recipe, recipe_ranking
 
 BLOB_MODELS = 20  # models per experiment in the blob plot
 RANKED = ranking.RANKED
+PRIMARY = "dice"  # the primary endpoint: leaders are named and submissions judged on it; NSD and HD95 are secondary
 # A run whose best validation loss stays within this of the loss of predicting nothing did not learn.
 NULL_LOSS_MARGIN = 0.001
 EVALUATE = "evaluate the models first (`dvc repro evaluate`)"
@@ -72,16 +73,16 @@ COLUMNS = {
     "dice": 4, "dice_ci_low": 4, "dice_ci_high": 4,
     "rank": 0, "rank_median": 0, "rank_low": 0, "rank_high": 0, "p_rank1": None, "tier": 0, "tier_p": 4,
     "seeds": 0, "seed_dice_sd": 4, "seed_dice_sd_ci_low": 4, "seed_dice_sd_ci_high": 4,
-    "nsd": 4, "nsd_ci_low": 4, "nsd_ci_high": 4, "hd95": 2, "hd95_ci_low": 2, "hd95_ci_high": 2,
-    "hd95_median": 2, "missed_volumes": 0,
+    "nsd": 4, "nsd_ci_low": 4, "nsd_ci_high": 4, "hd95": 2,
+    "hd95_median": 2, "hd95_median_ci_low": 2, "hd95_median_ci_high": 2, "missed_volumes": 0,
     "sensitivity": 4, "specificity": 4, "precision": 4, "precision_volumes": 0,
     "slice_dice": 4, "pooled_dice": 4, "paper_sensitivity": 2, "paper_specificity": 2, "paper_dice": 2,
     "paper_reported_dice": 2, "params_m": 2, "trained_params_m": 2, "gflops": 2,
     "infer_images_per_s": 1, "train_images_per_s": 1, "speed_device": None, "training_images_per_s": 1,
     "epochs": 0, "best_epoch": 0, "device": None,
 }  # fmt: skip
-EVALUATED = ("dice", "dice_ci_low", "dice_ci_high", "nsd", "nsd_ci_low", "nsd_ci_high", "hd95", "hd95_ci_low",
-             "hd95_ci_high", "sensitivity", "specificity", "precision", "precision_volumes", "slice_dice",
+EVALUATED = ("dice", "dice_ci_low", "dice_ci_high", "nsd", "nsd_ci_low", "nsd_ci_high", "hd95", "sensitivity",
+             "specificity", "precision", "precision_volumes", "slice_dice",
              "pooled_dice", "paper_sensitivity", "paper_specificity", "paper_dice")  # fmt: skip
 
 
@@ -174,11 +175,28 @@ def external_row(entry: ExternalRecords) -> dict:
         id=entry.name, source="external", experiment=entry.submission["experiment"],
         architecture=about.get("architecture") or None, encoder=about.get("encoder") or None,
         data_source=evaluation.get("data_source"), profile=evaluation.get("profile"), status="ok",
-        hd95_median=float(entry.volumes["hd95"].median()), missed_volumes=missed(entry.volumes),
         params_m=params / 1e6 if params else entry.submission.get("params_m"), gflops=about.get("gflops"),
         infer_images_per_s=about.get("infer_images_per_s"), speed_device=about.get("speed_device"),
     )  # fmt: skip
     return row
+
+
+# The evaluation's t interval of the HD95 mean is not published: with 9 volumes it covers ~85% at a nominal 95%
+# (~65% when one volume is missed); HD95 is summarised by its median with an order-statistic interval instead.
+UNPUBLISHED = ("hd95_ci_low", "hd95_ci_high")
+
+
+def volume_intervals(row: dict, volumes: pd.DataFrame, confidence: float) -> None:
+    """Set the intervals that a model's per-volume scores support: none for a metric defined on fewer than
+    ``findings.MIN_PAIRS`` volumes; HD95's median with its distribution-free interval."""
+    if volumes.empty:
+        return
+    for metric in ("dice", "nsd"):
+        if volumes[metric].notna().sum() < findings.MIN_PAIRS:
+            row[f"{metric}_ci_low"] = row[f"{metric}_ci_high"] = None
+    row["hd95_median"] = float(volumes["hd95"].median())
+    row["hd95_median_ci_low"], row["hd95_median_ci_high"], _ = findings.median_interval(volumes["hd95"], confidence)
+    row["missed_volumes"] = missed(volumes)
 
 
 def missed(volumes: pd.DataFrame) -> int:
@@ -191,8 +209,6 @@ def model_row(records: RunRecords, paper: dict, speed: dict) -> dict:
     key = (train["experiment"], train["architecture"], train["encoder"], train["encoder_weights"])
     timing = speed.get("networks", {}).get(f"{train['architecture']}-{train['encoder']}", {})
     row = {name: evaluation.get(name) for name in EVALUATED} if train["status"] == "ok" else {}
-    if not records.volumes.empty:
-        row.update(hd95_median=float(records.volumes["hd95"].median()), missed_volumes=missed(records.volumes))
     row.update(
         {name: train.get(name) for name in ("experiment", "architecture", "encoder", "encoder_weights")},
         id=records.run.id, source="grid", data_source=train["data_source"], profile=train["profile"],
@@ -205,6 +221,25 @@ def model_row(records: RunRecords, paper: dict, speed: dict) -> dict:
         best_epoch=train.get("best_epoch"), device=train["device"],
     )  # fmt: skip
     return row
+
+
+def seed_spread(grid_rows: list[dict], mains: list, repeats: dict[str, list], confidence: float) -> dict:
+    """Fill each repeated model's seed columns; {model id: Dice of each run that has scores}. The chi-square
+    interval of the seed SD assumes one normal scatter: it is given only where every run learned."""
+    seed_dice: dict[str, list[float]] = {}
+    for row, main in zip(grid_rows, mains, strict=True):
+        if main.run.id not in repeats:
+            continue
+        evaluated = [r for r in [main, *repeats[main.run.id]] if r.status != "failed"]
+        seed_dice[main.run.id] = [float(r.evaluation["dice"]) for r in evaluated]
+        row["seeds"] = len(evaluated)
+        if len(evaluated) > 1:
+            row["seed_dice_sd"] = float(np.std(seed_dice[main.run.id], ddof=1))
+            if all(r.status == "ok" for r in evaluated):
+                row["seed_dice_sd_ci_low"], row["seed_dice_sd_ci_high"] = findings.sd_interval(
+                    row["seed_dice_sd"], len(evaluated), confidence
+                )
+    return seed_dice
 
 
 def _seed_rows(main: RunRecords, repeats: list[RunRecords]) -> list[dict]:
@@ -244,40 +279,41 @@ def score_matrix(ids: list[str], volumes: dict[str, pd.DataFrame], metric: str) 
     return np.stack([volumes[i].set_index("volume").loc[order, metric].to_numpy(dtype=float) for i in ids])
 
 
-def rank_all(frame: pd.DataFrame, volumes: dict[str, pd.DataFrame], settings: tuple) -> tuple[list, dict]:
-    """Rank statistics of every experiment and ranked metric over the models with status ok (these
-    checkpoints, over the test volumes): (rows for rankings.csv, summary per metric and experiment)."""
-    samples, confidence, seed = settings
+def rank_all(frame: pd.DataFrame, volumes: dict[str, pd.DataFrame],
+             settings: ranking.RankSettings) -> tuple[list, dict]:  # fmt: skip
+    """Rank statistics of every experiment and ranked metric over the grid's models with status ok (these
+    checkpoints, over the test volumes; the family of each experiment's separations, which no submission
+    joins): (rows for rankings.csv, summary per metric and experiment)."""
     rows, summary = [], {}
+    grid = frame[(frame["status"] == "ok") & (frame["source"] == "grid")]
     for metric, higher in RANKED.items():
         summary[metric] = {}
-        for experiment, group in frame[frame["status"] == "ok"].groupby("experiment", sort=False):
+        for experiment, group in grid.groupby("experiment", sort=False):
             ids = list(group["id"])
             scores = score_matrix(ids, volumes, metric)
-            result = ranking.bootstrap_ranking(ids, scores, higher, samples, confidence, seed)
+            result = ranking.bootstrap_ranking(ids, scores, higher, settings.draws, settings.confidence,
+                                               settings.seed, settings.permutations)  # fmt: skip
             rows += [{"experiment": experiment, "metric": metric, **row,
                       "p_rank1": f"{row['p_rank1']:.{result.p_decimals}f}"} for row in result.rows()]  # fmt: skip
-            top = [result.ids[i] for i in np.argsort(result.rank, kind="stable")[:BLOB_MODELS]]
             summary[metric][experiment] = {
                 "models": len(ids), "cases": result.cases, "resamples": result.resamples, "exact": result.exact,
                 "tau_median": round(result.tau_median, 4), "tau_low": round(result.tau_low, 4),
                 "tau_high": round(result.tau_high, 4), "tiers": int(result.tier.max()),
                 "tier1": int((result.tier == 1).sum()), "blobs": result.blobs(BLOB_MODELS),
                 "p_rank1_decimals": result.p_decimals,
-                "significance": ranking.significance_map(top, score_matrix(top, volumes, metric), higher),
+                "significance": result.significance(BLOB_MODELS), "primary": metric == PRIMARY,
             }  # fmt: skip
     return rows, summary
 
 
 RECIPE_COLUMNS = {"experiment": None, "architecture": None, "encoder": None, "encoder_weights": None, "seeds": 0,
-                  "failed_seeds": 0, "dice": 4, "seed_sd": 4, "rank": 0, "rank_median": 0, "rank_low": 0,
-                  "rank_high": 0, "tier": 0, "draws": 0}  # fmt: skip
+                  "failed_seeds": 0, "dice": 4, "dice_ci_low": 4, "dice_ci_high": 4, "seed_sd": 4, "rank": 0,
+                  "rank_low": 0, "rank_high": 0, "tier": 0}  # fmt: skip
 
 
-def rank_recipes(mains: list, repeats: dict[str, list], settings: tuple) -> list[dict]:
-    """recipes.csv: the recipes trained with two or more seeds, ranked by the two-level bootstrap over seeds
-    and volumes (pipeline.results.recipes), per experiment."""
-    samples, confidence, seed = settings
+def rank_recipes(mains: list, repeats: dict[str, list], settings: ranking.RankSettings) -> list[dict]:
+    """recipes.csv: the recipes trained with two or more seeds, per experiment, with seed intervals and tiers
+    over seeds (pipeline.results.recipes)."""
     by_experiment: dict[str, list[Recipe]] = {}
     for main in mains:
         runs = [main, *repeats.get(main.run.id, [])]
@@ -293,7 +329,7 @@ def rank_recipes(mains: list, repeats: dict[str, list], settings: tuple) -> list
         by_experiment.setdefault(cell.experiment, []).append(recipe)
     rows = []
     for recipes in by_experiment.values():
-        rows += recipe_ranking(recipes, True, samples, confidence, seed)
+        rows += recipe_ranking(recipes, True, settings.confidence)
     return rows
 
 
@@ -332,38 +368,34 @@ def aggregate(params: Params, models_dir: Path, evaluation_dir: Path, out_dir: P
             repeats.setdefault(run.cell.id, []).append(records[run.id])
     externals, other_test_set = read_externals(submissions_dir, scores_dir, {r.id for r in runs} | {
         run.cell.id for run in runs})  # fmt: skip
+    settings = ranking.RankSettings.from_params(params)
     grid_rows = [model_row(main, paper, speed) for main in mains]
     external_rows = [external_row(entry) for entry in externals]
     rows = grid_rows + external_rows
+    for row, source in [*zip(grid_rows, mains, strict=True), *zip(external_rows, externals, strict=True)]:
+        volume_intervals(row, source.volumes, settings.confidence)
     mixed = sorted({row["data_source"] for row in external_rows} - set(sources))
     if mixed and sources:
         raise DataError(scores_dir, f"holds scores on {mixed[0]} data, the models' are {sources[0]}; {SCORE}")
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     volumes = {main.run.id: main.volumes for main in mains if main.status == "ok"}
     volumes.update({entry.name: entry.volumes for entry in externals})
-    settings = (params.evaluate.bootstrap_samples, params.evaluate.confidence, params.evaluate.seed)
     ranks, rank_summary = rank_all(frame, volumes, settings)
-    dice_ranks = {row["id"]: row for row in ranks if row["metric"] == "dice"}
-    seed_dice: dict[str, list[float]] = {}
-    confidence = params.evaluate.confidence
-    for row in rows:
+    dice_ranks = {row["id"]: row for row in ranks if row["metric"] == PRIMARY}
+    for row in grid_rows:
         row.update({k: v for k, v in dice_ranks.get(row["id"], {}).items() if k not in ("id", "experiment", "metric")})
-    for row, main in zip(grid_rows, mains, strict=True):
-        evaluated = [r for r in [main, *repeats.get(main.run.id, [])] if r.status != "failed"]
-        if main.run.id in repeats:
-            seed_dice[main.run.id] = [float(r.evaluation["dice"]) for r in evaluated]
-            row["seeds"] = len(evaluated)
-            if len(evaluated) > 1:
-                row["seed_dice_sd"] = float(np.std(seed_dice[main.run.id], ddof=1))
-                row["seed_dice_sd_ci_low"], row["seed_dice_sd_ci_high"] = findings.sd_interval(
-                    row["seed_dice_sd"], len(evaluated), confidence
-                )
+    grid_frame = pd.DataFrame(grid_rows, columns=list(COLUMNS))
+    for row, entry in zip(external_rows, externals, strict=True):
+        row.update(external_place(entry, grid_frame, volumes, settings))
+    seed_dice = seed_spread(grid_rows, mains, repeats, settings.confidence)
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     grid_frame = frame[frame["source"] == "grid"]
     for row, main in zip(grid_rows, mains, strict=True):
         folder = out_dir / row["id"]
         folder.mkdir()
         record = {**main.train, **main.evaluation, **{k: v for k, v in row.items() if v is not None}}
+        for key in UNPUBLISHED:
+            record.pop(key, None)
         record.update(paper_reported(main.run.cell, table), training_error=main.train.get("error", ""))
         _write_json(record, folder / "metrics.json")
         if not main.history.empty:
@@ -378,7 +410,9 @@ def aggregate(params: Params, models_dir: Path, evaluation_dir: Path, out_dir: P
         folder.mkdir()
         record = {**entry.evaluation, **{k: v for k, v in row.items() if v is not None},
                   "metadata": public_metadata(entry.submission),
-                  "comparisons": external_comparisons(entry, grid_frame, volumes)}  # fmt: skip
+                  "comparisons": external_comparisons(entry, grid_frame, volumes, settings)}  # fmt: skip
+        for key in UNPUBLISHED:
+            record.pop(key, None)
         _write_json(record, folder / "metrics.json")
         shutil.copyfile(scores_dir / entry.name / "volumes.csv", folder / "volumes.csv")
     _write_csv(rows, COLUMNS, out_dir / "leaderboard.csv")
@@ -410,25 +444,47 @@ def public_metadata(submission: dict) -> dict:
     return {key: submission.get(key) for key in keys}
 
 
-def external_comparisons(entry: ExternalRecords, grid: pd.DataFrame, volumes: dict) -> list[dict]:
-    """The submission against the leader of the grid's checkpoints and against those of similar size, on
-    Dice (pipeline.results.placement: exact Wilcoxon, Holm over these comparisons)."""
+def grid_baselines(entry: ExternalRecords, grid: pd.DataFrame, volumes: dict) -> placement.Baselines | None:
+    """The grid's ranked checkpoints of the submission's experiment, their scores in its volumes' order."""
     ok = grid[(grid["status"] == "ok") & (grid["experiment"] == entry.submission["experiment"])]
     if ok.empty:
-        return []
+        return None
     ids = list(ok["id"])
     order = list(entry.volumes["volume"])
     scores = {metric: score_matrix(ids, volumes, metric) for metric in RANKED}
     aligned = {metric: matrix[:, [list(volumes[ids[0]]["volume"]).index(v) for v in order]]
                for metric, matrix in scores.items()}  # fmt: skip
     sizes = {row.id: float(row.params_m) for row in ok.itertuples() if row.params_m == row.params_m}
-    baselines = placement.Baselines(ids, order, aligned, sizes)
+    return placement.Baselines(ids, order, aligned, sizes)
+
+
+def external_place(entry: ExternalRecords, grid: pd.DataFrame, volumes: dict, settings: ranking.RankSettings) -> dict:
+    """A submission's rank, rank set, P(rank 1) and tier on Dice among the grid's checkpoints plus itself
+    (the grid's own tiers are computed without it), as ``pipeline.submit``'s dry run reports them."""
+    baselines = grid_baselines(entry, grid, volumes)
+    if baselines is None:
+        return {}
+    entry_scores = {metric: entry.volumes.set_index("volume").loc[baselines.volumes, metric].to_numpy(dtype=float)
+                    for metric in RANKED}  # fmt: skip
+    placed = placement.place(entry.name, entry_scores, baselines, {PRIMARY: RANKED[PRIMARY]}, settings)[PRIMARY]
+    keys = ("rank", "rank_median", "rank_low", "rank_high", "p_rank1", "tier", "tier_p")
+    return {**{key: placed[key] for key in keys}, "ranked_among": placed["models"]}
+
+
+def external_comparisons(entry: ExternalRecords, grid: pd.DataFrame, volumes: dict,
+                         settings: ranking.RankSettings) -> list[dict]:  # fmt: skip
+    """The submission against the leader of the grid's checkpoints and against those of similar size, on
+    Dice (pipeline.results.placement: a relevance margin, exact Wilcoxon, Holm over these comparisons)."""
+    baselines = grid_baselines(entry, grid, volumes)
+    if baselines is None:
+        return []
+    order = baselines.volumes
     params_m = entry.evaluation["submission"].get("params")
     params_m = params_m / 1e6 if params_m else entry.submission.get("params_m")
-    similar = placement.similar_size(params_m, baselines)
-    against = [placement.leader(baselines), *similar[:5]]
+    against = placement.compared_with(baselines, params_m)
     entry_dice = entry.volumes.set_index("volume").loc[order, "dice"].to_numpy(dtype=float)
-    rows = placement.comparisons(entry_dice, baselines, against)
+    rows = placement.comparisons(entry_dice, baselines, against, margin=settings.relevant_difference,
+                                 alpha=settings.alpha)  # fmt: skip
     for row in rows:
         row["role"] = "leader" if row["against"] == against[0] else "similar size"
     return rows
@@ -490,7 +546,7 @@ def failures(frame: pd.DataFrame) -> dict:
 
 
 def summarise(frame: pd.DataFrame, params: Params, reference_dir: Path, table: dict, rank_summary: dict,
-              seed_dice: dict, speed: dict, settings: tuple) -> dict:  # fmt: skip
+              seed_dice: dict, speed: dict, settings: ranking.RankSettings) -> dict:  # fmt: skip
     """summary.json: every finding by name, and what it rests on."""
     ok = frame[frame["status"] == "ok"]
     experiments = list(dict.fromkeys(frame["experiment"]))
@@ -521,7 +577,12 @@ def summarise(frame: pd.DataFrame, params: Params, reference_dir: Path, table: d
         "nsd": findings.section(ok, "nsd"),
         "hd95": findings.section(ok, "hd95"),
         "effects": findings.effects(
-            ok, list(params.grid.architectures), "dice", settings[1], trained=frame[frame["status"] != "failed"]
+            ok,
+            list(params.grid.architectures),
+            PRIMARY,
+            settings.confidence,
+            trained=frame[frame["status"] != "failed"],
+            margin=settings.relevant_difference,
         ),
         "failures": failures(frame),
         "pairs": findings.paired_rows(ok),
@@ -529,9 +590,16 @@ def summarise(frame: pd.DataFrame, params: Params, reference_dir: Path, table: d
         "best_and_worst": findings.best_and_worst(ok, list(params.grid.architectures)),
         "paper_comparison": findings.paper_comparison(ok, reported, experiments),
         "rankings": rank_summary,
-        "seed_variance": findings.seed_variance(frame, seed_dice, settings[1]),
+        "seed_variance": findings.seed_variance(frame, seed_dice, settings.confidence),
         "repeats": {"models": list(params.repeats.models), "seeds": list(params.repeats.seeds)},
-        "bootstrap": {"samples": settings[0], "confidence": settings[1], "seed": settings[2]},
+        "bootstrap": {"samples": settings.draws, "confidence": settings.confidence, "seed": settings.seed},
+        "separations": {
+            "method": "Westfall-Young single-step max-T over every pair, paired t, within-volume permutation null",
+            "permutations": settings.permutations,
+            "alpha": settings.alpha,
+            "primary": PRIMARY,
+            "relevant_difference": settings.relevant_difference,
+        },
         "test_volumes": volumes,
         "smallest_wilcoxon_p": ranking.smallest_wilcoxon_p(volumes or 1),
         "speed": {"device": speed.get("device"), "method": speed.get("method")},

@@ -14,21 +14,33 @@ Every statistic says what it is:
   interval (Student's t over the pairs, which holds its level with few pairs where the percentile bootstrap
   does not) only from ``MIN_PAIRS`` pairs up; and how many pairs were lost because one of the two did not
   learn or failed (survivorship: dropping failures can flatter the architecture that fails more);
+  An effect is called ``better`` or ``worse`` only when its interval lies wholly beyond the minimal relevant
+  difference (params ``ranking.relevant_difference``), else "no relevant difference shown";
 - **seed spread**: the sample standard deviation over training seeds with its chi-square interval (3 runs
-  are 2 degrees of freedom: the interval spans a factor of about 12), and a gap called larger or smaller
-  than retraining noise only when it lies outside that interval's noise band; "inconclusive" otherwise.
+  are 2 degrees of freedom: the interval runs from 0.52 s to 6.3 s, a factor of 12.1), given only
+  where every run of the model learned; each gap between neighbours of the checkpoint ranking is judged from
+  the two models' own seed runs (Welch's t test, no pooling of variances that differ many-fold between
+  models): "beyond training noise" when p < 1 - confidence, else "not distinguishable from training noise"
+  (a failure to separate, not evidence that the order would flip), "not measured" without seed runs of both;
+- **small samples**: Spearman's p by exact permutation where n! is small (``EXACT_PERMUTATIONS``), HD95's
+  median with a distribution-free interval from order statistics (``median_interval``).
 """
 
-from itertools import combinations
+import math
+from itertools import combinations, pairwise
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from pipeline.evaluation.metrics import mean_interval
+from pipeline.results.recipes import welch_p
 
 KEYS = ("experiment", "architecture", "encoder", "encoder_weights")
-MIN_PAIRS = 5  # no interval is published from fewer pairs: the count and the wins say what there is
+MIN_PAIRS = 5  # no interval is published from fewer pairs (or volumes): the count and the wins say what there is
+EXACT_PERMUTATIONS = 362_880  # 9!: Spearman's p by enumerating every pairing up to 9 models
+SEED_VERDICTS = ("beyond training noise", "not distinguishable from training noise", "not measured")
+NO_RELEVANT = "no relevant difference shown"
 # The names of the effects that are not one architecture against another (the site picks them by name).
 INITIALISATION_EFFECT = "ImageNet - random"
 LESION_EFFECT = "lesion B - lesion A"
@@ -70,8 +82,19 @@ def pairs(frame: pd.DataFrame, axis: str, first: str, second: str, metric: str) 
     return wide[[first, second]].dropna().reset_index().rename_axis(columns=None)
 
 
+def relevance_verdict(low: float | None, high: float | None, margin: float, higher_better: bool = True) -> str:
+    """``better``/``worse`` only when the whole interval of (second - first) lies beyond +-``margin``."""
+    if low is None or high is None:
+        return "too few pairs for an interval"
+    if low > margin:
+        return "better" if higher_better else "worse"
+    if high < -margin:
+        return "worse" if higher_better else "better"
+    return NO_RELEVANT
+
+
 def paired_effect(frame: pd.DataFrame, axis: str, first: str, second: str, metric: str, confidence: float,
-                  trained: pd.DataFrame | None = None) -> dict:  # fmt: skip
+                  trained: pd.DataFrame | None = None, margin: float = 0.01) -> dict:  # fmt: skip
     """Mean of (second - first) over models identical but for ``axis`` (``frame``: the models that learned),
     with wins, losses, the exact two-sided sign-test p, a t interval over the pairs from ``MIN_PAIRS`` pairs
     up, and how many pairs of ``trained`` (every model, whatever its status) were lost to an exclusion."""
@@ -81,7 +104,7 @@ def paired_effect(frame: pd.DataFrame, axis: str, first: str, second: str, metri
         both = pairs(trained.assign(_present=1.0), axis, first, second, "_present")
         lost = len(both) - len(paired)
     empty = {"mean": None, "ci_low": None, "ci_high": None, "n": 0, "wins": 0, "losses": 0, "sign_p": None,
-             "excluded_pairs": lost}  # fmt: skip
+             "excluded_pairs": lost, "verdict": relevance_verdict(None, None, margin)}  # fmt: skip
     if paired.empty:
         return empty
     difference = (paired[second] - paired[first]).to_numpy(dtype=float)
@@ -93,23 +116,23 @@ def paired_effect(frame: pd.DataFrame, axis: str, first: str, second: str, metri
     return {
         **empty, "mean": round(float(difference.mean()), 4), "n": len(difference), "wins": wins, "losses": losses,
         "ci_low": None if low is None else round(low, 4), "ci_high": None if high is None else round(high, 4),
-        "sign_p": round(sign_p, 4),
+        "sign_p": round(sign_p, 4), "verdict": relevance_verdict(low, high, margin, metric != "hd95"),
     }  # fmt: skip
 
 
 def effects(ok: pd.DataFrame, architectures: list[str], metric: str, confidence: float,
-            trained: pd.DataFrame | None = None) -> list[dict]:  # fmt: skip
+            trained: pd.DataFrame | None = None, margin: float = 0.01) -> list[dict]:  # fmt: skip
     """Every paired effect the grid supports, one row each, for forest plots (``trained``: every model, to count
     the pairs an exclusion removed)."""
     rows = []
     for experiment, group in ok.groupby("experiment", sort=False):
         every = None if trained is None else trained[trained["experiment"] == experiment]
-        effect = paired_effect(group, "encoder_weights", "random", "imagenet", metric, confidence, every)
+        effect = paired_effect(group, "encoder_weights", "random", "imagenet", metric, confidence, every, margin)
         rows.append({"effect": INITIALISATION_EFFECT, "experiment": experiment, **effect})
         for first, second in combinations(architectures, 2):
-            effect = paired_effect(group, "architecture", first, second, metric, confidence, every)
+            effect = paired_effect(group, "architecture", first, second, metric, confidence, every, margin)
             rows.append({"effect": f"{second} - {first}", "experiment": experiment, **effect})
-    effect = paired_effect(ok, "experiment", "lesion_a", "lesion_b", metric, confidence, trained)
+    effect = paired_effect(ok, "experiment", "lesion_a", "lesion_b", metric, confidence, trained, margin)
     rows.append({"effect": LESION_EFFECT, "experiment": "lesion_a, lesion_b", **effect})
     return [row for row in rows if row["n"] or row["excluded_pairs"]]
 
@@ -127,18 +150,42 @@ def _rounded_records(frame: pd.DataFrame) -> list[dict]:
             for row in frame.to_dict("records")]  # fmt: skip
 
 
+def spearman(x: np.ndarray, y: np.ndarray) -> tuple[float, float, str]:
+    """(rho, two-sided p, how p was found): by enumerating every pairing up to 9 values (4 points with rho 1
+    give p = 2/24 = 0.083, where the t approximation says 0.000), else by 9,999 random permutations."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    rho = float(stats.spearmanr(x, y).statistic)
+    exact = math.factorial(len(x)) <= EXACT_PERMUTATIONS
+    test = stats.permutation_test((x,), lambda a: stats.spearmanr(a, y).statistic, permutation_type="pairings",
+                                  n_resamples=EXACT_PERMUTATIONS if exact else 9_999, vectorized=False,
+                                  random_state=0)  # fmt: skip
+    return rho, float(test.pvalue), "exact" if exact else "9,999 permutations"
+
+
 def size_correlation(ok: pd.DataFrame) -> list[dict]:
     """Per experiment: Spearman's rank correlation of parameter count and Dice over the models that learned
     (the paper's Fig. 4 claim), where there are at least 3 models of different sizes and Dice."""
-    from scipy import stats
-
     rows = []
     for experiment, group in ok.groupby("experiment", sort=False):
         if len(group) >= 3 and group["params_m"].nunique() > 1 and group["dice"].nunique() > 1:
-            test = stats.spearmanr(group["params_m"], group["dice"])
-            rows.append({"experiment": experiment, "rho": round(float(test.statistic), 4),
-                         "p": round(float(test.pvalue), 4), "n": len(group)})  # fmt: skip
+            rho, p, method = spearman(group["params_m"], group["dice"])
+            rows.append({"experiment": experiment, "rho": round(rho, 4), "p": round(p, 4), "p_method": method,
+                         "n": len(group)})  # fmt: skip
     return rows
+
+
+def median_interval(values, confidence: float) -> tuple[float | None, float | None, float | None]:
+    """(low, high, coverage): the distribution-free interval of a median from order statistics, [X(j),
+    X(n+1-j)] with the largest j whose binomial coverage 1 - 2 P(B <= j - 1), B ~ Bin(n, 1/2), reaches
+    ``confidence`` (9 values: [X(2), X(8)], 96.1%); None where n is too small to reach it (n < 6 at 95%)."""
+    values = np.sort(np.asarray(values, dtype=float)[~np.isnan(np.asarray(values, dtype=float))])
+    n = len(values)
+    best = None
+    for j in range(1, n // 2 + 1):
+        coverage = 1 - 2 * stats.binom.cdf(j - 1, n, 0.5)
+        if coverage >= confidence - 1e-12:
+            best = (float(values[j - 1]), float(values[n - j]), float(coverage))
+    return best if best else (None, None, None)
 
 
 def best_and_worst(ok: pd.DataFrame, architectures: list[str]) -> list[dict]:
@@ -201,37 +248,37 @@ def sd_interval(sd: float, runs: int, confidence: float) -> tuple[float | None, 
 
 
 def seed_variance(board: pd.DataFrame, seeds: dict[str, list[float]], confidence: float = 0.95) -> dict:
-    """Per experiment: the spread of Dice over training seeds where it was measured, and how the gaps between
-    neighbours in the ranking compare with it.
+    """Per experiment: the spread of Dice over training seeds where it was measured, and each gap between
+    neighbours of the checkpoint ranking judged from the two models' own seed runs.
 
-    ``seeds`` maps a model id to the Dice of each of its runs (main and repeats). The pooled standard
-    deviation s (root mean of the per-model sample variances, sum of (runs - 1) degrees of freedom) is the seed
-    noise of one run, with its chi-square interval [s_lo, s_hi]; the difference of two independent runs has
-    standard deviation s * sqrt(2), so its 95% range is 1.96 * sqrt(2) * s. A gap is *beyond* the noise when
-    it exceeds that range even at s_hi, *within* it when it is below the range even at s_lo, and
-    *inconclusive* in between: the data cannot tell.
-    """
+    ``seeds`` maps a model id to the Dice of each of its runs (main and repeats). A gap is "beyond training
+    noise" when Welch's two-sided t test on the two models' runs gives p < 1 - ``confidence``, "not
+    distinguishable from training noise" otherwise, and "not measured" where either model has fewer than two
+    runs. No pooled SD: seed SDs differ many-fold between models (the smallest and largest are reported)."""
     out = {}
+    alpha = 1 - confidence
     ranked = board[board["status"] == "ok"].dropna(subset=["rank"]).sort_values(["experiment", "rank"])
     for experiment, group in ranked.groupby("experiment", sort=False):
-        measured = [values for model, values in seeds.items() if model in set(group["id"]) and len(values) > 1]
+        ids = list(group["id"])
+        measured = {model: np.asarray(seeds[model], dtype=float) for model in ids if len(seeds.get(model, [])) > 1}
         if not measured:
             out[experiment] = {"models": 0}
             continue
-        freedom = int(sum(len(values) - 1 for values in measured))
-        pooled = float(np.sqrt(sum(np.var(values, ddof=1) * (len(values) - 1) for values in measured) / freedom))
-        low, high = sd_interval(pooled, freedom + 1, confidence)
-        factor = 1.96 * np.sqrt(2)
-        gaps = -np.diff(group["dice"].to_numpy(dtype=float))
-        verdicts = ["beyond" if gap > factor * high else "within" if gap < factor * low else "inconclusive"
-                    for gap in gaps]  # fmt: skip
+        verdicts, gaps = [], -np.diff(group["dice"].to_numpy(dtype=float))
+        for first, second in pairwise(ids):
+            if first in measured and second in measured:
+                p = welch_p(measured[first], measured[second])
+                verdicts.append(SEED_VERDICTS[0] if p < alpha else SEED_VERDICTS[1])
+            else:
+                verdicts.append(SEED_VERDICTS[2])
+        sds = [float(np.std(values, ddof=1)) for values in measured.values()]
         out[experiment] = {
-            "models": len(measured), "runs": int(sum(len(values) for values in measured)),
-            "degrees_of_freedom": freedom, "pooled_sd": round(pooled, 4), "pooled_sd_ci_low": round(low, 4),
-            "pooled_sd_ci_high": round(high, 4), "noise_95": round(float(factor * pooled), 4),
-            "noise_95_low": round(float(factor * low), 4), "noise_95_high": round(float(factor * high), 4),
+            "models": len(measured), "runs": int(sum(len(values) for values in measured.values())),
+            "sd_min": round(min(sds), 4), "sd_max": round(max(sds), 4),
             "top_gap": round(float(gaps[0]), 4) if len(gaps) else None,
             "top_gap_verdict": verdicts[0] if verdicts else None, "adjacent_gaps": len(gaps),
-            **{f"gaps_{verdict}": verdicts.count(verdict) for verdict in ("beyond", "within", "inconclusive")},
+            "gaps_beyond": verdicts.count(SEED_VERDICTS[0]),
+            "gaps_not_distinguishable": verdicts.count(SEED_VERDICTS[1]),
+            "gaps_not_measured": verdicts.count(SEED_VERDICTS[2]),
         }  # fmt: skip
     return out

@@ -3,10 +3,16 @@
 The study's purpose for its baselines: a new model is compared "with models with the same number of
 parameters". For each submission, against the leader of the grid's checkpoints and against every grid
 checkpoint of similar size (parameters within a factor of ``SIZE_FACTOR`` either way), on the paired test
-volumes: the mean difference, wins and losses, and an exact two-sided Wilcoxon signed-rank p (zero
-differences dropped), Holm-adjusted over that entry's comparisons. The population is these checkpoints on these
-volumes. Its place in the ranking is computed by the same bootstrap and tier rule as the leaderboard's
-(pipeline.results.ranking), with the entry added to the grid's checkpoints.
+volumes: the mean difference, wins and losses, and whether the difference clears the minimal relevant
+difference (params ``ranking.relevant_difference``, Dice): an exact two-sided Wilcoxon signed-rank test of the
+differences shifted by that margin, against the side the mean points to (zero differences dropped),
+Holm-adjusted over that entry's own comparisons (and only those). "better"/"worse" needs p < alpha; otherwise
+"no relevant difference shown". The population is these checkpoints on these volumes.
+
+Its place (rank, rank set, tier) is computed among the grid's checkpoints plus this entry alone, by the same
+procedure as the leaderboard's (pipeline.results.ranking): the grid's own tiers are computed without any
+submission, so a submission never moves a grid model, and the dry run of ``pipeline.submit`` and the
+leaderboard rank an entry among the same models.
 """
 
 import math
@@ -33,14 +39,6 @@ class Baselines:
     params_m: dict[str, float]  # id -> millions of parameters (where known)
 
 
-def two_sided_p(first: np.ndarray, second: np.ndarray) -> float:
-    """Exact two-sided Wilcoxon signed-rank p of paired scores; 1 when every difference is 0."""
-    difference = np.asarray(first, dtype=float) - np.asarray(second, dtype=float)
-    if not np.any(difference != 0):
-        return 1.0
-    return float(stats.wilcoxon(difference, method="exact", zero_method="wilcox").pvalue)
-
-
 def similar_size(params_m: float | None, baselines: Baselines) -> list[str]:
     """The baselines within ``SIZE_FACTOR`` of ``params_m`` parameters, closest first (none if unknown)."""
     if params_m is None or not params_m > 0:
@@ -50,13 +48,32 @@ def similar_size(params_m: float | None, baselines: Baselines) -> list[str]:
     return [model for _, model in sorted(close)]
 
 
+SIMILAR_SHOWN = 5  # baselines of similar size a submission is compared with (closest first)
+
+
+def compared_with(baselines: Baselines, params_m: float | None) -> list[str]:
+    """What a submission is compared with: the grid's leader on Dice, then up to ``SIMILAR_SHOWN`` checkpoints of
+    similar size, closest first (the leaderboard and the dry run use the same list)."""
+    return list(dict.fromkeys([leader(baselines), *similar_size(params_m, baselines)[:SIMILAR_SHOWN]]))
+
+
 def leader(baselines: Baselines, metric: str = "dice", higher_better: bool = True) -> str:
     means = baselines.scores[metric].mean(axis=1)
     return baselines.ids[int(np.argmax(means) if higher_better else np.argmin(means))]
 
 
+def margin_p(difference: np.ndarray, margin: float) -> float:
+    """Two-sided p that the mean difference lies beyond +-``margin``: the exact Wilcoxon test of the
+    differences moved towards 0 by ``margin`` on the side their mean points to (1 when nothing is left)."""
+    shifted = difference - margin if difference.mean() > 0 else difference + margin
+    if not np.any(shifted != 0) or (difference.mean() == 0):
+        return 1.0
+    side = "greater" if difference.mean() > 0 else "less"
+    return float(min(1.0, 2 * stats.wilcoxon(shifted, alternative=side, method="exact", zero_method="wilcox").pvalue))
+
+
 def comparisons(entry: np.ndarray, baselines: Baselines, against: list[str], metric: str = "dice",
-                higher_better: bool = True) -> list[dict]:  # fmt: skip
+                higher_better: bool = True, margin: float = 0.01, alpha: float = ALPHA) -> list[dict]:  # fmt: skip
     """The entry against each of ``against`` on ``metric``, Holm-adjusted over these comparisons."""
     against = list(dict.fromkeys(against))
     if not against:
@@ -66,30 +83,29 @@ def comparisons(entry: np.ndarray, baselines: Baselines, against: list[str], met
         other = baselines.scores[metric][baselines.ids.index(model)]
         better = (entry > other) if higher_better else (entry < other)
         worse = (entry < other) if higher_better else (entry > other)
-        p_values.append(two_sided_p(entry, other))
+        p_values.append(margin_p(np.asarray(entry, dtype=float) - other, margin))
         rows.append({"against": model, "metric": metric, "difference": round(float(np.mean(entry - other)), 6),
                      "wins": int(better.sum()), "losses": int(worse.sum()), "pairs": len(entry),
                      "params_m": baselines.params_m.get(model)})  # fmt: skip
     adjusted = ranking.holm(np.array(p_values))
     for row, p, p_holm in zip(rows, p_values, adjusted, strict=True):
         sign = row["difference"] if higher_better else -row["difference"]
-        verdict = "not separable" if p_holm >= ALPHA else ("better" if sign > 0 else "worse")
-        row.update(p=round(p, 6), p_holm=round(float(p_holm), 6), verdict=verdict)
+        verdict = "no relevant difference shown" if p_holm >= alpha else ("better" if sign > 0 else "worse")
+        row.update(p=round(p, 6), p_holm=round(float(p_holm), 6), verdict=verdict, margin=margin)
     return rows
 
 
 def place(name: str, entry: dict[str, np.ndarray], baselines: Baselines, ranked: dict[str, bool],
-          settings: tuple) -> dict[str, dict]:  # fmt: skip
-    """Per metric: the entry's rank, rank interval, P(rank 1) and tier among the baselines plus itself."""
-    samples, confidence, seed = settings
+          settings: ranking.RankSettings) -> dict[str, dict]:  # fmt: skip
+    """Per metric: the entry's row of the ranking of the baselines plus itself (rank, rank set, median rank,
+    P(rank 1), tier and its p), and how many models that ranking holds."""
     out = {}
     for metric, higher in ranked.items():
         ids = [*baselines.ids, name]
         scores = np.vstack([baselines.scores[metric], entry[metric][None, :]])
-        result = ranking.bootstrap_ranking(ids, scores, higher, samples, confidence, seed)
-        row = result.rows()[-1]
-        out[metric] = {**{k: row[k] for k in ("rank", "rank_low", "rank_high", "tier")}, "models": len(ids),
-                       "p_rank1": round(float(row["p_rank1"]), result.p_decimals)}  # fmt: skip
+        result = ranking.bootstrap_ranking(ids, scores, higher, settings.draws, settings.confidence, settings.seed,
+                                           settings.permutations)  # fmt: skip
+        out[metric] = {**result.rows()[-1], "models": len(ids), "p_decimals": result.p_decimals}
     return out
 
 

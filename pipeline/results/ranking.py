@@ -1,28 +1,37 @@
-"""How sure a ranking of the released checkpoints is: rank intervals over the test cases, tiers from a corrected
-exact test, and the stability of the order.
+"""How sure a ranking of the released checkpoints is: which models cannot be excluded from being the best, rank
+confidence sets, how the order moves with the test set, and its stability.
 
-The anchor is challengeR (Wiesenfarth et al., Sci Rep 2021). Input: one score per (model, test case) in a
-models x cases matrix, for these checkpoints: the uncertainty here is the test set's, not training's (for
-recipes over seeds see pipeline.results.recipes).
+Input: one score per (model, test case) in a models x cases matrix, for these checkpoints: the uncertainty here
+is the test set's, not training's (for recipes over seeds see pipeline.results.recipes). The population: these
+checkpoints, on test cases like these.
 
-- **Rank distribution**: the test cases are resampled with replacement, the same cases for every model, and
-  the models ranked by their mean over the resample (ties share the best rank). With 9 cases there are only
-  24,310 distinct resamples (multisets), so where ranking every one of them stays cheap (``EXACT_BUDGET``
-  model-resamples: up to 82 models with 9 cases) they are **enumerated exactly**, each weighted by its
-  multinomial probability: no Monte Carlo error at all. Otherwise ``max(draws, 10,000)`` random draws stand
-  in, and P(rank 1) is rounded to the precision their error allows. Per model: median
-  rank, a ``confidence`` rank interval, P(rank 1), and the whole distribution (the blob plot).
-- **Tiers** (challengeR's significance rule): tier 1 is the leader (rank 1 on all cases) and every model
-  that an exact one-sided Wilcoxon signed-rank test over the cases (scipy, zero differences dropped) does not
-  find worse than the leader at ``alpha`` after Holm's correction over the comparisons with that leader
-  (statsmodels); among the rest the best leads tier 2, and so on.
-- **Significance map**: every ordered pair of the top models, the same test, Holm over all pairs shown.
+- **Separations** (``separations``): every pair of models compared at once. Each pair's statistic is the paired
+  t of its per-case differences; a pair is separated when both the Westfall-Young single-step max-T (Westfall
+  and Young 1993; the null distribution of the largest |t| over *all* pairs from exchanging the model labels
+  within each case: exact enumeration where it fits, else ``PERMUTATIONS`` random ones) and Holm's step-down
+  over exact paired t-tests separate it: the error rate holds if either exchangeability or normal differences
+  hold. The family is every pair, so the leader being chosen on the same cases cannot inflate the error rate, and the
+  statistic does not run out of resolution as models are added (an exact Wilcoxon over 9 cases stops at
+  p = 1/512, which a Holm correction over more than 25 comparisons can never reach). One set of decisions
+  gives three views that never disagree:
+  - **tiers**: tier 1 = every model no model is separated from as better = cannot be excluded from being the
+    best at ``confidence``; tier 2 the same among the rest, and so on (``tiers``, the entry point);
+  - **rank confidence sets** (Mogstad, Romano, Shaikh and Wilhelm 2024): from 1 + the models separated as
+    better to the count minus those separated as worse, simultaneous over all models;
+  - the **significance map**: the pairs' adjusted p-values.
+  ``python -m benchmarks.calibration`` shows that the rule holds its level with 9 cases from 2 to 200 models
+  and has power at 200.
+- **Rank distribution** (descriptive): the test cases are resampled with replacement, the same cases for every
+  model, and the models ranked by their mean over the resample (ties share the best rank). With 9 cases there
+  are only 24,310 distinct resamples (multisets), so where ranking every one of them stays cheap
+  (``EXACT_BUDGET`` model-resamples: up to 82 models with 9 cases) they are **enumerated exactly**, each
+  weighted by its multinomial probability. Otherwise ``max(draws, 10,000)`` random draws stand in, and P(rank 1)
+  is rounded to the precision their error allows. Per model: median rank, P(rank 1) (how often a resampled test
+  set puts it first: not the probability that it is the best model) and the distribution (the blob plot).
 - **Stability**: Kendall's tau of the resampled rankings against the full one, its distribution estimated
   from ``TAU_SAMPLE`` resamples drawn with their probabilities.
 
-With 9 cases an exact one-sided Wilcoxon p cannot go below 1/512, so after Holm over m comparisons nothing
-with m > 25 is separable: tiers are wide by construction, and say so. ``python -m benchmarks.ranking`` times
-3 x 200 models.
+``python -m benchmarks.ranking`` times 3 x 200 models.
 """
 
 import math
@@ -37,8 +46,29 @@ EXACT_BUDGET = 2_000_000  # models x distinct resamples ranked exactly (9 cases:
 MIN_DRAWS = 10_000  # random draws when that is more
 TAU_SAMPLE = 1_000
 ALPHA = 0.05
+PERMUTATIONS = 10_000  # random within-volume permutations of the max-T null when enumerating them is too many
 # The metrics models are ranked by, and whether higher is better.
 RANKED = {"dice": True, "nsd": True, "hd95": False}
+
+
+@dataclass(frozen=True)
+class RankSettings:
+    """What every ranking of a run is computed with (params ``evaluate`` and ``ranking``)."""
+
+    draws: int  # resamples of the rank distribution where they are drawn
+    confidence: float
+    seed: int
+    permutations: int = 10_000  # of the max-T null where enumerating is too many
+    relevant_difference: float = 0.01  # Dice, the primary endpoint
+
+    @classmethod
+    def from_params(cls, params) -> "RankSettings":
+        return cls(params.evaluate.bootstrap_samples, params.evaluate.confidence, params.evaluate.seed,
+                   params.ranking.permutations, params.ranking.relevant_difference)  # fmt: skip
+
+    @property
+    def alpha(self) -> float:
+        return round(1 - self.confidence, 12)
 
 
 @dataclass(frozen=True)
@@ -105,44 +135,167 @@ def holm(p_values: np.ndarray) -> np.ndarray:
         gc.unfreeze()
 
 
-def tiers(scores: np.ndarray, means: np.ndarray, higher_better: bool, alpha: float = ALPHA) -> tuple:
-    """(tier of each model, its Holm-adjusted p).
+_CHUNK = 64  # permutations per vectorised batch (k x k matrices each)
 
-    challengeR's significance rule: tier 1 is the leader and every model that the exact one-sided Wilcoxon test
-    does not find worse than the leader at ``alpha``, Holm-adjusted over the comparisons with that leader; the
-    next tier is built the same way among the rest. A model's p is that of its last comparison: against the
-    leader of its own tier (>= alpha), or, for the leader of tier 2 and below, against the leader of the tier
-    above (< alpha: why it was separated). NaN for the overall leader."""
-    order = np.argsort(-means if higher_better else means, kind="stable")
-    tier = np.zeros(len(means), dtype=int)
-    adjusted = np.full(len(means), np.nan)
+
+def tier_words(tier: int, rank: int) -> str:
+    """How a tier reads: the leader leads; tier 1 cannot be excluded from being the best."""
+    if tier == 1:
+        return "tier 1: leads" if rank == 1 else "tier 1: cannot be excluded from being the best"
+    return f"tier {tier}: separated from the best"
+
+
+def peel_tiers(better: np.ndarray) -> np.ndarray:
+    """Tiers from pairwise decisions (``better[i, j]``: i separated from j as better): tier 1 = those no one is
+    separated from as better, tier 2 = the same among the rest, and so on."""
+    tier = np.zeros(better.shape[0], dtype=int)
     level = 0
     while (tier == 0).any():
         level += 1
-        left = [i for i in order if tier[i] == 0]
-        leader, others = left[0], np.array(left[1:], dtype=int)
-        tier[leader] = level
-        if len(others):
-            p = holm(one_sided_p(scores[leader], scores[others], higher_better))
-            adjusted[others] = p
-            tier[others[p >= alpha]] = level  # not found worse than this tier's leader
-    return tier, adjusted
+        left = tier == 0
+        tier[np.flatnonzero(left)[~better[np.ix_(left, left)].any(axis=0)]] = level
+    return tier
 
 
-def significance_map(ids: list[str], scores: np.ndarray, higher_better: bool) -> dict:
-    """p[i][j]: Holm-adjusted (over every ordered pair shown) exact one-sided Wilcoxon p that model i beats j;
-    None on the diagonal."""
-    count = len(ids)
-    raw = np.full((count, count), np.nan)
-    for i in range(count):
-        others = [j for j in range(count) if j != i]
-        if others:
-            raw[i, others] = one_sided_p(scores[i], scores[others], higher_better)
-    off_diagonal = ~np.eye(count, dtype=bool)
-    adjusted = np.full((count, count), np.nan)
-    adjusted[off_diagonal] = holm(raw[off_diagonal])
-    matrix = [[None if i == j else round(float(adjusted[i, j]), 4) for j in range(count)] for i in range(count)]
-    return {"ids": list(ids), "p": matrix, "alpha": ALPHA, "comparisons": int(off_diagonal.sum())}
+@dataclass(frozen=True)
+class Separations:
+    """Every pair of models compared at once (``separations``).
+
+    ``better[i, j]``: model i is separated from j as better; ``p[i, j]``: the pair's adjusted p (symmetric, 1 on
+    the diagonal). The family is every pair of the matrix's models, so these decisions hold together with
+    probability >= 1 - alpha: choosing the leader on the same volumes cannot inflate them."""
+
+    better: np.ndarray
+    p: np.ndarray
+    alpha: float
+    permutations: int
+    exact: bool
+
+    def tiers(self, means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(tier, p): tier 1 holds every model that no model is separated from as better, i.e. that cannot be
+        excluded from being the best; tier 2 the same among the rest, and so on. A model's p is the smallest
+        adjusted p of a model with a better mean against it (the strongest evidence that it is not the best;
+        >= alpha in tier 1), NaN for the model with the best mean (nothing is better)."""
+        tier = peel_tiers(self.better)
+        ahead = means[None, :] > means[:, None]  # ahead[i, j]: j has the better mean
+        evidence = np.where(ahead, self.p, np.inf).min(axis=1)
+        return tier, np.where(np.isinf(evidence), np.nan, evidence)
+
+    def rank_sets(self) -> tuple[np.ndarray, np.ndarray]:
+        """Simultaneous rank confidence sets (Mogstad, Romano, Shaikh and Wilhelm 2024): a model ranks no better
+        than 1 + the models separated as better than it, and no worse than the count of models minus those it
+        is separated as better than; all sets hold together when the pairwise decisions do."""
+        models = self.better.shape[0]
+        return 1 + self.better.sum(axis=0), models - self.better.sum(axis=1)
+
+
+def _pair_t(scores: np.ndarray) -> np.ndarray:
+    """|paired t| of every pair of rows, over the leading batch axis: scores (..., models, cases) ->
+    (..., models, models). A pair with no spread of its differences has t 0 when equal, else infinity."""
+    cases = scores.shape[-1]
+    means = scores.mean(axis=-1)
+    centred = scores - means[..., None]
+    covariance = centred @ np.swapaxes(centred, -1, -2) / (cases - 1)
+    variance = np.diagonal(covariance, axis1=-2, axis2=-1)
+    spread = variance[..., :, None] + variance[..., None, :] - 2 * covariance  # var(x_i - x_j)
+    gap = np.abs(means[..., :, None] - means[..., None, :])
+    # Rounding leaves a few ulps where the differences are constant: below this they are constant.
+    floor = 1e-12 * (variance[..., :, None] + variance[..., None, :]) + 1e-300
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = gap / np.sqrt(np.maximum(spread, 0) / cases)
+    return np.where(spread > floor, t, np.where(gap > 0, np.inf, 0.0))
+
+
+def _within_volume_permutations(scores: np.ndarray, permutations: int, seed: int):
+    """(batches of scores with model labels permuted within each volume, the count, exact): every distinct
+    permutation when (models!)^cases fits ``permutations``, else that many random ones plus the observed one."""
+    models, cases = scores.shape
+    if math.factorial(models) ** cases <= permutations:
+        from itertools import permutations as orders
+        from itertools import product
+
+        per_volume = list(orders(range(models)))
+        table = np.array(list(product(range(len(per_volume)), repeat=cases)))  # every combination
+        index = np.array(per_volume)[table]  # (count, cases, models)
+        batches = (np.take_along_axis(scores.T[None], index[i : i + _CHUNK], axis=2).swapaxes(1, 2)
+                   for i in range(0, len(index), _CHUNK))  # fmt: skip
+        return batches, len(index), True
+    rng = np.random.default_rng(seed)
+
+    def draws():
+        left = permutations
+        while left:
+            size = min(_CHUNK, left)
+            index = rng.permuted(np.broadcast_to(np.arange(models), (size, cases, models)), axis=2)
+            yield np.take_along_axis(np.broadcast_to(scores.T, (size, cases, models)), index, axis=2).swapaxes(1, 2)
+            left -= size
+
+    return draws(), permutations, False
+
+
+def separations(scores: np.ndarray, higher_better: bool, confidence: float = 1 - ALPHA,
+                permutations: int = PERMUTATIONS, seed: int = 0) -> Separations:  # fmt: skip
+    """Compare every pair of models (rows of ``scores``, models x cases) at once.
+
+    A pair's statistic is the paired t of its per-case differences. It is separated only when two procedures
+    over every pair both separate it, so that the family-wise error rate holds when *either* one's assumption
+    holds (the pair's p is the larger of the two adjusted p-values):
+
+    - the Westfall-Young single-step max-T (Westfall and Young 1993): the null distribution of the largest |t|
+      over all pairs comes from exchanging model labels within each case; exact when the models' scores are
+      exchangeable on every case, whatever their distribution;
+    - Holm's step-down over the exact two-sided paired t-test p-values (Student's t, cases - 1 degrees of
+      freedom): exact for normal differences whatever each model's own variance, and valid for any dependence
+      between pairs, so it holds under partial nulls and unequal noise where the permutation null does not
+      (measured in ``python -m benchmarks.calibration``)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    models, cases = scores.shape
+    alpha = 1 - confidence
+    if models < 2 or cases < 2:
+        return Separations(np.zeros((models, models), bool), np.ones((models, models)), alpha, 0, True)
+    observed = _pair_t(scores)
+    upper = np.triu_indices(models, 1)
+    pair_t = observed[upper]
+    thresholds = np.sort(pair_t)
+    reached = np.zeros(len(thresholds), dtype=np.int64)  # permutations whose max |t| reaches each threshold
+    batches, count, exact = _within_volume_permutations(scores, permutations, seed)
+    for batch in batches:
+        largest = _pair_t(batch).reshape(len(batch), -1).max(axis=1)
+        reached += len(batch) - np.searchsorted(np.sort(largest), thresholds, side="left")  # largest >= each
+    # Exact: every permutation, the observed labelling among them. Random: the observed one counted in.
+    adjusted_sorted = reached / count if exact else (reached + 1) / (count + 1)
+    max_t = adjusted_sorted[np.searchsorted(thresholds, pair_t)]
+    paired_t = holm(2 * stats.t.sf(pair_t, cases - 1))
+    p = np.ones((models, models))
+    p[upper] = np.maximum(max_t, paired_t)
+    p = np.minimum(p, p.T)
+    means = scores.mean(axis=1) * (1.0 if higher_better else -1.0)
+    better = (p < alpha) & (means[:, None] > means[None, :])
+    return Separations(better, p, alpha, count, exact)
+
+
+def tiers(scores: np.ndarray, higher_better: bool, confidence: float = 1 - ALPHA,
+          permutations: int = PERMUTATIONS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(tier of each model, the p behind it) for ``scores`` (models x cases): tier 1 = cannot be excluded from
+    being the best at ``confidence`` by the procedure of ``separations`` over every pair."""
+    scores = np.asarray(scores, dtype=np.float64)
+    found = separations(scores, higher_better, confidence, permutations, seed)
+    return found.tiers(scores.mean(axis=1) * (1.0 if higher_better else -1.0))
+
+
+def significance_map(ids: list[str], rows: list[int], found: Separations, means: np.ndarray) -> dict:
+    """The decisions of ``found`` for the models ``ids`` (at rows ``rows`` of its family): p[i][j] is the
+    adjusted p that model i is better than j (1 where i's mean is not better; ``means`` oriented so that higher
+    is better), None on the diagonal. The tiers read the same decisions, so the two never disagree."""
+    matrix = []
+    for i in rows:
+        line = []
+        for j in rows:
+            line.append(None if i == j else round(float(found.p[i, j]) if means[i] > means[j] else 1.0, 4))
+        matrix.append(line)
+    family = found.p.shape[0]
+    return {"ids": list(ids), "p": matrix, "alpha": round(found.alpha, 6), "comparisons": family * (family - 1) // 2,
+            "permutations": found.permutations, "exact": found.exact}  # fmt: skip
 
 
 def _weighted_quantiles(frequencies: np.ndarray, q: float) -> np.ndarray:
@@ -161,7 +314,7 @@ class Ranking:
     p_rank1: np.ndarray
     p_decimals: int
     tier: np.ndarray
-    tier_p: np.ndarray  # Holm-adjusted p of the model's last tier comparison (see tiers); NaN for the leader
+    tier_p: np.ndarray  # the adjusted p behind the tier (see Separations.tiers); NaN for the best mean
     frequencies: np.ndarray  # models x ranks: the probability of each rank (column r: rank r + 1)
     tau_median: float
     tau_low: float
@@ -169,6 +322,7 @@ class Ranking:
     resamples: int
     exact: bool
     cases: int
+    separations: Separations  # the pairwise decisions behind tier, rank_low and rank_high
 
     def rows(self) -> list[dict]:
         return [
@@ -178,6 +332,11 @@ class Ranking:
              "tier_p": None if np.isnan(self.tier_p[i]) else round(float(self.tier_p[i]), 4)}
             for i, model in enumerate(self.ids)
         ]  # fmt: skip
+
+    def significance(self, top: int) -> dict:
+        """The significance map of the ``top`` models of the full ranking (the whole family's decisions)."""
+        order = [int(i) for i in np.argsort(self.rank, kind="stable")[:top]]
+        return significance_map([self.ids[i] for i in order], order, self.separations, -self.rank.astype(float))
 
     def blobs(self, top: int) -> list[dict]:
         """Blob-plot data of the ``top`` models of the full ranking: each rank a model took, and how often."""
@@ -190,10 +349,11 @@ class Ranking:
         ]  # fmt: skip
 
 
-def bootstrap_ranking(
-    ids: list[str], scores: np.ndarray, higher_better: bool, draws: int, confidence: float, seed: int
-) -> Ranking:
-    """Rank uncertainty and tiers of ``scores`` (models x cases, no NaN) of these checkpoints."""
+def bootstrap_ranking(ids: list[str], scores: np.ndarray, higher_better: bool, draws: int, confidence: float,
+                      seed: int, permutations: int = PERMUTATIONS) -> Ranking:  # fmt: skip
+    """How sure the ranking of ``scores`` (models x cases, no NaN) of these checkpoints is: tiers and rank
+    confidence sets from one simultaneous procedure over every pair (``separations``), and the rank distribution over
+    resamples of the cases (descriptive: how the order moves with the test set)."""
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 2 or scores.shape[0] != len(ids) or scores.shape[1] == 0:
         raise ValueError(f"need a models x cases matrix for {len(ids)} models, got shape {scores.shape}")
@@ -210,14 +370,16 @@ def bootstrap_ranking(
     for model in range(models):
         frequencies[model] = np.bincount(ranks[model] - 1, weights=sampled.weights, minlength=models)
     tail = (1 - confidence) / 2
-    tier, tier_p = tiers(scores, full_means, higher_better)
+    found = separations(scores, higher_better, confidence, permutations, seed)
+    tier, tier_p = found.tiers(-sign * full_means)
+    rank_low, rank_high = found.rank_sets()
     taus = _taus(full, ranks, sampled, seed)
     return Ranking(
-        ids=list(ids), rank=full, rank_median=_weighted_quantiles(frequencies, 0.5),
-        rank_low=_weighted_quantiles(frequencies, tail), rank_high=_weighted_quantiles(frequencies, 1 - tail),
-        p_rank1=frequencies[:, 0], p_decimals=p_rank1_decimals(sampled), tier=tier, tier_p=tier_p,
-        frequencies=frequencies, tau_median=float(np.median(taus)), tau_low=float(np.quantile(taus, tail)),
-        tau_high=float(np.quantile(taus, 1 - tail)), resamples=len(sampled.weights), exact=sampled.exact, cases=cases,
+        ids=list(ids), rank=full, rank_median=_weighted_quantiles(frequencies, 0.5), rank_low=rank_low,
+        rank_high=rank_high, p_rank1=frequencies[:, 0], p_decimals=p_rank1_decimals(sampled), tier=tier,
+        tier_p=tier_p, frequencies=frequencies, tau_median=float(np.median(taus)),
+        tau_low=float(np.quantile(taus, tail)), tau_high=float(np.quantile(taus, 1 - tail)),
+        resamples=len(sampled.weights), exact=sampled.exact, cases=cases, separations=found,
     )  # fmt: skip
 
 

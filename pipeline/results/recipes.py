@@ -1,16 +1,20 @@
 """How sure a ranking of **recipes** is (architecture x encoder x initialisation, trained again with other
-seeds): what a researcher reusing the recipe, not the released weights, can expect.
+seeds): what retraining the recipe gives, not what the released weights give.
 
 The released checkpoints are one training run each; retraining a recipe with another seed (or on another
-machine) gives another checkpoint, and the benchmark's demo showed how far apart two of them can land. Where a
-recipe was trained with two or more seeds (params ``repeats``), a two-level bootstrap resamples both sources
-of variation in each draw: the test volumes (with replacement, the same volumes for every recipe) and, for
-each recipe, its runs (with replacement); a recipe's score in a draw is its mean over the drawn runs and
-volumes, and the recipes are ranked by it. Per recipe: the mean Dice over its runs, the seed standard
-deviation, the median rank and its ``confidence`` interval. Tiers: the leader (best mean) and every recipe
-whose bootstrap difference from it has an interval that reaches 0 form tier 1; among the rest, the best and
-those not separable from it tier 2, and so on. With 3 seeds the seed level of this bootstrap is coarse (a
-resample of 3 runs takes only 10 distinct forms): read the intervals as approximate.
+machine) gives another checkpoint. Where a recipe was trained with two or more seeds (params ``repeats``), its
+runs are treated as draws of a random seed effect: each run's mean Dice over the test volumes is one
+observation, and the recipe's mean gets a Student t interval on the seed degrees of freedom (runs - 1; with 3
+seeds the 95% quantile is 4.30, so intervals are wide: honest, not useless). The population: models retrained
+from this recipe, scored on these test volumes (the volumes are held fixed; the checkpoint ranking speaks for
+the test set).
+
+Recipes are compared pair by pair with Welch's t test on their run means (each recipe's own seed variance),
+Holm-corrected over every pair of the experiment, so the family is fixed before any leader is looked at. Tier 1:
+the recipes no recipe is separated from as better (cannot be excluded from being the best recipe); the rank
+set of a recipe runs from 1 + the recipes separated as better to the count minus those separated as worse.
+``python -m benchmarks.calibration`` measures the interval's coverage and the tiers' false splits at 3 and 5
+seeds.
 
 Runs that did not learn are part of a recipe (a recipe that fails one seed in three is worse than one that
 never fails) and count as their scores; runs that failed outright have no scores and are counted apart.
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from pipeline.results.ranking import MIN_DRAWS
+from pipeline.results.ranking import holm, peel_tiers
 
 
 @dataclass(frozen=True)
@@ -31,55 +35,59 @@ class Recipe:
     failed: int  # runs that failed without scores
 
 
-def recipe_ranking(recipes: list[Recipe], higher_better: bool, draws: int, confidence: float, seed: int) -> list[dict]:
-    """The rows of recipes.csv for one experiment: the recipes with two or more scored runs, ranked."""
+def seed_interval(run_means: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Student t interval of the mean of ``run_means`` on runs - 1 degrees of freedom, clipped to [0, 1]."""
+    runs = len(run_means)
+    centre, spread = float(np.mean(run_means)), float(np.std(run_means, ddof=1))
+    if spread == 0:
+        return centre, centre
+    half = stats.t.ppf(0.5 + confidence / 2, runs - 1) * spread / np.sqrt(runs)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def welch_p(first: np.ndarray, second: np.ndarray) -> float:
+    """Two-sided Welch t-test p of two sets of run means; where neither varies: 1 if equal, else 0."""
+    if np.std(first) == 0 and np.std(second) == 0:
+        return 1.0 if np.mean(first) == np.mean(second) else 0.0
+    return float(stats.ttest_ind(first, second, equal_var=False).pvalue)
+
+
+def pairwise_better(run_means: list[np.ndarray], alpha: float) -> np.ndarray:
+    """better[i, j]: recipe i separated from j as better (Welch, Holm over every pair)."""
+    count = len(run_means)
+    upper = np.triu_indices(count, 1)
+    p = np.ones((count, count))
+    p[upper] = holm(np.array([welch_p(run_means[i], run_means[j]) for i, j in zip(*upper, strict=True)]))
+    p = np.minimum(p, p.T)
+    means = np.array([m.mean() for m in run_means])
+    return (p < alpha) & (means[:, None] > means[None, :])
+
+
+def recipe_ranking(recipes: list[Recipe], higher_better: bool, confidence: float) -> list[dict]:
+    """The rows of recipes.csv for one experiment: the recipes with two or more scored runs, ranked by their
+    mean (descriptive) with a seed interval, rank set and tier."""
     recipes = [recipe for recipe in recipes if recipe.scores.shape[0] >= 2]
     if not recipes:
         return []
     volumes = recipes[0].scores.shape[1]
     if any(recipe.scores.shape[1] != volumes for recipe in recipes):
         raise ValueError("every run must be scored on the same test volumes")
-    rng = np.random.default_rng(seed)
-    draws = max(draws, MIN_DRAWS)
-    volume_counts = np.stack([np.bincount(row, minlength=volumes)
-                              for row in rng.integers(0, volumes, size=(draws, volumes))])  # fmt: skip
-    means = np.empty((len(recipes), draws))
-    for index, recipe in enumerate(recipes):
-        runs = recipe.scores.shape[0]
-        per_run = volume_counts @ recipe.scores.T / volumes  # draws x runs: each run on the drawn volumes
-        chosen = rng.integers(0, runs, size=(draws, runs))  # each draw's runs, with replacement
-        means[index] = np.take_along_axis(per_run, chosen, axis=1).mean(axis=1)
-    sign = -1.0 if higher_better else 1.0
-    ranks = stats.rankdata(sign * means, axis=0, method="min")
-    point = np.array([recipe.scores.mean() for recipe in recipes])
-    full = stats.rankdata(sign * point, method="min").astype(int)
-    tail = (1 - confidence) / 2
-    tier = _tiers(means, point, higher_better, tail)
+    sign = 1.0 if higher_better else -1.0
+    run_means = [sign * recipe.scores.mean(axis=1) for recipe in recipes]
+    point = np.array([m.mean() for m in run_means])
+    full = stats.rankdata(-point, method="min").astype(int)
+    better = pairwise_better(run_means, 1 - confidence)
+    tier = peel_tiers(better)
     rows = []
     for index, recipe in enumerate(recipes):
-        run_means = recipe.scores.mean(axis=1)
+        own = recipe.scores.mean(axis=1)
+        low, high = seed_interval(own, confidence)
         experiment, architecture, encoder, weights = recipe.key
         rows.append({
             "experiment": experiment, "architecture": architecture, "encoder": encoder, "encoder_weights": weights,
-            "seeds": int(recipe.scores.shape[0]), "failed_seeds": recipe.failed, "dice": float(point[index]),
-            "seed_sd": float(np.std(run_means, ddof=1)), "rank": int(full[index]),
-            "rank_median": int(np.quantile(ranks[index], 0.5, method="inverted_cdf")),
-            "rank_low": int(np.quantile(ranks[index], tail, method="inverted_cdf")),
-            "rank_high": int(np.quantile(ranks[index], 1 - tail, method="inverted_cdf")),
-            "tier": int(tier[index]), "draws": draws,
+            "seeds": int(recipe.scores.shape[0]), "failed_seeds": recipe.failed, "dice": float(own.mean()),
+            "dice_ci_low": low, "dice_ci_high": high, "seed_sd": float(np.std(own, ddof=1)),
+            "rank": int(full[index]), "rank_low": int(1 + better[:, index].sum()),
+            "rank_high": int(len(recipes) - better[index].sum()), "tier": int(tier[index]),
         })  # fmt: skip
     return sorted(rows, key=lambda row: (row["rank"], row["architecture"], row["encoder"], row["encoder_weights"]))
-
-
-def _tiers(means: np.ndarray, point: np.ndarray, higher_better: bool, tail: float) -> np.ndarray:
-    sign = 1.0 if higher_better else -1.0
-    tier = np.zeros(len(point), dtype=int)
-    level = 0
-    while (tier == 0).any():
-        level += 1
-        left = np.flatnonzero(tier == 0)
-        leader = left[np.argmax(sign * point[left])]  # the first of equals
-        difference = sign * (means[leader] - means[left])  # > 0: the leader is better, in each draw
-        tier[left[np.quantile(difference, tail, axis=1) <= 0]] = level
-        tier[leader] = level
-    return tier

@@ -58,6 +58,7 @@ from pipeline.core.paths import (
 from pipeline.evaluation.metrics import SCORES
 from pipeline.results import placement
 from pipeline.results.findings import INITIALISATION_EFFECT, LESION_EFFECT
+from pipeline.results.ranking import tier_words
 from pipeline.site import charts
 from pipeline.site import format as site_format
 from pipeline.site import tables as site_tables
@@ -121,7 +122,8 @@ def embed(spec: dict | None, chart_id: str) -> Markup:
     )
 
 
-def environment() -> jinja2.Environment:
+def environment(confidence: float) -> jinja2.Environment:
+    """The pages' Jinja environment; ``confidence`` (params evaluate.confidence) sets every level a page states."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         undefined=jinja2.StrictUndefined,
@@ -142,6 +144,9 @@ def environment() -> jinja2.Environment:
         architecture_names=ARCHITECTURE_NAMES,
         experiment_blurbs=EXPERIMENT_BLURBS,
         paper=PAPER,
+        tier_words=tier_words,
+        level=f"{confidence:.0%}",
+        alpha=f"{1 - confidence:.2g}",
     )
     return env
 
@@ -396,7 +401,8 @@ def model_data(results: Results, model_id: str) -> dict:
     model = results.models[model_id]
     m = model.metrics
     keys = ("id", "experiment", "architecture", "encoder", "encoder_weights", "status", "status_reason", "dice",
-            "dice_ci_low", "dice_ci_high", "nsd", "nsd_ci_low", "nsd_ci_high", "hd95", "hd95_ci_low", "hd95_ci_high",
+            "dice_ci_low", "dice_ci_high", "nsd", "nsd_ci_low", "nsd_ci_high", "hd95", "hd95_median",
+            "hd95_median_ci_low", "hd95_median_ci_high",
             "sensitivity", "specificity", "precision", "rank", "rank_low", "rank_high", "tier", "params_m", "gflops",
             "infer_images_per_s", "seed_dice_sd", "seeds", "paper_dice")  # fmt: skip
     record = {key: m.get(key) for key in keys}  # metrics.json holds the model's leaderboard row (aggregate)
@@ -489,7 +495,7 @@ def methods_context(results: Results, provenance: Provenance) -> dict:
         "banner": _banner(results), "summary": summary, "implementation": summary["implementation"],
         "volumes": summary["test_volumes"], "smallest_p": summary["smallest_wilcoxon_p"],
         "tolerances": summary["tolerances"], "speed": summary["speed"], "bootstrap": summary["bootstrap"],
-        "voxel": summary.get("voxel_size") or {},
+        "voxel": summary.get("voxel_size") or {}, "separations": summary["separations"],
     }  # fmt: skip
 
 
@@ -556,7 +562,7 @@ def footer(results: Results, provenance: Provenance) -> str:
 
 def generate(results: Results, provenance: Provenance, docs: Path, sources: Path = SOURCES_DIR) -> int:
     """Write every page of the site into ``docs`` (which must be empty); returns the number of pages."""
-    env = environment()
+    env = environment(results.summary["bootstrap"]["confidence"])
     shutil.copytree(sources, docs, dirs_exist_ok=True)
     pages = 0
 

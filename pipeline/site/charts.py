@@ -184,7 +184,7 @@ def blob_plot(rankings: pd.DataFrame, blobs: list[dict], experiment: str, metric
     median = summary_chart.mark_point(shape="cross", color="black", size=80, filled=True, cursor="pointer").encode(
         x=x, y="rank_median:Q", href="url:N",
         tooltip=["id:N", alt.Tooltip("rank_median:Q", title="median rank"),
-                 alt.Tooltip("rank_low:Q", title="95% interval from"), alt.Tooltip("rank_high:Q", title="to")],
+                 alt.Tooltip("rank_low:Q", title="rank set from"), alt.Tooltip("rank_high:Q", title="to")],
     )  # fmt: skip
     shown = {"dice": "Dice", "nsd": "NSD", "hd95": "HD95"}.get(metric, metric)
     title = f"{EXPERIMENT_NAMES[experiment]}: rank uncertainty of the top {len(order)} on {shown}"

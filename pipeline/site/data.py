@@ -30,11 +30,20 @@ SOURCES = ("grid", "external")
 
 AGGREGATE = "rerun the aggregate stage (`dvc repro aggregate`)"
 MODEL = {**records.TRAIN, "status": records.one_of(*STATUSES)}
-EVALUATED = {**records.EVALUATED, **records.TRAINED, "gflops": records.number(0.0), "size": records.integer(32)}
+# What aggregate publishes of an evaluation (pipeline.results.aggregate): no t interval of the HD95 mean, its
+# median's order-statistic interval instead, and no interval where fewer than 5 volumes define the metric.
+_OPTIONAL_DISTANCE = records.number(0.0, optional=True)
+PUBLISHED = {
+    **{key: check for key, check in records.EVALUATED.items() if key not in ("hd95_ci_low", "hd95_ci_high")},
+    **{f"{metric}_ci_{side}": records.OPTIONAL_SCORE for metric in ("dice", "nsd") for side in ("low", "high")},
+    "hd95_median": records.DISTANCE, "hd95_median_ci_low": _OPTIONAL_DISTANCE,
+    "hd95_median_ci_high": _OPTIONAL_DISTANCE, "missed_volumes": records.integer(0),
+}  # fmt: skip
+EVALUATED = {**PUBLISHED, **records.TRAINED, "gflops": records.number(0.0), "size": records.integer(32)}
 # A submission's record: its scores, what was scored, its metadata and its paired comparisons.
 EXTERNAL = {
     "id": records.text, "status": records.one_of("ok"), "experiment": records.one_of(*EXPERIMENTS),
-    **records.EVALUATED, "submission": records.mapping({"kind": records.one_of(*submissions.PAYLOADS),
+    **PUBLISHED, "submission": records.mapping({"kind": records.one_of(*submissions.PAYLOADS),
                                                          "files": records.mapping({})}),
     "metadata": records.mapping({key: records.text for key in ("title", "authors", "description", "training_data",
                                                                "url", "paper", "submitted")}),
@@ -65,7 +74,8 @@ RANKINGS = {"rank": records.integer(1), "rank_median": records.integer(1), "rank
 RANKING_COLUMNS = ("experiment", "metric", "id", *RANKINGS)
 SEEDS = {"seed": records.integer(0), "dice": records.OPTIONAL_SCORE}
 RECIPES = {"seeds": records.integer(2), "failed_seeds": records.integer(0), "dice": records.SCORE,
-           "seed_sd": records.number(0.0), "rank": records.integer(1), "rank_low": records.integer(1),
+           "seed_sd": records.number(0.0), "dice_ci_low": records.OPTIONAL_SCORE,
+           "dice_ci_high": records.OPTIONAL_SCORE, "rank": records.integer(1), "rank_low": records.integer(1),
            "rank_high": records.integer(1), "tier": records.integer(1)}  # fmt: skip
 
 

@@ -64,8 +64,8 @@ python -m pipeline.predict --model <this folder> scan.nii.gz mask.nii.gz{{ lung_
 
 ## Test metrics
 
-Mean over the {{ volumes }} test volumes, each scored in its own geometry, with a {{ confidence }}% percentile
-bootstrap interval over volumes. NSD at {{ tolerance }} mm tolerance and HD95 by {{ implementation }}.
+Mean over the {{ volumes }} test volumes, each scored in its own geometry, with a {{ confidence }}% Student t
+interval over volumes (none from fewer than 5 volumes; HD95: its median's order-statistic interval). NSD at {{ tolerance }} mm tolerance and HD95 by {{ implementation }}.
 
 | metric | value | {{ confidence }}% interval | direction |
 |---|---:|---|---|
@@ -73,9 +73,9 @@ bootstrap interval over volumes. NSD at {{ tolerance }} mm tolerance and HD95 by
 {% endfor %}
 
 {% if m.get("rank") is not none %}Rank {{ m.rank }} of {{ ranked }} on Dice in its experiment, {{ confidence }}%
-rank interval {{ m.rank_low }}-{{ m.rank_high }} over bootstrap draws of the test volumes (tier {{ m.tier }}: 1
-means not separable from the leader).{% endif %}{% if m.get("seeds") %} Trained with {{ m.seeds }} seeds: Dice
-standard deviation over seeds {{ seed_sd }}.{% endif %}
+rank set {{ m.rank_low }}-{{ m.rank_high }} (every pair of the experiment's checkpoints compared at once; tier
+{{ m.tier }}: 1 means it cannot be excluded from being the best).{% endif %}{% if m.get("seeds") %} Trained with
+{{ m.seeds }} seeds: Dice standard deviation over seeds {{ seed_sd }}.{% endif %}
 
 ## Training
 

@@ -1,7 +1,7 @@
 """The leaderboard table: what a researcher choosing a model reads first, as one HTML table.
 
 Columns come in families, each on one scale: our metrics in [0, 1] (Dice with its interval drawn as a bar in
-its cell), distances in mm, the rank with its bootstrap interval and tier, the seed spread, size and speed
+its cell), distances in mm, the rank with its rank set and tier, the seed spread, size and speed
 (the speed column names its device), and the paper-compatible numbers in percent, grouped and labelled as
 such. Each header says which direction is better. A few columns are shown by default, so the table fits a
 laptop screen; the others are one click away in the column picker (leaderboard.js), and the model column
