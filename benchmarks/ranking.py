@@ -4,10 +4,10 @@
 
 Times what the aggregate stage computes to rank (pipeline.results.aggregate ``rank_all`` and ``rank_recipes``):
 for Dice, NSD and HD95 of 200 models in each of the three experiments, the rank distribution over the test
-volumes (exactly enumerated where it is cheap, else 10,000 draws), the tiers from exact one-sided Wilcoxon
-tests with Holm's correction, the significance map of the top 20 and Kendall's tau; then the recipes, each
-model trained with 3 seeds, ranked by the two-level bootstrap over seeds and volumes. The scores are random and
-labelled as such; only the time matters. The last line is the total (target: under 10 s).
+volumes (exactly enumerated where it is cheap, else 10,000 draws), the tiers and rank sets from every pair
+compared at once (max-T over 10,000 within-volume permutations and Holm over paired t-tests), the significance
+map of the top 20 and Kendall's tau; then the recipes, each model trained with 3 seeds, with seed t intervals and
+Welch-Holm tiers. The scores are random and labelled as such; only the time matters. The last line is the total.
 """
 
 import time
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.results.aggregate import rank_all, rank_recipes
-from pipeline.results.ranking import holm
+from pipeline.results.ranking import RankSettings, holm
 
 EXPERIMENTS = ("lung", "lesion_a", "lesion_b")
 VOLUMES = 9
@@ -35,7 +35,7 @@ def made_up(models_per_experiment: int, experiments=EXPERIMENTS, seed: int = 0):
             volumes[model_id] = pd.DataFrame({"volume": [f"{v}.nii.gz" for v in range(1, VOLUMES + 1)], "dice": dice,
                                               "nsd": np.clip(dice - 0.05, 0, 1),
                                               "hd95": 30 * (1 - dice) + rng.normal(0, 1, VOLUMES)})  # fmt: skip
-            rows.append({"id": model_id, "experiment": experiment, "status": "ok"})
+            rows.append({"id": model_id, "experiment": experiment, "status": "ok", "source": "grid"})
     return pd.DataFrame(rows), volumes
 
 
@@ -57,7 +57,7 @@ def made_up_runs(volumes: dict[str, pd.DataFrame], seed: int = 1) -> tuple[list,
 
 
 def main() -> None:
-    settings = (1000, 0.95, 0)
+    settings = RankSettings(draws=1000, confidence=0.95, seed=0)
     holm(np.array([0.5]))  # statsmodels' import, once, as in the stage
     frame, volumes = made_up(200)
     mains, repeats = made_up_runs(volumes)
@@ -68,9 +68,9 @@ def main() -> None:
     recipes = rank_recipes(mains, repeats, settings)
     recipe_seconds = time.perf_counter() - started
     print(f"made-up scores (random numbers, not results): {len(frame)} models x {VOLUMES} volumes, {SEEDS} seeds each")
-    print(f"checkpoints: {len(ranks)} rank rows (3 metrics, exact Wilcoxon tiers, significance maps) in "
+    print(f"checkpoints: {len(ranks)} rank rows (3 metrics, max-T tiers, significance maps) in "
           f"{checkpoints:.2f} s")  # fmt: skip
-    print(f"recipes: {len(recipes)} recipes, two-level bootstrap over seeds and volumes, in {recipe_seconds:.2f} s")
+    print(f"recipes: {len(recipes)} recipes, seed t intervals and Welch-Holm tiers, in {recipe_seconds:.2f} s")
     print(f"ranking: 3 experiments x 200 models, checkpoints and recipes, in {checkpoints + recipe_seconds:.2f} s "
           "(target under 10 s)")  # fmt: skip
 

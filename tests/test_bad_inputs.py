@@ -614,3 +614,73 @@ def test_site_build_with_a_key_missing_from_the_results(fixture_copy, tmp_path, 
                               "--docs", str(tmp_path / "docs"), "--out", str(public)))  # fmt: skip
     assert line.startswith(f"error: {path}: lacks the key '{key}'")
     assert hashes(public) == before
+
+
+# ---------------------------------------------------------------- submissions: untrusted input (round 4)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        "data:text/html,<b>x</b>",
+        "http://[::1",
+        "https://x.org/\rx",
+        "https://x.org/ x",
+        "//x.org/page",
+        "http://x.org:99999/",
+    ],
+)
+def test_one_url_rule_refuses_every_address_a_page_must_not_link_without_raising(url):
+    from pipeline.core import submissions
+
+    assert submissions.url_problem(url) != ""
+    assert submissions.url_problem("https://example.org/paper?id=1") == ""
+    with pytest.raises(submissions.PipelineError, match=r"expected an http\(s\) address"):
+        submissions.check_url("url", url)
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "data:text/html;base64,PHNjcmlwdD4=", "http://[::1"])
+def test_site_build_refuses_a_script_address_in_a_results_record(fixture_copy, tmp_path, url):
+    """A results record edited by hand (metadata.url of a submission) passes the same rule as `submit`'s flags."""
+    results, figures = fixture_copy
+    path = results / "fixture-submission" / "metrics.json"
+    record = json.loads(path.read_text())
+    record["metadata"]["url"] = url
+    path.write_text(json.dumps(record))
+    public = tmp_path / "public"
+    public.mkdir()
+    (public / "index.html").write_text("the previous site")
+    before = hashes(public)
+    line = one_line(*run_main("pipeline.site.build", "--results", str(results), "--figures", str(figures),
+                              "--docs", str(tmp_path / "docs"), "--out", str(public)))  # fmt: skip
+    assert line.startswith(f"error: {path}:") and "http(s)" in line
+    assert hashes(public) == before
+
+
+@pytest.mark.parametrize("name", ["index", "search", "models", "try"])
+def test_a_submission_cannot_take_the_name_of_a_page_the_site_writes(tmp_path, name):
+    line = one_line(*run_main("pipeline.submit", name, "--experiment", "lung", "--predictions", str(tmp_path),
+                              "--dry-run", cwd=tmp_path))  # fmt: skip
+    assert line == f"error: {name!r} is the name of a page or file of the site; choose another submission name"
+
+
+def test_publish_takes_only_the_payload_a_submission_declares_never_a_stray_dvc_record(tmp_path):
+    """A `.dvc` file dropped into a submission folder, naming the md5 of the test data, publishes nothing."""
+    from pipeline.core import submissions
+    from pipeline.site.publish import declared_payloads, published_objects
+
+    folder = tmp_path / "submissions" / "honest"
+    folder.mkdir(parents=True)
+    record = {"name": "honest", "experiment": "lung", "kind": "predictions", "files": {"1.nii.gz": "a" * 64},
+              "data_source": "phantom", "profile": "demo", "test_set": "b" * 64, "submitted": "2026-12-01",
+              "params_m": None, "title": "", "authors": "", "description": "", "training_data": "", "url": "",
+              "paper": "", "preprocessing": None}  # fmt: skip
+    (folder / submissions.RECORD).write_text(json.dumps(record))
+    payload, data = "12" + "3" * 30, "de" + "f" * 30
+    (folder / "predictions.dvc").write_text(yaml.safe_dump({"outs": [{"md5": payload, "path": "predictions"}]}))
+    (folder / "evil.dvc").write_text(yaml.safe_dump({"outs": [{"md5": data + ".dir", "path": "../../data/raw"}]}))
+    assert declared_payloads(tmp_path / "submissions") == [folder / "predictions.dvc"]
+    objects = published_objects([], lock=tmp_path / "dvc.lock", cache=tmp_path / "cache",
+                                submissions=tmp_path / "submissions")  # fmt: skip
+    assert objects == [f"files/md5/12/{'3' * 30}"]

@@ -238,7 +238,7 @@ def test_bad_models_and_names_are_refused(project, predicted, tiny_project, tmp_
 
     assert "is a model of the grid" in refused(GRID_MODEL, "--predictions", str(predicted))
     assert "is not a submission name" in refused("My_Model", "--predictions", str(predicted))
-    assert "is not an http(s) address" in refused("ok-name", "--predictions", str(predicted), "--url",
+    assert "expected an http(s) address" in refused("ok-name", "--predictions", str(predicted), "--url",
                                                   "javascript:alert(1)")  # fmt: skip
     assert "--params-m: a model's parameters are counted" in refused("ok-name", "--model", str(folder),
                                                                      "--params-m", "3")  # fmt: skip
@@ -328,8 +328,15 @@ def test_a_submission_is_written_scored_once_and_ranked_among_the_grid(project, 
     comparison = metrics["comparisons"][0]
     # The same masks as a grid model: no relevant difference from anyone, a difference of 0 at most.
     assert comparison["role"] == "leader" and comparison["verdict"] in ("worse", "no relevant difference shown")
-    assert metrics["ranked_among"] == sum(1 for row in rows.values() if row["source"] == "grid"
-                                          and row["experiment"] == "lung" and row["status"] == "ok") + 1
+    assert (
+        metrics["ranked_among"]
+        == sum(
+            1
+            for row in rows.values()
+            if row["source"] == "grid" and row["experiment"] == "lung" and row["status"] == "ok"
+        )
+        + 1
+    )
     assert metrics["metadata"]["title"] == title
     summary = json.loads((project / "results" / "summary.json").read_text())
     assert summary["submissions"]["ranked"] == 2 and summary["leaders"]["lung"]["id"] != "our-masks"
@@ -344,4 +351,5 @@ def test_a_submission_is_written_scored_once_and_ranked_among_the_grid(project, 
     for model, row in rows.items():
         if row["source"] == "grid":
             assert [after[model][key] for key in ("rank", "rank_low", "rank_high", "tier")] == [
-                row[key] for key in ("rank", "rank_low", "rank_high", "tier")]
+                row[key] for key in ("rank", "rank_low", "rank_high", "tier")
+            ]

@@ -53,11 +53,21 @@ def case_id(name: str) -> str:
     return name
 
 
+# Names the site writes pages or files under (models/<name>.md beside models/index.md, data/models/<name>.js,
+# results/<name>/ beside results' own files): a submission may not take one.
+RESERVED_NAMES = frozenset({"index", "search", "models", "leaderboard", "compare", "methods", "submit", "cite",
+                            "reference", "get-a-model", "downloads", "viewer", "data", "img", "assets", "try",
+                            "summary", "headline", "rankings", "recipes", "volumes", "scores", "sitemap",
+                            "404"})  # fmt: skip
+
+
 def check_name(name: str) -> str:
     """``name`` if it is a valid submission name, else a PipelineError saying what a name may hold."""
     if not isinstance(name, str) or len(name) > NAME_LENGTH or not NAME_GRAMMAR.fullmatch(name):
         raise PipelineError(f"{name!r} is not a submission name: lower-case letters, digits and single hyphens, "
                             f"at most {NAME_LENGTH} characters (e.g. my-unet-v2)")  # fmt: skip
+    if name in RESERVED_NAMES:
+        raise PipelineError(f"{name!r} is the name of a page or file of the site; choose another submission name")
     return name
 
 
@@ -68,15 +78,41 @@ def check_text(field: str, value: str) -> str:
     return value.strip()
 
 
+def url_problem(value) -> str:
+    """The one rule for every address that reaches a page, whatever its source (submit flags, submission.json,
+    results records, publish): "" for an http(s) address with a host, else what is wrong. Never raises: a
+    malformed address (``http://[::1``) is a problem like any other. No control character (a carriage return
+    would break the links published), no space, quote or angle bracket, nothing a page could run."""
+    if not isinstance(value, str):
+        return "expected an http(s) address"
+    detail = _url_detail(value)
+    return f"expected an http(s) address ({detail})" if detail else ""
+
+
+def _url_detail(value: str) -> str:
+    if len(value) > URL_LENGTH:
+        return f"an address of at most {URL_LENGTH} characters"
+    if any(ord(character) < 32 or ord(character) == 127 or character.isspace() or character in "<>\"'`\\"
+           for character in value):  # fmt: skip
+        return "an address without spaces, control characters, quotes, angle brackets or backslashes"
+    try:
+        parts = urlsplit(value)
+        if parts.port is not None and not 0 < parts.port < 65536:  # .port raises ValueError for a bad one
+            return "a port between 1 and 65535"
+    except ValueError:
+        return "a well-formed address"
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return "an http:// or https:// scheme and a host"
+    return ""
+
+
 def check_url(field: str, value: str) -> str:
     """An http(s) address (nothing a page could run: no javascript:, data: or relative links), or ""."""
     value = value.strip()
     if not value:
         return ""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or len(value) > URL_LENGTH or any(
-            character.isspace() or character in "<>\"'`" for character in value):  # fmt: skip
-        raise PipelineError(f"--{field}: {value[:80]!r} is not an http(s) address")
+    if problem := url_problem(value):
+        raise PipelineError(f"--{field}: {value[:80]!r}: {problem}")
     return value
 
 
@@ -84,11 +120,9 @@ def _text_of(limit: int) -> Check:
     return lambda value: "" if isinstance(value, str) and len(value) <= limit else f"expected text of at most {limit}"
 
 
-def _url(value) -> str:
-    try:
-        return "" if isinstance(value, str) and check_url("url", value) == value else "expected an http(s) address"
-    except PipelineError:
-        return "expected an http(s) address"
+def url_or_empty(value) -> str:
+    """A record's check: "" or an address that passes ``url_problem``."""
+    return "" if value == "" else url_problem(value)
 
 
 def _files(value) -> str:
@@ -107,7 +141,7 @@ SCHEMA: dict[str, Check] = {
     "data_source": text, "profile": text, "test_set": hex_digest(64), "submitted": text,
     "params_m": number(0.0, 1e6, optional=True),
     **{field: _text_of(limit) for field, (limit, _) in TEXT_FIELDS.items()},
-    **{field: _url for field in URL_FIELDS},
+    **{field: url_or_empty for field in URL_FIELDS},
     "preprocessing": lambda value: "" if value is None or isinstance(value, dict) else "expected a mapping or null",
 }  # fmt: skip
 

@@ -65,7 +65,9 @@ python -m pipeline.predict --model <this folder> scan.nii.gz mask.nii.gz{{ lung_
 ## Test metrics
 
 Mean over the {{ volumes }} test volumes, each scored in its own geometry, with a {{ confidence }}% Student t
-interval over volumes (none from fewer than 5 volumes; HD95: its median's order-statistic interval). NSD at {{ tolerance }} mm tolerance and HD95 by {{ implementation }}.
+interval over volumes (none from fewer than 5 volumes; HD95: no interval of its mean, which the median's
+order-statistic interval on the model page replaces). NSD at {{ tolerance }} mm tolerance and HD95 by
+{{ implementation }}.
 
 | metric | value | {{ confidence }}% interval | direction |
 |---|---:|---|---|

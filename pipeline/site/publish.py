@@ -36,6 +36,7 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.core import submissions as submissions_module
 from pipeline.core.config import load_params
 from pipeline.core.errors import PipelineError, run_stage
 from pipeline.core.outputs import read_json, read_table, replace_directory
@@ -153,6 +154,8 @@ def check_url(name: str, url: str) -> str:
     """A public http(s) address, as params' site URLs must be (pipeline.core.config.SiteParams)."""
     from pipeline.core.config import SiteParams
 
+    if url and (problem := submissions_module.url_problem(url)):
+        raise PipelineError(f"--{name} {url[:80]!r}: {problem}")
     try:
         SiteParams(remote_url=url, repo_url="")
     except ValueError as error:
@@ -172,6 +175,15 @@ def _outs(record: dict) -> list[str]:
     return found
 
 
+def declared_payloads(submissions_dir: Path) -> list[Path]:
+    """The DVC records of what each submission declares it holds (its kind's payload, named by
+    pipeline.core.submissions.PAYLOADS): any other ``.dvc`` file in a submission's folder is never published,
+    whatever data it names (a stray record naming the test set's md5 would publish the ground truth)."""
+    declared = [submissions_dir / name / f"{submissions_module.PAYLOADS[record['kind']]}.dvc"
+                for name, record in sorted(submissions_module.read_all(submissions_dir).items())]  # fmt: skip
+    return [path for path in declared if path.is_file()]
+
+
 def published_objects(runs: list, lock: Path = DVC_LOCK, cache: Path = DVC_CACHE,
                       submissions: Path = SUBMISSIONS_DIR) -> list[str]:  # fmt: skip
     """The remote's objects (``files/md5/..``) a reader can fetch: the model folder of every run of ``runs``
@@ -179,7 +191,7 @@ def published_objects(runs: list, lock: Path = DVC_LOCK, cache: Path = DVC_CACHE
     with its manifest. dvc.lock keeps the records of stages another profile defined: those are not published."""
     stages = yaml.safe_load(lock.read_text()).get("stages", {}) if lock.exists() else {}
     hashes = [md5 for run in runs for md5 in _outs(stages.get(run.stage, {}))]
-    for record in sorted(Path(submissions).glob("*/*.dvc")):
+    for record in declared_payloads(Path(submissions)):
         hashes += _outs(yaml.safe_load(record.read_text()) or {})
     objects = []
     for md5 in hashes:
