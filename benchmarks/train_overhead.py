@@ -20,7 +20,7 @@ from pipeline.core.cells import Cell
 from pipeline.core.config import parse_params
 from pipeline.model import factory as models
 from pipeline.model.device import synchronise
-from pipeline.training import losses
+from pipeline.training.step import training_step
 from pipeline.training.train import Setup, train_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,20 +52,15 @@ def time_bare(setup, model, image, masks, epochs: int) -> float:
     batch, target = setup.to_device(image[:2]), masks[:2, :1]
     steps = epochs * image.shape[0] // 2
 
-    def step():
-        with setup.autocast():
-            logits = model(batch)
-        loss = losses.dice_paper(logits, target).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    def one_step():
+        training_step(model, optimizer, batch, target, "dice_paper", setup.autocast())
 
     model.train()
-    step()
+    one_step()
     synchronise(image.device)
     started = time.perf_counter()
     for _ in range(steps):
-        step()
+        one_step()
     synchronise(image.device)
     return (time.perf_counter() - started) / (steps * 2)
 

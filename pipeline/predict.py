@@ -19,7 +19,6 @@ From Python (a notebook):
     lesions = load_model("lesion_a-unet-resnet18-random").segment(volume_hu)   # (H, W, S) -> (H, W, S) uint8
 """
 
-import argparse
 import os
 import time
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from pipeline.core.errors import DataError, PipelineError, run_stage
+from pipeline.core.errors import ArgumentParser, DataError, PipelineError, run_stage
 from pipeline.core.experiments import experiment
 from pipeline.core.outputs import written_atomically
 from pipeline.core.paths import MODELS_DIR
@@ -118,7 +117,7 @@ def save_mask(mask: np.ndarray, like: nib.Nifti1Image, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Segment a CT volume (NIfTI) with a trained model.")
+    parser = ArgumentParser(description="Segment a CT volume (NIfTI) with a trained model.")
     parser.add_argument("input", type=Path, help="CT volume, NIfTI, Hounsfield units")
     parser.add_argument("output", type=Path, help="where to write the binary mask (NIfTI)")
     parser.add_argument("--model", required=True, help="a model id (e.g. lung-unet-resnet18-random) or model folder")

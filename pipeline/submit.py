@@ -20,7 +20,6 @@ of nnU-Net's ``summary.json`` (with NSD and HD95), dry run or not.
 import argparse
 import datetime
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -29,18 +28,17 @@ import numpy as np
 
 from pipeline.core import submissions
 from pipeline.core.config import load_params
-from pipeline.core.errors import PipelineError, run_stage
+from pipeline.core.errors import ArgumentParser, PipelineError, parent_death_signal, run_stage
 from pipeline.core.experiments import NAMES as EXPERIMENTS
 from pipeline.core.experiments import experiment as experiment_of
 from pipeline.core.fingerprint import file_sha256
-from pipeline.core.outputs import exclusive, recover, write_text_atomically
+from pipeline.core.outputs import replace_directory, write_text_atomically
 from pipeline.core.paths import PARAMS_FILE, PREPARED_DIR, RAW_DIR, RESULTS_DIR, SUBMISSIONS_DIR
 from pipeline.core.processes import dvc_command, dvc_message
 from pipeline.data import predictions, rawdata
 from pipeline.data.prepared import load_meta
 from pipeline.evaluation import external, nnunet
 from pipeline.evaluation.heldout import HeldOutSet
-from pipeline.evaluation.score import grid_ids
 from pipeline.model.device import select_device
 from pipeline.model.folder import CONFIG, PREPROCESSING, WEIGHTS
 from pipeline.results import placement, ranking
@@ -49,7 +47,7 @@ MODEL_FILES = (CONFIG, WEIGHTS, PREPROCESSING)  # what is kept of a submitted sm
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Score an outside model or predictions on the benchmark and "
+    parser = ArgumentParser(description="Score an outside model or predictions on the benchmark and "
                                                  "submit it to the leaderboard.")  # fmt: skip
     parser.add_argument("name", help="the submission's id: lower-case letters, digits and hyphens")
     parser.add_argument("--experiment", required=True, choices=EXPERIMENTS)
@@ -88,7 +86,7 @@ def metadata(args: argparse.Namespace) -> dict:
 
 def check_destination(args: argparse.Namespace, params) -> None:
     """Refuse a name that is a model of the grid or, without --replace, another submission's."""
-    if args.name in grid_ids(params):
+    if args.name in submissions.grid_names(params):
         raise PipelineError(f"{args.name}: is a model of the grid; choose another name")
     if (args.submissions / args.name).exists() and not args.replace:
         raise PipelineError(f"{args.submissions / args.name}: a submission of that name exists; choose another "
@@ -193,42 +191,29 @@ def write_submission(args, fields: dict, scored, files: dict, kind: str, recorde
         "profile": meta["profile"], "test_set": test.native_fingerprint(),
         "submitted": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }  # fmt: skip
-    with exclusive(target):
-        recover(target)
-        staging = target.parent / f".{target.name}.tmp-{os.getpid()}"
-        retired = target.parent / f".{target.name}.old-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        swapped = False
-        try:
-            staging.mkdir(parents=True)
-            if kind == "onnx":
-                shutil.copyfile(files[payload_name], staging / payload_name)
-                record["files"] = {payload_name: file_sha256(staging / payload_name)}
-            else:
-                (staging / payload_name).mkdir()
-                for name, source in files.items():
-                    shutil.copyfile(source, staging / payload_name / name)
-                    record["files"][name] = file_sha256(staging / payload_name / name)
-            write_text_atomically(staging / submissions.RECORD, json.dumps(record, indent=2, sort_keys=True) + "\n")
-            if target.exists():
-                target.rename(retired)
-            staging.rename(target)
-            swapped = True
-            _dvc_add(target / payload_name)
-        except BaseException:  # a refusal of dvc, a full disk, Ctrl-C: the previous state comes back
-            if swapped:
-                shutil.rmtree(target, ignore_errors=True)
-            if retired.exists() and not target.exists():
-                retired.rename(target)
-            raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(retired, ignore_errors=True)
+
+    def name_free(path: Path) -> None:  # under the lock: two runs of one name must not both find it free
+        if path.exists() and not args.replace:
+            raise PipelineError(f"{path}: a submission of that name exists; choose another name, or pass --replace")
+
+    # A refusal of dvc, a full disk, Ctrl-C: core.outputs puts the previous state back.
+    with replace_directory(target, check=name_free, then=lambda path: _dvc_add(path / payload_name)) as staging:
+        if kind == "onnx":
+            shutil.copyfile(files[payload_name], staging / payload_name)
+            record["files"] = {payload_name: file_sha256(staging / payload_name)}
+        else:
+            (staging / payload_name).mkdir()
+            for name, source in files.items():
+                shutil.copyfile(source, staging / payload_name / name)
+                record["files"][name] = file_sha256(staging / payload_name / name)
+        write_text_atomically(staging / submissions.RECORD, json.dumps(record, indent=2, sort_keys=True) + "\n")
     return target
 
 
 def _dvc_add(path: Path) -> None:
-    result = subprocess.run(dvc_command("add", "--quiet", str(path)), capture_output=True, text=True)
+    # The child ends with this process (kill -9 of submit must not leave `dvc add` finishing the submission).
+    result = subprocess.run(dvc_command("add", "--quiet", str(path)), capture_output=True, text=True,
+                            preexec_fn=parent_death_signal)  # fmt: skip
     if result.returncode != 0:
         raise PipelineError(f"{path}: `dvc add` failed: {dvc_message(result)}")
 

@@ -24,6 +24,7 @@ import torch
 import yaml
 
 from pipeline.core import profiles
+from pipeline.core.errors import PipelineError
 from pipeline.data import rawdata
 from tests.conftest import ROOT, drop_key, error_line, leftovers, run_in_process, write_params
 
@@ -684,3 +685,304 @@ def test_publish_takes_only_the_payload_a_submission_declares_never_a_stray_dvc_
     objects = published_objects([], lock=tmp_path / "dvc.lock", cache=tmp_path / "cache",
                                 submissions=tmp_path / "submissions")  # fmt: skip
     assert objects == [f"files/md5/12/{'3' * 30}"]
+
+
+def _build_site(results: Path, figures: Path, tmp_path: Path, *extra: str) -> tuple[int, str, Path]:
+    public = tmp_path / "public"
+    public.mkdir(exist_ok=True)
+    (public / "index.html").write_text("the previous site")
+    code, stderr = run_main("pipeline.site.build", "--results", str(results), "--figures", str(figures),
+                            "--docs", str(tmp_path / "docs"), "--out", str(public), *extra)  # fmt: skip
+    return code, stderr, public
+
+
+@pytest.mark.parametrize(
+    ("script", "content"),
+    [
+        ("fixture-submission--1.js", "{payload}alert(document.cookie);\n"),  # a statement appended
+        ("fixture-submission--1.js", "alert(1);\n"),
+        ("other-model--1.js", "{payload}"),
+    ],  # a script under another model's name
+)
+def test_a_stored_viewer_script_is_data_never_code(fixture_copy, tmp_path, script, content):
+    """Stored viewer scripts are parsed as the score stage writes them and written afresh; anything else is
+    refused in one line and the site is left as it was."""
+    from pipeline.core import viewer_script
+
+    results, figures = fixture_copy
+    folder = tmp_path / "scores" / "fixture-submission" / "viewer"
+    folder.mkdir(parents=True)
+    payload = viewer_script.as_script(script.removesuffix(".js"), gzip.compress(b"nifti"))
+    (folder / script).write_text(content.format(payload=payload))
+    code, stderr, public = _build_site(results, figures, tmp_path, "--scores", str(tmp_path / "scores"))
+    line = one_line(code, stderr)
+    assert line.startswith(f"error: {folder / script}: is not a viewer script the score stage writes")
+    assert (public / "index.html").read_text() == "the previous site"
+
+
+def test_a_submissions_ct_script_never_replaces_the_grids(fixture_copy, tmp_path):
+    from pipeline.core import viewer_script
+
+    results, figures = fixture_copy
+    folder = tmp_path / "scores" / "fixture-submission" / "viewer"
+    folder.mkdir(parents=True)
+    (folder / "ct-1.js").write_text(viewer_script.as_script("ct-1", gzip.compress(b"another ct")))
+    labels = viewer_script.as_script("fixture-submission--1", gzip.compress(b"labels"))
+    (folder / "fixture-submission--1.js").write_text(labels)
+    code, stderr, public = _build_site(results, figures, tmp_path, "--scores", str(tmp_path / "scores"))
+    assert code == 0, stderr
+    assert (public / "viewer" / "ct-1.js").read_text() == (figures / "viewer" / "ct-1.js").read_text()
+    assert (public / "viewer" / "fixture-submission--1.js").read_text() == labels
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("rank", "first"), ("tier", "1"), ("gflops", "many"), ("params_m", "12"), ("speed_device", 5), ("viewer", "x")],
+)
+def test_site_build_refuses_a_field_a_page_formats_given_with_the_wrong_type(fixture_copy, tmp_path, field, value):
+    results, figures = fixture_copy
+    path = results / "lung-unet-resnet18-random" / "metrics.json"
+    record = json.loads(path.read_text())
+    record[field] = value
+    path.write_text(json.dumps(record))
+    code, stderr, public = _build_site(results, figures, tmp_path)
+    assert one_line(code, stderr).startswith(f"error: {path}: '{field}' is ")
+    assert (public / "index.html").read_text() == "the previous site"
+
+
+def test_publish_site_refuses_a_folder_of_other_files_and_a_symbolic_link(tmp_path):
+    from pipeline.site.publish import PUBLISHED_MARK, check_site_folder
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    with pytest.raises(PipelineError, match="holds files that no earlier publish wrote"):
+        check_site_folder(mine)
+    link = tmp_path / "link"
+    link.symlink_to(mine)
+    with pytest.raises(PipelineError, match="is a symbolic link"):
+        check_site_folder(link)
+    assert (mine / "thesis.tex").read_text() == "years of work"
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / PUBLISHED_MARK).write_text("")
+    (earlier / "index.html").write_text("old site")
+    check_site_folder(earlier)  # a previous publish is replaced
+    check_site_folder(tmp_path / "new")
+    code, stderr = run_main("pipeline.site.publish", "--site", str(mine), "--url", "https://x.org/bench")
+    assert one_line(code, stderr).startswith(f"error: {mine}: holds files that no earlier publish wrote")
+    assert (mine / "thesis.tex").read_text() == "years of work"
+
+
+@pytest.mark.parametrize("url", ["https://x.org/\rx", "https://x.org/\x00", "http://[::1"])
+def test_publish_refuses_an_address_with_a_control_character_or_malformed(tmp_path, url):
+    code, stderr = run_main("pipeline.site.publish", "--site", str(tmp_path / "out"), "--url", url)
+    assert "expected an http(s) address" in one_line(code, stderr)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"encoder_name": "tu-hf-hub:timm/resnet18.a1_in1k"}, "not in segmentation-models-pytorch's registry"),
+        ({"encoder_name": "tu-local-dir:/etc"}, "not in segmentation-models-pytorch's registry"),
+        ({"encoder_name": ["resnet18"]}, "gives encoder_name as list"),
+        ({"pretrained_url": "https://x.org/w"}, "has the key 'pretrained_url', which Unet does not take"),
+    ],
+)
+def test_a_config_json_names_only_registered_encoders_and_the_architectures_keys(tmp_path, model_folder, scan,
+                                                                                 config, message):  # fmt: skip
+    folder = Path(shutil.copytree(model_folder, tmp_path / "model"))
+    _edit_json(folder / "config.json", **config)
+    line = one_line(*_predict(folder, scan, tmp_path / "mask.nii.gz"))
+    assert message in line and str(folder / "config.json") in line
+
+
+def test_weights_of_the_wrong_shape_are_named_as_such_in_one_line(tmp_path, model_folder, scan):
+    from safetensors.torch import load_file, save_file
+
+    folder = Path(shutil.copytree(model_folder, tmp_path / "model"))
+    weights = load_file(folder / "model.safetensors")
+    name = sorted(weights)[0]
+    weights[name] = torch.zeros(*[n + 1 for n in weights[name].shape])
+    save_file(weights, folder / "model.safetensors")
+    code, stderr = _predict(folder, scan, tmp_path / "mask.nii.gz")
+    assert one_line(code, stderr).endswith(
+        f"holds {name} with shape {tuple(weights[name].shape)}, where the model "
+        f"of config.json has {tuple(n - 1 for n in weights[name].shape)}"
+    )
+
+
+def test_a_preprocessing_json_that_is_a_fifo_is_refused_not_read(tmp_path, model_folder, scan):
+    folder = Path(shutil.copytree(model_folder, tmp_path / "model"))
+    (folder / "preprocessing.json").unlink()
+    os.mkfifo(folder / "preprocessing.json")
+    line = one_line(*_predict(folder, scan, tmp_path / "mask.nii.gz"))
+    assert (
+        line == f"error: {folder / 'preprocessing.json'}: is not a regular file (a pipe, device or socket?); "
+        "expected a JSON file"
+    )
+
+
+def test_json_nested_200000_deep_is_one_line(tmp_path):
+    from pipeline.core.outputs import read_json
+
+    path = tmp_path / "config.json"
+    path.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(PipelineError, match="is nested too deeply"):
+        read_json(path, "")
+
+
+def test_a_compressed_mask_claiming_another_shape_is_refused_before_decompression(tmp_path):
+    """A 64 MB volume of zeros gzips to about 64 KB: its header's shape is compared with the scan's first."""
+    path = tmp_path / "bomb.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((400, 400, 400), dtype=np.uint8), np.eye(4)), path)
+    assert path.stat().st_size < 1_000_000
+    with pytest.raises(PipelineError, match=r"has shape \(400, 400, 400\); its scan has \(16, 16, 4\)"):
+        rawdata.read_array(path, (16, 16, 4))
+
+
+@pytest.mark.parametrize("volume", ["²", "9" * 5000, "\uff11"])  # superscript 2, 5000 digits, a full-width 1
+def test_a_case_map_volume_must_be_ascii_digits(tmp_path, volume):
+    from pipeline.data import predictions
+
+    path = tmp_path / "map.csv"
+    path.write_text(f"case,volume\ncase_a,{volume}\n")
+    with pytest.raises(PipelineError, match="is not a test volume"):
+        predictions.read_case_map(path, ["1.nii.gz", "2.nii.gz"])
+
+
+def test_argparse_errors_are_the_projects_one_line():
+    code, stderr = run_main("pipeline.submit", "just-a-name")
+    assert (
+        stderr.strip()
+        == ("error: python -m pipeline.submit: the following arguments are required: --experiment (see --help)")
+        and code == 2
+    )
+
+
+def test_an_onnx_graph_with_external_data_is_refused(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from pipeline.model.onnx_network import OnnxNetwork
+
+    weight = numpy_helper.from_array(np.ones((1, 1, 1, 1), dtype=np.float32), "w")
+    tensor = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 1, 32, 32]) for name in ("x", "y")]
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"])], "g", tensor[:1], tensor[1:], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "model.onnx"
+    onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True, location="weights.bin",
+                    size_threshold=0)  # fmt: skip
+    with pytest.raises(PipelineError, match="keeps weights in external data files"):
+        OnnxNetwork(path)
+
+
+def test_a_child_started_with_the_parent_death_signal_ends_with_its_parent(tmp_path):
+    """What `submit` starts `dvc add` with: kill -9 of the parent leaves no child running under PID 1."""
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import subprocess, sys, time\n"
+        "from pipeline.core.errors import parent_death_signal\n"
+        "child = subprocess.Popen(['sleep', '60'], preexec_fn=parent_death_signal)\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    child = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    parent.stdout.close()
+    for _ in range(100):
+        if not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]:
+            break
+        import time
+
+        time.sleep(0.05)
+    alive = Path(f"/proc/{child}").exists() and "Z" not in Path(f"/proc/{child}/stat").read_text().split()[2]
+    assert not alive
+
+
+def test_an_onnx_graph_that_runs_for_ever_is_stopped_in_one_line(tmp_path, monkeypatch):
+    """A Loop of 2^62 iterations: the watchdog stops it at the time limit (2 s here, 600 s in use)."""
+    import time
+
+    from onnx import TensorProto, helper
+
+    from pipeline.model.onnx_network import OnnxNetwork
+
+    shape = [1, 1, 32, 32]
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Add", ["v_in", "one"], ["v_out"])],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, shape)],
+        [helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])],
+    )  # fmt: skip
+    constants = [helper.make_tensor("trip", TensorProto.INT64, [], [2**62]),
+                 helper.make_tensor("cond", TensorProto.BOOL, [], [True])]  # fmt: skip
+    graph = helper.make_graph([helper.make_node("Loop", ["trip", "cond", "x"], ["y"], body=body)], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)], constants)  # fmt: skip
+    path = tmp_path / "model.onnx"
+    import onnx
+
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    monkeypatch.setattr(OnnxNetwork, "time_limit_s", 2.0)
+    started = time.perf_counter()
+    with pytest.raises(PipelineError, match="ran past the time limit of 2 s"):
+        OnnxNetwork(path).check(32)
+    assert time.perf_counter() - started < 30
+
+
+def test_a_submitted_model_that_computes_infinities_is_refused_not_scored_as_empty(tmp_path, model_folder):
+    """Weights multiplied by 1e30 are finite and load; the network's outputs are not: refused, as ONNX's are."""
+    from safetensors.torch import load_file, save_file
+
+    from pipeline.evaluation import external
+    from pipeline.model import checkpoints
+
+    folder = Path(shutil.copytree(model_folder, tmp_path / "model"))
+    tensors = load_file(folder / "model.safetensors")
+    save_file({name: t * 1e30 if t.dtype.is_floating_point and name.endswith(".weight") else t
+               for name, t in tensors.items()}, str(folder / "model.safetensors"))  # fmt: skip
+    model, _ = checkpoints.load(folder)
+    with pytest.raises(PipelineError, match="computes non-finite values"):
+        external._probabilities(model, np.random.default_rng(0).normal(size=(2, 32, 32)).astype(np.float32))
+
+
+def test_a_stage_started_by_dvc_ends_when_dvc_is_killed(tmp_path):
+    """kill -9 of `dvc repro` used to leave its running stage (the score stage, say) working under PID 1."""
+    import time
+
+    dvc = tmp_path / "dvc"  # a parent that is `dvc` by name, as /proc/<pid>/cmdline shows it
+    dvc.write_text(
+        f"#!{sys.executable}\n"
+        "import subprocess, sys, time\n"
+        "stage = subprocess.Popen([sys.executable, '-c', 'import time; from pipeline.core.errors import run_stage; "
+        "run_stage(lambda: time.sleep(60))'])\n"
+        "print(stage.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    dvc.chmod(0o755)
+    parent = subprocess.Popen([str(dvc)], stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    stage = int(parent.stdout.readline())
+    time.sleep(1.0)  # the stage has started and asked to die with its parent
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    parent.stdout.close()
+
+    def running() -> bool:
+        stat = Path(f"/proc/{stage}/stat")
+        return stat.exists() and stat.read_text().split()[2] != "Z"
+
+    for _ in range(100):
+        if not running():
+            break
+        time.sleep(0.05)
+    assert not running()

@@ -341,6 +341,15 @@ def test_a_submission_is_written_scored_once_and_ranked_among_the_grid(project, 
     summary = json.loads((project / "results" / "summary.json").read_text())
     assert summary["submissions"]["ranked"] == 2 and summary["leaders"]["lung"]["id"] != "our-masks"
 
+    # An edited scores/index.json must not drop a scored submission from the board in silence.
+    index_path = project / "scores" / "index.json"
+    index = json.loads(index_path.read_text())
+    edited = {"scored": [n for n in index["scored"] if n != "our-masks"], "other_test_set": ["our-masks"]}
+    index_path.write_text(json.dumps(edited))
+    assert "lists our-masks as made for other test scans" in error_line(run_here("pipeline.results.aggregate",
+                                                                                 cwd=project))  # fmt: skip
+    index_path.write_text(json.dumps(index))
+
     # Removing a submission is deleting its folder; the grid's ranks, rank sets and tiers never move with them.
     shutil.rmtree(project / "submissions" / "our-folder")
     run_stage_here(project, "pipeline.evaluation.score")
@@ -353,3 +362,22 @@ def test_a_submission_is_written_scored_once_and_ranked_among_the_grid(project, 
             assert [after[model][key] for key in ("rank", "rank_low", "rank_high", "tier")] == [
                 row[key] for key in ("rank", "rank_low", "rank_high", "tier")
             ]
+
+
+def test_the_name_is_checked_again_under_the_lock(tmp_path):
+    """Two runs of one name at once: the second to take the lock finds the first one's submission and stops,
+    where both used to pass the check made before the lock and one silently replaced the other."""
+    from types import SimpleNamespace
+
+    from pipeline import submit
+    from pipeline.core.errors import PipelineError
+
+    target = tmp_path / "submissions" / "same-name"
+    target.mkdir(parents=True)
+    (target / "submission.json").write_text("the first run's")
+    args = SimpleNamespace(submissions=tmp_path / "submissions", name="same-name", experiment="lung", replace=False,
+                           params_m=None)  # fmt: skip
+    test = SimpleNamespace(native_fingerprint=lambda: "0" * 64)
+    with pytest.raises(PipelineError, match="a submission of that name exists"):
+        submit.write_submission(args, {}, None, {}, "predictions", None, test, {"data_source": "x", "profile": "y"})
+    assert (target / "submission.json").read_text() == "the first run's"

@@ -304,8 +304,10 @@ class SiteParams:
             url = getattr(self, name)
             if url and not url.startswith(("http://", "https://")):
                 raise ValueError(f"{name} must be empty or an http(s):// address")
-            if any(character in url for character in " \t\n\"'<>()[]{}|\\`"):
-                raise ValueError(f"{name} must be a plain URL (no spaces, quotes, brackets or backslashes)")
+            if any(character in url for character in " \"'<>()[]{}|\\`") or not url.isprintable():
+                raise ValueError(
+                    f"{name} must be a plain URL (no spaces, control characters, quotes, brackets or backslashes)"
+                )
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,14 @@ read-only or full disk, a file-size limit, a file another process holds) is repo
 path and what the system said. Everything else is a bug and keeps its traceback.
 """
 
+import argparse
+import contextlib
 import errno
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -44,8 +47,71 @@ def disk_problem(error: OSError, where: Path | str | None = None) -> str:
     return f"{path}: {os.strerror(error.errno)} ({name})"
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with its errors in the project's form: one ``error:`` line naming the command and the problem,
+    exit status 2 (argparse's own prints the usage block first: 11 lines for ``submit``); ``--help`` still
+    prints the usage."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("prog", _command())
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {self.prog}: {one_line(message)} (see --help)", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def _command() -> str:
+    """How the running entry point is invoked: ``python -m pipeline.submit`` rather than ``submit.py``."""
+    first = sys.argv[0] if sys.argv else ""
+    if first.startswith("pipeline.") and not first.endswith(".py"):  # already a module name
+        return f"python -m {first}"
+    path = Path(first).resolve() if first else Path("")
+    if "pipeline" in path.parts:
+        parts = list(path.with_suffix("").parts[path.parts.index("pipeline") :])
+        if parts[-1] == "__main__":
+            parts.pop()
+        return "python -m " + ".".join(parts)
+    return path.name or "pipeline"
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> None:
+    """Ask Linux to end this process when the process that started it dies (kill -9 of ``dvc repro`` would
+    otherwise leave the stage running under PID 1, finishing work nobody waits for). Only under DVC: the signal
+    follows the parent *thread*, and DVC starts stages from its main thread; elsewhere nothing changes."""
+    if not sys.platform.startswith("linux") or not _parent_is_dvc():
+        return
+    parent_death_signal()
+    if os.getppid() == 1:  # the parent died before the request was made
+        os.kill(os.getpid(), 15)
+
+
+def parent_death_signal() -> None:
+    """SIGTERM to this process when its parent dies (Linux; elsewhere nothing): also the ``preexec_fn`` of a
+    child that must not outlive the process that started it."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def _parent_is_dvc() -> bool:
+    try:
+        command = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(Path(part.decode(errors="replace")).name in ("dvc", "dvc.exe") for part in command[:2])
+
+
 def run_stage(main: Callable[[], object]) -> None:
     """Run a stage's ``main``; report input and disk problems as one ``error:`` line and exit non-zero."""
+    die_with_parent()
     try:
         main()
     except PipelineError as error:

@@ -13,13 +13,13 @@ When a change is known not to affect results but does change the fingerprint (a 
 ``dvc commit`` records the current outputs as up to date instead of recomputing them.
 """
 
-import argparse
 import ast
 import hashlib
 import json
 import sys
 from pathlib import Path
 
+from pipeline.core.errors import ArgumentParser
 from pipeline.core.paths import PROJECT_ROOT as SOURCE_ROOT  # the folder that holds pipeline/
 
 PACKAGE = "pipeline"
@@ -142,7 +142,7 @@ def code_fingerprint(entry: str, root: Path = SOURCE_ROOT) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Show the project modules a stage imports and their fingerprint.")
+    parser = ArgumentParser(description="Show the project modules a stage imports and their fingerprint.")
     parser.add_argument("module", help="a stage's module, e.g. pipeline.training.train")
     args = parser.parse_args()
     try:

@@ -17,9 +17,10 @@ import fcntl
 import json
 import os
 import shutil
+import stat
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,8 +48,9 @@ def recover(target: Path) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def _swap_in(staging: Path, target: Path) -> None:
-    """Replace ``target`` by ``staging``; at every moment one of them, complete, is on disk."""
+def _swap_in(staging: Path, target: Path, then: Callable[[Path], None] | None = None) -> None:
+    """Replace ``target`` by ``staging``; at every moment one of them, complete, is on disk. ``then`` runs on the
+    new output before the old one is let go: if it fails (or is interrupted), the old output comes back."""
     retired = target.parent / f".{target.name}.old-{os.getpid()}"
     if target.exists():
         target.rename(retired)
@@ -58,6 +60,14 @@ def _swap_in(staging: Path, target: Path) -> None:
         if retired.exists() and not target.exists():
             retired.rename(target)  # the old output back in place; the caller removes the staging folder
         raise
+    if then is not None:
+        try:
+            then(target)
+        except BaseException:  # a refusal, a full disk, Ctrl-C: the new output goes, the old one comes back
+            shutil.rmtree(target, ignore_errors=True)
+            if retired.exists():
+                retired.rename(target)
+            raise
     shutil.rmtree(retired, ignore_errors=True)
 
 
@@ -97,19 +107,24 @@ def exclusive(target: Path, wait_s: float | None = None) -> Iterator[None]:
 
 
 @contextmanager
-def replace_directory(target: Path, wait_s: float | None = None) -> Iterator[Path]:
+def replace_directory(target: Path, wait_s: float | None = None, check: Callable[[Path], None] | None = None,
+                      then: Callable[[Path], None] | None = None) -> Iterator[Path]:  # fmt: skip
     """Yield an empty staging directory that replaces ``target`` when the block ends without error, holding
-    ``target``'s lock throughout."""
+    ``target``'s lock throughout. ``check`` runs under the lock before anything is written (a decision two
+    runs must not both make, such as whether a name is free); ``then`` runs on the new output once it is in
+    place, and the old one comes back if it fails (pipeline.submit adds the payload to DVC there)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     with exclusive(target, wait_s):
         recover(target)
+        if check is not None:
+            check(target)
         staging = target.parent / f".{target.name}.tmp-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         try:
             staging.mkdir()
             yield staging
-            _swap_in(staging, target)
+            _swap_in(staging, target, then)
         except OSError as error:
             if error.filename is None:  # a failed write() names no file: name the output being written
                 error.filename = str(target)
@@ -140,10 +155,13 @@ def write_text_atomically(path: Path, text: str) -> None:
 
 def read_previous(path: Path) -> dict:
     """The JSON record a persistent output kept from its previous run, to reuse what is still current; an
-    empty one when it is missing, unreadable or not a mapping (then everything is computed again)."""
+    empty one when it is missing, unreadable, not a regular file or not a mapping (then everything is computed
+    again)."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return {}
         record = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return record if isinstance(record, dict) else {}
 
@@ -151,6 +169,11 @@ def read_previous(path: Path) -> dict:
 def read_json(path: Path, remedy: str) -> dict:
     """A JSON record another stage wrote; ``remedy`` says what to run when it is missing."""
     try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(path)
+        if not stat.S_ISREG(mode):  # a FIFO or a device would block or never end: never opened
+            raise DataError(path, "is not a regular file (a pipe, device or socket?); expected a JSON file")
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise DataError(path, f"is missing; {remedy}") from None
@@ -160,6 +183,8 @@ def read_json(path: Path, remedy: str) -> dict:
         raise DataError(path, "cannot be read (permission denied)") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise DataError(path, "is not valid JSON") from None
+    except RecursionError:
+        raise DataError(path, "is nested too deeply to be a record of this project") from None
     if not isinstance(data, dict):
         raise DataError(path, "is not a JSON object (a mapping of keys to values)")
     return data

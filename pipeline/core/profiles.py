@@ -5,12 +5,11 @@ conf/profile/tiny.yaml into params.yaml and runs the pipeline. This module compo
 code that must not run anything (tests, documentation checks, ``python -m pipeline.core.profiles NAME``).
 """
 
-import argparse
 from pathlib import Path
 from typing import Any
 
 from pipeline.core.config import ConfigError, parse_params
-from pipeline.core.errors import run_stage
+from pipeline.core.errors import ArgumentParser, run_stage
 from pipeline.core.paths import PARAMS_FILE
 
 CONF_DIR = Path("conf")
@@ -71,7 +70,7 @@ def write(profile: str, path: Path = PARAMS_FILE, conf_dir: Path = CONF_DIR) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Compose params.yaml from conf/ for a profile.")
+    parser = ArgumentParser(description="Compose params.yaml from conf/ for a profile.")
     parser.add_argument("profile", help=f"one of: {', '.join(available())}")
     parser.add_argument("--out", type=Path, default=PARAMS_FILE)
     args = parser.parse_args()

@@ -61,6 +61,20 @@ RESERVED_NAMES = frozenset({"index", "search", "models", "leaderboard", "compare
                             "404"})  # fmt: skip
 
 
+def grid_names(params) -> set[str]:
+    """The one rule for the names a submission cannot take: every run id of the grid of ``params`` (a cell's main
+    run has the cell's id; a repeat ``<id>~seed<k>``)."""
+    return {run.id for run in params.runs()} | {run.cell.id for run in params.runs()}
+
+
+def refuse_grid_names(names, params, root: Path) -> None:
+    """A DataError naming the first of ``names`` (submissions under ``root``) that a model of the grid has."""
+    taken = grid_names(params)
+    for name in names:
+        if name in taken:
+            raise DataError(root / name, "has the name of a model of the grid; rename the submission")
+
+
 def check_name(name: str) -> str:
     """``name`` if it is a valid submission name, else a PipelineError saying what a name may hold."""
     if not isinstance(name, str) or len(name) > NAME_LENGTH or not NAME_GRAMMAR.fullmatch(name):

@@ -8,7 +8,6 @@ are fetched into .cache/downloads/ first (resumable; a file that fails validatio
 so the next run fetches it again).
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -18,7 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pipeline.core.config import DataParams, as_dict, load_params
-from pipeline.core.errors import DataError, run_stage
+from pipeline.core.errors import ArgumentParser, DataError, run_stage
 from pipeline.core.outputs import replace_directory
 from pipeline.core.paths import DOWNLOAD_CACHE, PARAMS_FILE, RAW_DIR
 from pipeline.data import download, phantom, rawdata
@@ -73,7 +72,7 @@ def write_download(params: DataParams, out_dir: Path, cache_dir: Path) -> rawdat
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Write the study's six data files into data/raw/.")
+    parser = ArgumentParser(description="Write the study's six data files into data/raw/.")
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
     parser.add_argument("--out", type=Path, default=RAW_DIR)
     parser.add_argument("--cache", type=Path, default=DOWNLOAD_CACHE)

@@ -65,7 +65,8 @@ def read_case_map(path: Path, volumes: list[str]) -> dict[str, str]:
     mapping: dict[str, str] = {}
     for line, row in enumerate(rows, start=2):
         case, volume = case_id((row["case"] or "").strip()), (row["volume"] or "").strip()
-        number = _volume_number(volume) if case_id(volume).isdigit() else None
+        digits = case_id(volume)  # ASCII digits only ("²".isdigit() is True), and no 5000-digit numbers
+        number = _volume_number(volume) if digits.isascii() and digits.isdigit() and len(digits) <= 6 else None
         if number not in by_number:
             raise DataError(path, f"row {line}: {volume!r} is not a test volume ({', '.join(volumes)})")
         if case in mapping:
@@ -121,7 +122,7 @@ def match_volumes(folder: Path, volumes: list[str], case_map: dict[str, str] | N
 
 def read_mask(path: Path, geometry: Geometry) -> np.ndarray:
     """A predicted mask as a boolean array slices first (S, H, W), checked against its scan."""
-    data, affine = rawdata.read_array(path)
+    data, affine = rawdata.read_array(path, tuple(geometry.shape))
     if tuple(data.shape) != tuple(geometry.shape):
         raise DataError(path, f"has shape {tuple(data.shape)}; its scan has {tuple(geometry.shape)} (H, W, slices)")
     if not np.allclose(affine, geometry.affine, rtol=AFFINE_RTOL, atol=AFFINE_ATOL):

@@ -8,7 +8,6 @@ volumes both at the working size and in their native geometry. The layout is des
 An earlier data/prepared/ is replaced only when everything has been written.
 """
 
-import argparse
 import csv
 import json
 import time
@@ -18,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.core.config import PreprocessParams, as_dict, load_params
-from pipeline.core.errors import DataError, PipelineError, run_stage
+from pipeline.core.errors import ArgumentParser, DataError, PipelineError, run_stage
 from pipeline.core.outputs import replace_directory
 from pipeline.core.paths import PARAMS_FILE, PREPARED_DIR, RAW_DIR
 from pipeline.data import rawdata, transforms
@@ -101,7 +100,7 @@ def preprocess(raw_dir: Path, out_dir: Path, params: PreprocessParams, profile: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Prepare data/raw/ into arrays under data/prepared/.")
+    parser = ArgumentParser(description="Prepare data/raw/ into arrays under data/prepared/.")
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
     parser.add_argument("--raw", type=Path, default=RAW_DIR)
     parser.add_argument("--out", type=Path, default=PREPARED_DIR)

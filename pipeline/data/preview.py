@@ -7,7 +7,6 @@ Each column is one slice: on top in a lung window (W1500/L-600), below in a soft
 Outlines: lungs red, ground-glass yellow, consolidation orange, effusion cyan.
 """
 
-import argparse
 import os
 import tempfile
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.core.errors import run_stage
+from pipeline.core.errors import ArgumentParser, run_stage
 from pipeline.data import phantom, rawdata
 
 LUNG_WINDOW = (-600.0, 1500.0)
@@ -78,7 +77,7 @@ def render_preview(raw_dir: Path, columns: int = 5, tile: int = 384) -> Image.Im
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--raw", type=Path, help="data in the study's layout (default: a fresh full-size phantom)")
     parser.add_argument("--out", type=Path, default=Path("site/img/phantom-slices.png"))
     parser.add_argument("--seed", type=int, default=2020)

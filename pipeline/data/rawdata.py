@@ -100,10 +100,12 @@ def check_not_html(path: Path) -> None:
         raise DataError(path, "is an HTML page, not data (a Google Drive quota, virus-scan or sign-in page?)")
 
 
-def read_array(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_array(path: Path, expected_shape: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A NIfTI file's 3-D voxels as stored (any real dtype) and its affine, every way it can be broken refused:
     not a regular file, an HTML page, not gzip under a .gz name, truncated, too large, colour or complex
-    voxels, more than 3 axes (trailing axes of length 1 are dropped, as some writers add them)."""
+    voxels, more than 3 axes (trailing axes of length 1 are dropped, as some writers add them). With
+    ``expected_shape`` a header claiming another shape is refused before a byte of data is decompressed (a gzip
+    bomb of 1 MB would otherwise inflate to gigabytes first)."""
     check_not_html(path)
     if path.name.endswith(".gz") and _head(path, 2) != b"\x1f\x8b":
         raise DataError(path, "is not gzip-compressed although its name ends in .gz")
@@ -114,6 +116,12 @@ def read_array(path: Path) -> tuple[np.ndarray, np.ndarray]:
             shape = " x ".join(map(str, image.shape))
             raise DataError(path, f"its header claims {shape} voxels ({voxels:.2g}), more than a CT volume holds "
                                   f"(at most {MAX_VOXELS:.0e} here): a corrupt or non-CT file?")  # fmt: skip
+        if expected_shape is not None:
+            claimed = tuple(int(n) for n in image.shape)
+            while len(claimed) > 3 and claimed[-1] == 1:
+                claimed = claimed[:-1]
+            if claimed != tuple(expected_shape):
+                raise DataError(path, f"has shape {claimed}; its scan has {tuple(expected_shape)} (H, W, slices)")
         data = np.asanyarray(image.dataobj)
     except (EOFError, zlib.error) as error:
         raise DataError(path, f"is truncated or its gzip stream is corrupt ({error})") from None

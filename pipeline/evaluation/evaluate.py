@@ -28,7 +28,6 @@ Runs are evaluated in parallel processes (``evaluate.workers``), each with one C
 never depends on how many ran at once; inference runs on the GPU when there is one.
 """
 
-import argparse
 import csv
 import json
 import os
@@ -43,7 +42,7 @@ from tqdm import tqdm
 
 from pipeline.core.cells import parse_run_id
 from pipeline.core.config import EvaluateParams, Params, load_params
-from pipeline.core.errors import DataError, PipelineError, run_stage
+from pipeline.core.errors import ArgumentParser, DataError, PipelineError, run_stage
 from pipeline.core.fingerprint import code_fingerprint, input_key, result_digests
 from pipeline.core.outputs import read_previous, replace_directory
 from pipeline.core.paths import EVALUATION_DIR, MODELS_DIR, PARAMS_FILE, PREPARED_DIR
@@ -295,7 +294,7 @@ def pending_runs(params_file: Path = PARAMS_FILE, prepared: Path = PREPARED_DIR,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Evaluate every training run of the grid on the test set.")
+    parser = ArgumentParser(description="Evaluate every training run of the grid on the test set.")
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
     parser.add_argument("--prepared", type=Path, default=PREPARED_DIR)
     parser.add_argument("--models", type=Path, default=MODELS_DIR)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from pipeline.core.config import EvaluateParams, SpeedParams
-from pipeline.core.errors import DataError
+from pipeline.core.errors import DataError, PipelineError
 from pipeline.core.experiments import experiment as experiment_of
 from pipeline.core.outputs import read_json
 from pipeline.data import predictions
@@ -131,11 +131,17 @@ def load_network(path: Path, kind: str, experiment: str, defaults: dict, device:
 
 
 def _probabilities(model, inputs: np.ndarray) -> np.ndarray:
+    """A submitted network's probabilities; non-finite outputs are refused, never scored as empty masks (the
+    ONNX path refuses them too: weights multiplied by 1e30 load and compute infinities)."""
     if isinstance(model, OnnxNetwork):
         return model.probabilities(inputs)
     from pipeline.model.inference import probabilities
 
-    return probabilities(model, inputs)
+    probs = probabilities(model, inputs)
+    if not np.isfinite(probs).all():
+        raise PipelineError("the submitted model computes non-finite values (NaN or infinity) on the test "
+                            "slices: its weights do not make a working network")  # fmt: skip
+    return probs
 
 
 def _native_masks(network: Network, experiment: str, test: HeldOutSet, threshold: float) -> dict[str, np.ndarray]:

@@ -21,7 +21,6 @@ altered since, is drawn again and the others are reused; the last line says how 
   ``viewer.json`` saying which volumes each model shows (params ``viewer``).
 """
 
-import argparse
 import csv
 import json
 import time
@@ -34,9 +33,10 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from pipeline.core import viewer_script
 from pipeline.core.cells import Cell, parse_cell_id
 from pipeline.core.config import load_params
-from pipeline.core.errors import PipelineError, run_stage
+from pipeline.core.errors import ArgumentParser, PipelineError, run_stage
 from pipeline.core.experiments import EXPERIMENTS
 from pipeline.core.fingerprint import code_fingerprint, file_sha256, input_key
 from pipeline.core.outputs import read_previous, write_text_atomically, written_atomically
@@ -229,7 +229,7 @@ def _save_png(picture: Image.Image, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Draw the website's figures from the models and the test set.")
+    parser = ArgumentParser(description="Draw the website's figures from the models and the test set.")
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
     parser.add_argument("--prepared", type=Path, default=PREPARED_DIR)
     parser.add_argument("--models", type=Path, default=MODELS_DIR)
@@ -288,7 +288,7 @@ def main() -> None:
         for volume in volumes_shown:
             labels = viewer.labels(model, cell.experiment, volume, params.evaluate.threshold)
             write_text_atomically(args.out / "viewer" / f"{cell.id}--{volume}.js",
-                                  viewer_data.as_script(f"{cell.id}--{volume}", labels))  # fmt: skip
+                                  viewer_script.as_script(f"{cell.id}--{volume}", labels))  # fmt: skip
         index[cell.id] = _entry(key, outputs)
         drawn += 1
     needed = sorted({volume for volumes in shown_volumes.values() for volume in volumes})
@@ -296,7 +296,7 @@ def main() -> None:
     for volume in needed:  # each CT once, whatever the number of models showing it
         path = args.out / "viewer" / f"ct-{volume}.js"
         if _drawn(old.get(f"ct-{volume}"), ct_key, [path]) is None:
-            write_text_atomically(path, viewer_data.as_script(f"ct-{volume}", viewer.ct(volume)))
+            write_text_atomically(path, viewer_script.as_script(f"ct-{volume}", viewer.ct(volume)))
         index[f"ct-{volume}"] = _entry(ct_key, [path])
     for folder in ("masks", "filters"):  # pictures of models no longer in the grid, or no longer finished
         for picture in (args.out / folder).glob("*.png"):

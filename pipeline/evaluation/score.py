@@ -17,7 +17,6 @@ Predictions made for other test scans (another profile, other data) are not scor
 how many; a submission whose name is a model of the grid is refused.
 """
 
-import argparse
 import json
 import shutil
 import time
@@ -27,9 +26,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from pipeline.core import submissions
+from pipeline.core import submissions, viewer_script
 from pipeline.core.config import Params, load_params
-from pipeline.core.errors import DataError, run_stage
+from pipeline.core.errors import ArgumentParser, DataError, run_stage
 from pipeline.core.fingerprint import code_fingerprint, file_sha256, input_key, result_digests
 from pipeline.core.outputs import replace_directory, write_text_atomically
 from pipeline.core.paths import PARAMS_FILE, PREPARED_DIR, SCORES_DIR, SUBMISSIONS_DIR
@@ -98,9 +97,9 @@ def write_viewer(scored: external.Scored, name: str, experiment: str, test: Held
         native = load_native(volume_dir, test.prepared_dir)
         truth = native_target(native, experiment)
         labels = viewer_data.label_volume(scored.native[volume], truth, test.spacing[volume], params.viewer.size)
-        (folder / f"{name}--{volume_dir}.js").write_text(viewer_data.as_script(f"{name}--{volume_dir}", labels))
+        (folder / f"{name}--{volume_dir}.js").write_text(viewer_script.as_script(f"{name}--{volume_dir}", labels))
         ct = viewer_data.ct_volume(native.image, test.spacing[volume], params.viewer.size)
-        (folder / f"ct-{volume_dir}.js").write_text(viewer_data.as_script(f"ct-{volume_dir}", ct))
+        (folder / f"ct-{volume_dir}.js").write_text(viewer_script.as_script(f"ct-{volume_dir}", ct))
     return shown
 
 
@@ -129,13 +128,8 @@ def write_result(out: Path, name: str, key: str, record: dict, scored: external.
         (staging / KEY_FILE).write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
 
 
-def grid_ids(params: Params) -> set[str]:
-    """Every run id of the grid (a cell's main run has the cell's id): names a submission cannot take."""
-    return {run.id for run in params.runs()}
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Score every submission on the test set.")
+    parser = ArgumentParser(description="Score every submission on the test set.")
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
     parser.add_argument("--prepared", type=Path, default=PREPARED_DIR)
     parser.add_argument("--submissions", type=Path, default=SUBMISSIONS_DIR)
@@ -144,10 +138,7 @@ def main() -> None:
     started = time.perf_counter()
     params = load_params(args.params)
     records = submissions.read_all(args.submissions)
-    taken = grid_ids(params)
-    for name in records:
-        if name in taken:
-            raise DataError(args.submissions / name, "has the name of a model of the grid; rename the submission")
+    submissions.refuse_grid_names(records, params, args.submissions)
     test = HeldOutSet.load(args.prepared)
     meta = load_meta(args.prepared)
     prepared_preprocess = meta["preprocess"]

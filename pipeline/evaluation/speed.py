@@ -16,7 +16,6 @@ project module this stage imports) is reused from the previous speed.json (a per
 stage times only what changed.
 """
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -25,23 +24,20 @@ import torch
 from tqdm import tqdm
 
 from pipeline.core.config import load_params
-from pipeline.core.errors import run_stage
+from pipeline.core.errors import ArgumentParser, run_stage
 from pipeline.core.fingerprint import code_fingerprint, input_key
 from pipeline.core.outputs import read_previous, write_text_atomically
 from pipeline.core.paths import PARAMS_FILE, SPEED_FILE
 from pipeline.model.device import device_name, inference_seconds, median_seconds, select_device
-from pipeline.model.factory import check_names
-from pipeline.training import losses
+from pipeline.model.factory import build_model, check_names
+from pipeline.training import step
 
 
 def time_network(architecture: str, encoder: str, size: int, infer_batch: int, train_batch: int,
                  device: torch.device, warmup: int, repeats: int) -> dict:  # fmt: skip
     """Images per second of one network: inference (no gradients) and one training step."""
-    import segmentation_models_pytorch as smp
-
     torch.manual_seed(0)
-    model = smp.create_model(architecture, encoder_name=encoder, encoder_weights=None, in_channels=1, classes=1)
-    model = model.to(device)
+    model = build_model(architecture, encoder, "random").to(device)  # the grid's own factory
     cuda = device.type == "cuda"
     images = torch.randn(infer_batch, 1, size, size, device=device)
     infer_seconds = inference_seconds(model, images, device, warmup, repeats)  # channels-last from here on CUDA
@@ -52,12 +48,7 @@ def time_network(architecture: str, encoder: str, size: int, infer_batch: int, t
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=cuda)
 
     def train_step() -> None:
-        with autocast:
-            logits = model(batch)
-        loss = losses.dice_paper(logits, target).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        step.training_step(model, optimizer, batch, target, "dice_paper", autocast)
 
     model.train()
     train_seconds = median_seconds(train_step, device, warmup, repeats)
@@ -80,7 +71,7 @@ def previous(path: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Time every network of the grid on this machine's device.")
+    parser = ArgumentParser(description="Time every network of the grid on this machine's device.")
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
     parser.add_argument("--out", type=Path, default=SPEED_FILE)
     args = parser.parse_args()

@@ -12,7 +12,6 @@ Each volume is a gzipped NIfTI carried as base64 by a small ``.js`` file (``wind
 "..."``): browsers refuse ``fetch()`` of local files, and a <script> works from ``file://`` as over HTTP.
 """
 
-import base64
 import gzip
 
 import nibabel as nib
@@ -70,11 +69,6 @@ def label_volume(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[float
     labels[predicted & ~expected] = LABELS["false positive"]
     labels[~predicted & expected] = LABELS["false negative"]
     return _nifti(labels, _scaled_spacing(spacing, truth.shape[1:], shape))
-
-
-def as_script(key: str, payload: bytes) -> str:
-    """A .js file that registers the volume under ``window.viewerVolumes[key]`` (``key`` is an id we made)."""
-    return f'(window.viewerVolumes = window.viewerVolumes || {{}})["{key}"] = "{base64.b64encode(payload).decode()}";\n'
 
 
 def shown_volumes(requested: list[str], typical: str, worst, volume_dirs: dict[str, str]) -> list[str]:

@@ -9,14 +9,13 @@ trains the new repeat@<id>-<seed> cells. The same can be set by hand, or with
 ``dvc exp run -S 'repeats.models=[...]' -S 'repeats.seeds=[1,2]'``.
 """
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
 from pipeline.core.config import ConfigError, load_params, parse_params
-from pipeline.core.errors import DataError, PipelineError, run_stage
+from pipeline.core.errors import ArgumentParser, DataError, PipelineError, run_stage
 from pipeline.core.paths import PARAMS_FILE, RESULTS_DIR
 
 
@@ -30,7 +29,7 @@ def top_models(board: pd.DataFrame, k: int) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Put the top K models of each experiment into repeats.models.")
+    parser = ArgumentParser(description="Put the top K models of each experiment into repeats.models.")
     parser.add_argument("--top", type=int, required=True, help="models per experiment")
     parser.add_argument("--seeds", type=int, nargs="+", help="base seeds of the repeats (default: keep params')")
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)

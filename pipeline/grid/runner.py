@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from pipeline.core.cells import run_id_of_stage, run_of_stage
 from pipeline.core.config import load_params
-from pipeline.core.errors import PipelineError, run_stage
+from pipeline.core.errors import ArgumentParser, PipelineError, run_stage
 from pipeline.core.paths import GRID_LOG_DIR, IMAGENET_DIR, PARAMS_FILE, PREPARED_DIR
 from pipeline.core.processes import dvc_command, dvc_message
 from pipeline.grid.cellrun import Outcome, finished
@@ -219,7 +219,7 @@ def make_engine(args: argparse.Namespace):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Train the grid's stale cells and record them in DVC.")
+    parser = ArgumentParser(description="Train the grid's stale cells and record them in DVC.")
     parser.add_argument("--glob", default="*", help="only cells whose id matches, e.g. 'lesion_*-unet-*'")
     parser.add_argument("--engine", choices=("serial", "ray"), default="serial",
                         help="serial: one cell at a time (default); ray: Ray tasks, local or on a cluster")  # fmt: skip

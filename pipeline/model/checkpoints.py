@@ -60,6 +60,7 @@ def build_from_config(folder: Path) -> torch.nn.Module:
     if name not in classes:
         raise DataError(path, f"names the model class {name!r}; valid: {', '.join(sorted(classes))}")
     kwargs = {key: value for key, value in config.items() if not key.startswith("_")}
+    check_config(path, classes[name], kwargs)
     if kwargs.get("in_channels", 3) != 1 or kwargs.get("classes", 1) != 1:
         raise DataError(path, "describes a model without 1 input channel and 1 class; this benchmark's take a CT slice")
     kwargs["encoder_weights"] = None
@@ -69,6 +70,37 @@ def build_from_config(folder: Path) -> torch.nn.Module:
         raise DataError(path, f"does not describe a buildable {name} ({str(error).splitlines()[0]})") from None
 
 
+def check_config(path: Path, model_class, kwargs: dict) -> None:
+    """Refuse a config.json that could steer more than the network's shape (a submitted folder is untrusted):
+    keys the architecture does not take (they would reach the encoder as unchecked options), and any encoder
+    outside smp's registry. ``tu-`` names are timm encoders by plain model name only: a source prefix
+    (``tu-hf-hub:...``, ``tu-local-dir:/etc``) would make the build fetch from a model hub or open local files."""
+    import inspect
+
+    import segmentation_models_pytorch as smp
+
+    taken = [key for key in inspect.signature(model_class.__init__).parameters if key not in ("self", "kwargs")]
+    unknown = sorted(set(kwargs) - set(taken))
+    if unknown:
+        raise DataError(path, f"has the key {unknown[0]!r}, which {model_class.__name__} does not take; valid: "
+                              f"{', '.join(taken)}")  # fmt: skip
+    encoder = kwargs.get("encoder_name", "resnet34")
+    if not isinstance(encoder, str):
+        raise DataError(path, f"gives encoder_name as {type(encoder).__name__}; expected an encoder's name")
+    if encoder in smp.encoders.get_encoder_names():
+        return
+    if encoder.startswith("tu-") and ":" not in encoder and "/" not in encoder:
+        import timm
+
+        if timm.is_model(encoder[3:]):
+            return
+    raise DataError(
+        path,
+        f"names the encoder {encoder[:80]!r}, which is not in segmentation-models-pytorch's "
+        "registry (nor a timm model by plain name); hub and local sources are not accepted",
+    )
+
+
 def check_weights(path: Path, model: torch.nn.Module) -> None:
     """Refuse weights that would load without an error and compute nonsense: a tensor whose kind differs from
     the model's (integers, booleans or complex numbers where the model holds real numbers, or the reverse) or
@@ -76,14 +108,19 @@ def check_weights(path: Path, model: torch.nn.Module) -> None:
     (float16, bfloat16, float32, float64) is cast to the model's own (float32), as torch copies it."""
     from safetensors import safe_open
 
-    expected = {name: tensor.dtype for name, tensor in model.state_dict().items()}
+    state = model.state_dict()
+    expected = {name: tensor.dtype for name, tensor in state.items()}
     with safe_open(str(path), framework="pt", device="cpu") as handle:
         names = handle.keys()  # a safetensors handle is not a mapping: its keys() is a list
         for name in names:
-            tensor = handle.get_tensor(name)
             want = expected.get(name)
             if want is None:
                 continue  # an unknown name: load_model reports it below
+            shape = tuple(handle.get_slice(name).get_shape())
+            if shape != tuple(state[name].shape):
+                raise DataError(path, f"holds {name} with shape {shape}, where the model of {CONFIG} has "
+                                      f"{tuple(state[name].shape)}")  # fmt: skip
+            tensor = handle.get_tensor(name)
             if tensor.is_complex() or tensor.dtype.is_floating_point != want.is_floating_point:
                 raise DataError(path, f"holds {name} as {tensor.dtype}, where the model has {want}; its weights "
                                       "are not a trained model's")  # fmt: skip

@@ -9,13 +9,12 @@ tensors and plain containers, checks that it is a checkpoint of this project (a 
 cell and its preprocessing), and writes the folder. Run it only on a file whose origin you trust.
 """
 
-import argparse
 from pathlib import Path
 
 import torch
 
 from pipeline.core.cells import Cell, parse_cell_id
-from pipeline.core.errors import DataError, PipelineError, run_stage
+from pipeline.core.errors import ArgumentParser, DataError, PipelineError, run_stage
 from pipeline.core.outputs import replace_directory
 from pipeline.model import checkpoints
 
@@ -47,7 +46,7 @@ def read_legacy(path: Path) -> tuple[dict, Cell, dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Convert a trusted pickled model.pt into a safe model folder.")
+    parser = ArgumentParser(description="Convert a trusted pickled model.pt into a safe model folder.")
     parser.add_argument("checkpoint", type=Path, help="the old model.pt")
     parser.add_argument("out", type=Path, help="the model folder to write (must not exist yet)")
     args = parser.parse_args()

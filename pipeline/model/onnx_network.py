@@ -22,17 +22,36 @@ def _dimension(value) -> int | None:
     return value if isinstance(value, int) and value > 0 else None  # a named or unknown axis: free
 
 
+def _refuse_external_data(path: Path) -> None:
+    """A submitted graph is one self-contained file: weights kept in external data files beside it would not be
+    copied into the submission (every later scoring would fail) and could name any file on the scoring machine."""
+    import onnx
+
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception as error:  # onnx raises DecodeError and others on a file that is no graph
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(path, f"is not a loadable ONNX model ({first[:200]})") from None
+    tensors = list(graph.initializer) + [a.t for node in graph.node for a in node.attribute if a.HasField("t")]
+    if any(tensor.data_location == onnx.TensorProto.EXTERNAL for tensor in tensors):
+        raise DataError(path, "keeps weights in external data files; submit one self-contained .onnx file "
+                              "(onnx.save_model(model, path, save_as_external_data=False))")  # fmt: skip
+
+
 class OnnxNetwork:
     """An ONNX segmentation network with the benchmark's input and output convention."""
+
+    time_limit_s = 600.0  # one batch of at most 8 slices; a paper-size network on one CPU thread takes seconds
 
     def __init__(self, path: Path):
         import onnxruntime
 
         self.path = Path(path)
+        _refuse_external_data(self.path)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1  # one thread per process, as the grid's models are evaluated
         options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # errors only: its warnings are not ours to print
+        options.log_severity_level = 4  # fatal only: its errors are reported as our one line, never printed twice
         try:
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
@@ -65,11 +84,30 @@ class OnnxNetwork:
         """(N, 1, S, S) float32 in, (N, 1, S, S) logits out."""
         if self.batch == 1 and batch.shape[0] != 1:
             return np.concatenate([self.logits(batch[i : i + 1]) for i in range(batch.shape[0])])
+        import threading
+
+        import onnxruntime
+
+        # A submitted graph is untrusted compute: a Loop of 2^62 iterations would run for ever. A watchdog sets
+        # onnxruntime's terminate flag, which the executor checks between nodes and loop iterations.
+        options = onnxruntime.RunOptions()
+        options.log_severity_level = 4
+        watchdog = threading.Timer(self.time_limit_s, setattr, (options, "terminate", True))
+        watchdog.daemon = True
+        watchdog.start()
         try:
-            (out,) = self.session.run([self.output.name], {self.input.name: np.ascontiguousarray(batch)})
+            (out,) = self.session.run([self.output.name], {self.input.name: np.ascontiguousarray(batch)}, options)
         except Exception as error:  # onnxruntime's own failure types
+            if options.terminate:
+                raise DataError(
+                    self.path,
+                    f"ran past the time limit of {self.time_limit_s:g} s on a batch of "
+                    f"shape {batch.shape}; a segmentation network takes seconds",
+                ) from None
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise DataError(self.path, f"failed on a batch of shape {batch.shape} ({first[:200]})") from None
+        finally:
+            watchdog.cancel()
         if out.shape != batch.shape:
             raise DataError(self.path, f"gave output of shape {tuple(out.shape)} for input {tuple(batch.shape)}; "
                                        "expected the same shape (one logit per pixel)")  # fmt: skip

@@ -9,14 +9,13 @@ GPU nodes (``dvc pull weights``), where training loads them with no network (pip
 ``manifest.json`` listing what the folder holds; a grid of random weights needs none and fetches nothing.
 """
 
-import argparse
 import json
 from pathlib import Path
 
 from tqdm import tqdm
 
 from pipeline.core.config import load_params
-from pipeline.core.errors import PipelineError, run_stage
+from pipeline.core.errors import ArgumentParser, PipelineError, run_stage
 from pipeline.core.outputs import replace_directory
 from pipeline.core.paths import IMAGENET_DIR, PARAMS_FILE
 from pipeline.model.factory import check_names, imagenet_source
@@ -39,7 +38,7 @@ def fetch_imagenet(encoders: list[str], cache_dir: Path) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Fetch the grid's ImageNet encoder weights into weights/imagenet/.")
+    parser = ArgumentParser(description="Fetch the grid's ImageNet encoder weights into weights/imagenet/.")
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
     parser.add_argument("--out", type=Path, default=IMAGENET_DIR)
     args = parser.parse_args()

@@ -20,7 +20,6 @@ Reads models/<run>/{train.json, history.csv}, evaluation/<run>/, speed.json and 
 - ``headline.json``: a few numbers per experiment for ``dvc metrics show``.
 """
 
-import argparse
 import csv
 import json
 import math
@@ -33,7 +32,7 @@ import pandas as pd
 from pipeline.core import submissions
 from pipeline.core.cells import Run
 from pipeline.core.config import Params, load_params
-from pipeline.core.errors import DataError, PipelineError, run_stage
+from pipeline.core.errors import ArgumentParser, DataError, PipelineError, run_stage
 from pipeline.core.experiments import NAMES as EXPERIMENTS
 from pipeline.core.outputs import read_json, replace_directory
 from pipeline.core.paths import (
@@ -141,7 +140,7 @@ class ExternalRecords:
 SCORE = "score the submissions (`dvc repro score`)"
 
 
-def read_externals(submissions_dir: Path | None, scores_dir: Path | None, taken: set[str]) -> tuple[list, list]:
+def read_externals(submissions_dir: Path | None, scores_dir: Path | None, params: Params) -> tuple[list, list]:
     """(the scored submissions, in experiment and name order; the names made for other test scans)."""
     if submissions_dir is None or scores_dir is None:
         return [], []
@@ -152,14 +151,19 @@ def read_externals(submissions_dir: Path | None, scores_dir: Path | None, taken:
     index = check_record(read_json(index_path, SCORE), {"scored": listing(text), "other_test_set": listing(text)},
                          index_path, SCORE)  # fmt: skip
     known = set(index["scored"]) | set(index["other_test_set"])
+    submissions.refuse_grid_names(records, params, submissions_dir)
     for name in records:
-        if name in taken:
-            raise DataError(submissions_dir / name, "has the name of a model of the grid; rename the submission")
         if name not in known:
             raise DataError(submissions_dir / name, f"has not been scored; {SCORE}")
     stale = sorted(known - set(records))
     if stale:
         raise DataError(index_path, f"lists {stale[0]}, which is no longer a submission; {SCORE}")
+    # The score stage removes the score of a submission made for other scans: one that has a score here was
+    # scored on these scans, whatever the index says (an edited index must not drop a ranked submission).
+    hidden = sorted(name for name in index["other_test_set"] if (scores_dir / name / "metrics.json").exists())
+    if hidden:
+        raise DataError(index_path, f"lists {hidden[0]} as made for other test scans, but it was scored on these; "
+                                    f"{SCORE}")  # fmt: skip
     order = {name: index for index, name in enumerate(EXPERIMENTS)}
     scored = [ExternalRecords(name, records[name], scores_dir) for name in index["scored"]]
     scored.sort(key=lambda entry: (order[entry.submission["experiment"]], entry.name))
@@ -366,8 +370,7 @@ def aggregate(params: Params, models_dir: Path, evaluation_dir: Path, out_dir: P
     for run in runs:
         if run.seed is not None:
             repeats.setdefault(run.cell.id, []).append(records[run.id])
-    externals, other_test_set = read_externals(submissions_dir, scores_dir, {r.id for r in runs} | {
-        run.cell.id for run in runs})  # fmt: skip
+    externals, other_test_set = read_externals(submissions_dir, scores_dir, params)
     settings = ranking.RankSettings.from_params(params)
     grid_rows = [model_row(main, paper, speed) for main in mains]
     external_rows = [external_row(entry) for entry in externals]
@@ -490,12 +493,17 @@ def external_comparisons(entry: ExternalRecords, grid: pd.DataFrame, volumes: di
     return rows
 
 
+def leader_row(group: pd.DataFrame) -> pd.Series:
+    """The one leader rule: the best rank on the primary endpoint, ties broken by id."""
+    return group.sort_values(["rank", "id"]).iloc[0]
+
+
 def submission_summary(frame: pd.DataFrame, other_test_set: list[str]) -> dict:
     """How many submissions were ranked, per experiment the best one, and those made for other test scans."""
     external = frame[frame["source"] == "external"]
     best = {}
     for experiment, group in external.groupby("experiment", sort=False):
-        top = group.sort_values(["rank", "id"]).iloc[0]
+        top = leader_row(group)
         best[experiment] = {"id": top["id"], "rank": int(top["rank"]), "tier": int(top["tier"]),
                             "dice": round(float(top["dice"]), 4), "entries": len(group)}  # fmt: skip
     return {"ranked": len(external), "best": best, "other_test_set": other_test_set}
@@ -552,7 +560,7 @@ def summarise(frame: pd.DataFrame, params: Params, reference_dir: Path, table: d
     experiments = list(dict.fromkeys(frame["experiment"]))
     leaders = {}
     for experiment, group in ok.groupby("experiment", sort=False):
-        leader = group.sort_values(["rank", "id"]).iloc[0]
+        leader = leader_row(group)
         tier1 = group[group["tier"] == 1].sort_values(["rank", "id"])
         leaders[experiment] = {
             "id": leader["id"], "dice": round(float(leader["dice"]), 4), "p_rank1": float(leader["p_rank1"]),
@@ -632,7 +640,7 @@ def headline(frame: pd.DataFrame) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Aggregate training and evaluation records into results/.")
+    parser = ArgumentParser(description="Aggregate training and evaluation records into results/.")
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
     parser.add_argument("--models", type=Path, default=MODELS_DIR)
     parser.add_argument("--evaluation", type=Path, default=EVALUATION_DIR)
@@ -653,7 +661,7 @@ def main() -> None:
         f"{counts.get('failed', 0)} failed) -> {args.out / 'leaderboard.csv'}"
     )
     for experiment, group in frame[frame["status"] == "ok"].groupby("experiment", sort=False):
-        leader = group.sort_values(["rank", "id"]).iloc[0]
+        leader = leader_row(group)
         print(f"  {experiment}: leader {leader['id']} dice {leader['dice']:.4f} [{leader['dice_ci_low']:.4f}, "
               f"{leader['dice_ci_high']:.4f}], rank interval {int(leader['rank_low'])}-{int(leader['rank_high'])}, "
               f"{int((group['tier'] == 1).sum())} model(s) in tier 1")  # fmt: skip

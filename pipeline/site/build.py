@@ -18,7 +18,6 @@ with charts; data inline or in generated ``.js`` files (never fetched); no web f
 model pages reached by links and left out of the search index.
 """
 
-import argparse
 import datetime
 import json
 import logging
@@ -35,9 +34,9 @@ import pandas as pd
 import yaml
 from markupsafe import Markup, escape
 
-from pipeline.core import submissions
+from pipeline.core import submissions, viewer_script
 from pipeline.core.config import load_params
-from pipeline.core.errors import DataError, run_stage
+from pipeline.core.errors import ArgumentParser, DataError, run_stage
 from pipeline.core.experiments import EXPERIMENTS
 from pipeline.core.outputs import read_json, replace_directory
 from pipeline.core.palette import COLOURS
@@ -560,6 +559,26 @@ def footer(results: Results, provenance: Provenance) -> str:
     )
 
 
+def write_submission_viewer(scripts: Path, name: str, viewer: Path) -> None:
+    """A submission's viewer data (scores/<name>/viewer/), re-serialised from its verified payload: its label
+    volumes under its own name (``<name>--<volume>.js``) and a scan's CT only where the grid's figures did not
+    already write that file (the same CT: never overwritten). A stored script is never copied as code: one that
+    is not exactly what the score stage writes is refused."""
+    if not scripts.is_dir():
+        return
+    viewer.mkdir(parents=True, exist_ok=True)
+    for path in sorted(scripts.iterdir()):
+        key = path.name.removesuffix(".js")
+        owned = key.startswith(f"{name}--") or key.startswith("ct-")
+        payload = viewer_script.payload_of(path.read_text(errors="replace"), key) if path.is_file() and owned else None
+        if payload is None:
+            raise DataError(path, f"is not a viewer script the score stage writes for {name}; score it again "
+                                  "(`dvc repro -f score`)")  # fmt: skip
+        if key.startswith("ct-") and (viewer / path.name).exists():
+            continue
+        (viewer / path.name).write_text(viewer_script.as_script(key, payload))
+
+
 def generate(results: Results, provenance: Provenance, docs: Path, sources: Path = SOURCES_DIR) -> int:
     """Write every page of the site into ``docs`` (which must be empty); returns the number of pages."""
     env = environment(results.summary["bootstrap"]["confidence"])
@@ -598,10 +617,9 @@ def generate(results: Results, provenance: Provenance, docs: Path, sources: Path
             shutil.copytree(results.figures / kind, docs / "img" / kind)
     if results.viewer:  # the viewer's volumes: one CT per volume shown, one small label volume per model
         shutil.copytree(results.figures / "viewer", docs / "viewer", ignore=shutil.ignore_patterns("*.json"))
-    for model_id, model in results.models.items():  # a submission's, from the score stage (the same CT files)
-        scripts = results.scores / model_id / "viewer"
-        if model.external and scripts.is_dir():
-            shutil.copytree(scripts, docs / "viewer", dirs_exist_ok=True)
+    for model_id, model in results.models.items():
+        if model.external:
+            write_submission_viewer(results.scores / model_id / "viewer", model_id, docs / "viewer")
     write("submit.md", "submit.md.j2", **submit_context(results))
     write_downloads(results, docs / "downloads")
     cited = citation(provenance)
@@ -672,7 +690,7 @@ def load_provenance(params_file: Path, train_inputs: Path = TRAIN_INPUTS) -> Pro
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Build the results website from results/ into public/.")
+    parser = ArgumentParser(description="Build the results website from results/ into public/.")
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
     parser.add_argument("--results", type=Path, default=RESULTS_DIR)
     parser.add_argument("--figures", type=Path, default=FIGURES_DIR)

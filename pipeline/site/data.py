@@ -163,10 +163,42 @@ class Results:
         return sorted(values, key=order.index) if order else values
 
 
+_PREPROCESSING = records.mapping({"size": records.integer(32, 4096), "hu_offset": records.number(),
+                                  "hu_scale": records.number(1e-6)})  # fmt: skip
+# Every field a page formats, where a record has it: the leaderboard's columns (numbers where they have
+# decimals, else text), the viewer's volumes, and what a submission was run with.
+FORMATTED = {
+    **{name: LEADERBOARD.get(name, records.number(optional=True)) if decimals is not None else records.text
+       for name, decimals in COLUMNS.items()},
+    "viewer": records.listing(records.text), "ranked_among": records.integer(1),
+    # printed with the decimals its resampling supports: a number, or its text as the CSV holds it
+    "p_rank1": lambda value: records.SCORE(_decimal(value) if isinstance(value, str) else value),
+    "preprocessing": lambda value: "" if value is None else _PREPROCESSING(value),
+}  # fmt: skip
+
+
+def _decimal(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def check_formatted(metrics: dict, path: Path) -> None:
+    """Every field of ``metrics`` that a page formats has the type the page expects (a rank given as text or a
+    speed device given as a number would otherwise fail deep inside the build, or print wrong)."""
+    present = {key: check for key, check in FORMATTED.items() if key in metrics and metrics[key] is not None}
+    records.check_record(metrics, present, path, AGGREGATE)
+    about = metrics.get("submission")
+    if isinstance(about, dict) and "preprocessing" in about:
+        records.check_record(about, {"preprocessing": FORMATTED["preprocessing"]}, path, AGGREGATE)
+
+
 def _external(results_dir: Path, model_id: str) -> Model:
     folder = results_dir / model_id
     path = folder / "metrics.json"
     metrics = records.check_record(read_json(path, AGGREGATE), EXTERNAL, path, AGGREGATE)
+    check_formatted(metrics, path)
     if metrics["id"] != model_id or metrics.get("source") != "external":
         raise DataError(path, f"is the record of {metrics['id']!r}, not of the submission {model_id}")
     volumes = records.read_volume_table(folder / "volumes.csv", metrics["test_volumes"], AGGREGATE)
@@ -179,6 +211,7 @@ def _model(results_dir: Path, model_id: str, status: str, source: str = "grid") 
     folder = results_dir / model_id
     path = folder / "metrics.json"
     metrics = records.check_record(read_json(path, AGGREGATE), MODEL, path, AGGREGATE)
+    check_formatted(metrics, path)
     if metrics["id"] != model_id or metrics["status"] != status:
         raise DataError(path, f"is the record of {metrics['id']!r} ({metrics['status']}), not of {model_id} ({status})")
     evaluated = status != "failed"

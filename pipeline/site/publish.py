@@ -26,7 +26,6 @@ made from results/ (pipeline.site.model_card). ``smp.from_pretrained("DIR/<id>")
 uploading one to the hub is then ``huggingface_hub.upload_folder(repo_id=..., folder_path="DIR/<id>")``.
 """
 
-import argparse
 import fnmatch
 import json
 import re
@@ -38,7 +37,7 @@ import yaml
 
 from pipeline.core import submissions as submissions_module
 from pipeline.core.config import load_params
-from pipeline.core.errors import PipelineError, run_stage
+from pipeline.core.errors import ArgumentParser, PipelineError, run_stage
 from pipeline.core.outputs import read_json, read_table, replace_directory
 from pipeline.core.paths import DVC_CACHE, DVC_LOCK, MODELS_DIR, PARAMS_FILE, RESULTS_DIR, SUBMISSIONS_DIR, TRAIN_INPUTS
 from pipeline.core.processes import dvc_command, dvc_message
@@ -210,6 +209,25 @@ def published_objects(runs: list, lock: Path = DVC_LOCK, cache: Path = DVC_CACHE
     return sorted(set(objects))
 
 
+PUBLISHED_MARK = ".benchmark-site"  # in a folder `publish --site` wrote: only such a folder is replaced
+
+
+def check_site_folder(folder: Path) -> None:
+    """``publish --site`` replaces its folder whole: refuse anything but a missing or empty folder or one an
+    earlier publish wrote (a folder of the user's files would be deleted), and a symbolic link (replacing it
+    would leave the link's target behind and a real folder in its place)."""
+    if folder.is_symlink():
+        raise PipelineError(f"{folder}: is a symbolic link; give the folder itself (publish replaces it whole)")
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise PipelineError(f"{folder}: is a file; give a folder for the site")
+    earlier = (folder / PUBLISHED_MARK).is_file() or ((folder / ".nojekyll").is_file() and (folder / STORE).is_dir())
+    if any(folder.iterdir()) and not earlier:
+        raise PipelineError(f"{folder}: holds files that no earlier publish wrote; publish replaces the folder "
+                            "whole: give an empty or new folder")  # fmt: skip
+
+
 def publish_site(out: Path, url: str, repo_url: str, params_file: Path = PARAMS_FILE, cache: Path = DVC_CACHE) -> int:
     """The deployable folder (see the module's docstring); returns the number of remote files it holds."""
     import dataclasses
@@ -240,12 +258,13 @@ def publish_site(out: Path, url: str, repo_url: str, params_file: Path = PARAMS_
             entry.rename(staging / entry.name)
         site.rmdir()
         (staging / ".nojekyll").write_text("")  # GitHub Pages: serve the folders as they are
+        (staging / PUBLISHED_MARK).write_text("written by python -m pipeline.site.publish --site; replaced whole\n")
         files = sum(1 for path in store.rglob("*") if path.is_file())
     return files
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Push the models and write a static HTTP copy of the remote.")
+    parser = ArgumentParser(description="Push the models and write a static HTTP copy of the remote.")
     parser.add_argument("destination", type=Path, nargs="?", help="folder a web server serves, e.g. public/dvcstore")
     parser.add_argument("--remote", help="the DVC remote to push to and copy (default: the default remote)")
     parser.add_argument("--hub", type=Path, help="instead: export hub model folders with model cards into this folder")
@@ -257,8 +276,7 @@ def main() -> None:
     if args.site is not None:
         url = check_url("url", args.url)
         repo = check_url("repo-url", args.repo_url) if args.repo_url else ""
-        if args.site.exists() and not args.site.is_dir():
-            raise PipelineError(f"{args.site}: is a file; give a folder for the site")
+        check_site_folder(args.site)
         files = publish_site(args.site, url, repo)
         print(f"publish: the site and {files} remote files in {args.site}/, to be served at {url}/ "
               f"(models: `dvc remote add -d public {url}/{STORE}`)")  # fmt: skip

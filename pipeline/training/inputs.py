@@ -12,13 +12,12 @@ params.yaml and rehashes the folders once per cell), with this file it is much l
 runner a finished run is current. This module imports no torch: the grid runner's driver uses it.
 """
 
-import argparse
 import json
 from pathlib import Path
 
 from pipeline.core.cells import Run
 from pipeline.core.config import Params, as_dict, load_params
-from pipeline.core.errors import run_stage
+from pipeline.core.errors import ArgumentParser, run_stage
 from pipeline.core.fingerprint import code_fingerprint, digest, input_key
 from pipeline.core.outputs import write_text_atomically
 from pipeline.core.paths import IMAGENET_DIR, PARAMS_FILE, PREPARED_DIR, TRAIN_INPUTS
@@ -47,7 +46,7 @@ def inputs_key(run: Run, description: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Record what the grid's training depends on besides the data.")
+    parser = ArgumentParser(description="Record what the grid's training depends on besides the data.")
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
     parser.add_argument("--out", type=Path, default=TRAIN_INPUTS)
     args = parser.parse_args()

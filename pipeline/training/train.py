@@ -17,7 +17,6 @@ or running out of memory ends the cell with ``status: failed`` and the error in 
 leaderboard, not a crashed grid.
 """
 
-import argparse
 import csv
 import dataclasses
 import hashlib
@@ -31,7 +30,7 @@ import torch
 
 from pipeline.core.cells import Cell, Run, parse_cell_id
 from pipeline.core.config import Params, TrainParams, load_params
-from pipeline.core.errors import PipelineError, run_stage
+from pipeline.core.errors import ArgumentParser, PipelineError, run_stage
 from pipeline.core.experiments import experiment
 from pipeline.core.outputs import replace_directory
 from pipeline.core.paths import IMAGENET_DIR, MODELS_DIR, PARAMS_FILE, PREPARED_DIR, STATE_DIR
@@ -39,7 +38,7 @@ from pipeline.data.prepared import load_meta, load_split
 from pipeline.model import checkpoints
 from pipeline.model import factory as models
 from pipeline.model.device import device_name, select_device, software, synchronise
-from pipeline.training import losses
+from pipeline.training import losses, step
 from pipeline.training.augment import augment, pad_value
 from pipeline.training.inputs import describe, inputs_key
 from pipeline.training.state import Progress, load_state, readable, save_state
@@ -100,13 +99,9 @@ def train_epoch(setup, model, optimizer, image, masks, generator) -> torch.Tenso
         index = order[start : start + setup.params.batch_size]
         moved, moved_masks = augment(image[index], masks[index], setup.params.augment, setup.fill, generator)
         inputs, targets = batch_for(setup.cell.experiment, moved, moved_masks)
-        with setup.autocast():
-            logits = model(setup.to_device(inputs))
-        loss = losses.per_sample_loss(setup.params.loss, logits, targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.mean().backward()
-        optimizer.step()
-        total += loss.detach().sum()
+        loss = step.training_step(model, optimizer, setup.to_device(inputs), targets, setup.params.loss,
+                                    setup.autocast())  # fmt: skip
+        total += loss.sum()
     return total
 
 
@@ -267,7 +262,7 @@ def _write_history(history: list[dict], path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Train one model of the grid (or a repeat of one with --seed).")
+    parser = ArgumentParser(description="Train one model of the grid (or a repeat of one with --seed).")
     parser.add_argument("cell", help="the model's id, e.g. lung-unet-resnet18-random")
     parser.add_argument("--seed", type=int, help="a repeat's base seed (params repeats.seeds); default: train.seed")
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
