@@ -492,19 +492,24 @@ def test_axe_finds_no_serious_or_critical_violations(tab, server, page):
     tab.check_clean()
 
 
-def test_the_viewer_opens_on_a_slice_with_target_or_prediction(webgl_browser, base):
+def test_the_viewer_opens_on_the_slice_with_the_most_target(webgl_browser, base):
+    """The target (true positives and false negatives), not any label: a lesion model's false positives
+    elsewhere must not decide where the reader first looks."""
     tab = Tab(webgl_browser)
     tab.open(f"{base}/models/lung-unet-resnet18-imagenet.html")
     tab.page.locator(".viewer").first.scroll_into_view_if_needed()
     tab.page.wait_for_selector(".viewer.viewer-ok", timeout=60_000)
-    labelled = tab.page.evaluate("""() => {
+    opened, target = tab.page.evaluate("""() => {
         const nv = document.querySelector('.viewer').viewer, labels = nv.volumes[1], dims = labels.hdr.dims;
-        const z = Math.round(nv.frac2vox(nv.scene.crosshairPos)[2]), plane = dims[1] * dims[2];
-        let count = 0;
-        for (let i = z * plane; i < (z + 1) * plane; i++) if (labels.img[i]) count++;
-        return count;
+        const plane = dims[1] * dims[2], target = [];
+        for (let z = 0; z < dims[3]; z++) {
+            let count = 0;
+            for (let i = z * plane; i < (z + 1) * plane; i++) if (labels.img[i] === 1 || labels.img[i] === 3) count++;
+            target.push(count);
+        }
+        return [Math.round(nv.frac2vox(nv.scene.crosshairPos)[2]), target];
     }""")
-    assert labelled > 0
+    assert max(target) > 0 and target[opened] == max(target)
     canvas = tab.page.locator(".viewer canvas").first
     assert canvas.get_attribute("aria-label").startswith("Volume viewer")
     position = tab.page.locator(".viewer-position").inner_text()

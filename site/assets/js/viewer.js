@@ -111,20 +111,29 @@
     return out;
   }
 
-  // Where the viewer opens: the axial slice with the most labelled voxels (target or prediction, right or
-  // wrong), the one nearest the middle among equals; the middle slice when nothing is labelled. (The
-  // volume's third axis is its slices, upwards.)
+  // Where the viewer opens: the axial slice with the most target voxels (true positives and false negatives,
+  // labels 1 and 3: what the model should find), the one nearest the middle among equals; only in a volume
+  // with no target, the slice with the most predicted voxels; the middle slice when nothing is labelled. (The
+  // volume's third axis is its slices, upwards.) A lesion model's false positives elsewhere never decide it.
+  var TARGET = { 1: true, 3: true };
+
   function busiest(img, dims) {
+    var best = busiestOf(img, dims, function (v) { return TARGET[v] === true; });
+    if (best < 0) best = busiestOf(img, dims, function (v) { return v !== 0; });
+    return [0.5, 0.5, best < 0 ? 0.5 : (best + 0.5) / dims[3]];
+  }
+
+  function busiestOf(img, dims, counts) {
     var plane = dims[1] * dims[2], nz = dims[3], middle = (nz - 1) / 2, best = -1, bestCount = 0;
     for (var z = 0; z < nz; z++) {
       var count = 0;
-      for (var i = z * plane; i < (z + 1) * plane; i++) if (img[i]) count++;
+      for (var i = z * plane; i < (z + 1) * plane; i++) if (img[i] && counts(img[i])) count++;
       if (count > bestCount || (count && count === bestCount && Math.abs(z - middle) < Math.abs(best - middle))) {
         best = z;
         bestCount = count;
       }
     }
-    return [0.5, 0.5, best < 0 ? 0.5 : (best + 0.5) / nz];
+    return best;
   }
 
   function sliceLabel(nv, text) {
