@@ -40,11 +40,15 @@ site: setup
 	$(BIN)/python -m pipeline.site.build
 
 # One deployable folder for a static host: the website with every model's `dvc pull` command and direct link,
-# and in deployed/dvcstore/ a static DVC remote of the model folders (from this checkout's DVC cache).
+# and in deployed/dvcstore/ a static DVC remote of the model folders (from this checkout's DVC cache). It refuses
+# while dvc.lock or params.yaml are not committed (a page's `dvc get` resolves the committed ones), and makes
+# SITE_URL/dvcstore the committed default DVC remote (--set-remote), the address readers' commands will use.
 #   make publish SITE_URL=https://you.github.io/bench REPO_URL=https://github.com/you/bench   (after `dvc pull`)
+# (SET_REMOTE= leaves .dvc/config alone and only checks it: what a CI runner, whose commits go nowhere, uses.)
+SET_REMOTE ?= --set-remote
 publish: setup
 	@test -n "$(SITE_URL)" || { echo "give SITE_URL=<the public address the site will be served at>" >&2; exit 2; }
-	$(BIN)/python -m pipeline.site.publish --site deployed --url "$(SITE_URL)" $(if $(REPO_URL),--repo-url "$(REPO_URL)")
+	$(BIN)/python -m pipeline.site.publish --site deployed $(SET_REMOTE) --url "$(SITE_URL)" $(if $(REPO_URL),--repo-url "$(REPO_URL)")
 
 # Screenshots of home, a leaderboard, a model page and the compare view at 1440 and 390 px, from public/
 # (built by `make demo` or `make site`), into screenshots/ (not committed): look at them.

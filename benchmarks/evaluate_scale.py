@@ -7,11 +7,11 @@
 Prepares the phantom at the given sizes with the real stages (``phantom.write_dataset``, ``preprocess``; not
 counted), then times, on one CPU thread as each evaluation worker runs:
 
-- inference: ``pipeline.inference.probabilities`` of an untrained unet-resnet18 (speed does not depend on the
+- inference: ``pipeline.model.inference.probabilities`` of an untrained unet-resnet18 (speed does not depend on the
   weights) on a sample of ``--infer-slices`` slices, scaled to all test slices;
 - resampling: ``to_native`` of every volume's working-size probabilities back to its 630 x 630 grid;
 - overlap metrics: confusion counts and scores per volume;
-- boundary metrics: ``pipeline.surface.surface_scores`` (MONAI, NSD and HD95) per volume;
+- boundary metrics: ``pipeline.evaluation.surface.surface_scores`` (MONAI, NSD and HD95) per volume;
 
 the metrics on a realistic prediction (the ground truth shifted by two voxels: an untrained network's output
 would be empty and take the empty-mask shortcut). Then the projections: the full re-evaluation of 600 models on

@@ -5,7 +5,7 @@
     python -m benchmarks.gpu_train --device cpu --size 64 --images 8 --models unet-resnet18 --workers 0
 
 For each model, on the same device and the same synthetic 80-slice training set:
-- ours: pipeline.train.train_epoch (data on the device, batched augmentation there, bf16 autocast with the
+- ours: pipeline.training.train.train_epoch (data on the device, batched augmentation there, bf16 autocast with the
   loss in fp32, channels_last, cudnn.benchmark, fused Adam, no host sync inside the epoch);
 - naive: a DataLoader with CPU augmentation per sample (torchvision), fp32, plain Adam, `.item()` every step.
 Validation (inference) throughput is measured too. The predicted wall time of the full grid is

@@ -172,8 +172,10 @@ def report(args: argparse.Namespace, scored, kind: str, params, meta: dict) -> l
 def write_nnunet_summary(path: Path, scored, files: dict, args, params, test: HeldOutSet) -> None:
     target = experiment_of(args.experiment).target
     folder = rawdata.TEST_LUNG_DIR if target == "lung" else rawdata.TEST_LESION_DIR
-    predictions_of = {volume: str(files[volume]) if volume in files else str(args.model) for volume in test.volume_rows}
-    references = {volume: str(args.raw / folder / volume) for volume in test.volume_rows}
+    # Both paths absolute, as nnU-Net writes them: the file can be read from anywhere.
+    predictions_of = {volume: str(Path(files.get(volume, args.model)).resolve())
+                      for volume in test.volume_rows}  # fmt: skip
+    references = {volume: str((args.raw / folder / volume).resolve()) for volume in test.volume_rows}
     voxels = {volume: int(np.prod(test.shapes[volume])) for volume in test.volume_rows}
     tolerance = params.evaluate.nsd_tolerance_mm(args.experiment)
     nnunet.write_summary(path, nnunet.summary(scored.rows, predictions_of, references, voxels, tolerance))

@@ -207,3 +207,39 @@ def test_a_train_record_without_a_key_is_one_error_naming_it(tmp_path):
     drop_key(path, "params")
     with pytest.raises(DataError, match=r"train.json: lacks the key 'params'"):
         _aggregate(tmp_path, params, models, evaluation)
+
+
+def test_a_column_declared_in_the_schema_reaches_the_csv_the_reference_and_the_site(tmp_path, monkeypatch):
+    """Adding a column is one edit in pipeline.core.schema (plus the code that computes it): the CSV, the
+    reference's table and the site's leaderboard download follow; a field a stage writes and the schema lacks
+    stops the stage."""
+    from pipeline.core import schema
+
+    params = _params()
+    models, evaluation = _records(tmp_path, params)
+    extra = schema.Field("dummy_metric", "score", 4, "dummy", "a column added for this test")
+    monkeypatch.setattr(schema, "LEADERBOARD", (*schema.LEADERBOARD, extra))
+    out = _aggregate(tmp_path, params, models, evaluation)
+    header = (out / "leaderboard.csv").read_text().splitlines()[0].split(",")
+    assert header[-1] == "dummy_metric" and header[:-1] == [field.name for field in schema.LEADERBOARD[:-1]]
+    assert "| `dummy_metric` |  | a column added for this test |" in schema.markdown("leaderboard")
+    from types import SimpleNamespace
+
+    from pipeline.site.data import write_downloads
+
+    board = pd.read_csv(out / "leaderboard.csv")
+    site_results = SimpleNamespace(
+        leaderboard=board,
+        experiments=list(dict.fromkeys(board["experiment"])),
+        rankings=pd.read_csv(out / "rankings.csv"),
+        recipes=pd.DataFrame(),
+        summary={},
+    )
+    downloads = tmp_path / "downloads"
+    write_downloads(site_results, downloads)  # what the site publishes for download, from the board it reads
+    assert "dummy_metric" in (downloads / "leaderboard.csv").read_text().splitlines()[0]
+    assert all("dummy_metric" in row for row in json.loads((downloads / "leaderboard.json").read_text()))
+    # A stage that computes a field the schema does not declare fails, rather than drop it in silence.
+    monkeypatch.setattr(schema, "LEADERBOARD", schema.LEADERBOARD[:-2])  # "device" and the dummy undeclared
+    with pytest.raises(ValueError, match=r"the fields \['device'\] are not declared"):
+        _aggregate(tmp_path, params, models, evaluation, name="undeclared")

@@ -986,3 +986,36 @@ def test_a_stage_started_by_dvc_ends_when_dvc_is_killed(tmp_path):
             break
         time.sleep(0.05)
     assert not running()
+
+
+def test_publish_refuses_a_checkout_whose_published_commands_would_fail(tmp_path):
+    """A page's `dvc get` resolves the committed dvc.lock against the committed default remote: publish refuses
+    while either is not the one published, in one line and with nothing written; --set-remote sets and
+    commits the remote."""
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.invalid"}  # fmt: skip
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=tmp_path, env=env, capture_output=True, text=True)
+
+    git("init", "-q")
+    subprocess.run([str(BIN / "dvc"), "init", "-q"], cwd=tmp_path, check=True, env=env)
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    (tmp_path / "params.yaml").write_text("profile: demo\n")
+    url = "https://you.example.org/bench"
+
+    def published() -> str:
+        code, stderr = run_main("pipeline.site.publish", "--site", "out", "--url", url, cwd=tmp_path)
+        return one_line(code, stderr)
+
+    assert published().startswith("error: dvc.lock: not committed")
+    git("add", "-A")
+    git("commit", "-qm", "state")
+    assert published() == (
+        f"error: .dvc/config: the default DVC remote is not set, not {url}/dvcstore, the "
+        "address readers will get; pass --set-remote to set it and commit .dvc/config"
+    )
+    assert not (tmp_path / "out").exists()
+    _, stderr = run_main("pipeline.site.publish", "--site", "out", "--url", url, "--set-remote", cwd=tmp_path)
+    assert "default DVC remote" not in stderr and "not committed" not in stderr  # past the checks
+    assert f"url = {url}/dvcstore" in git("show", "HEAD:.dvc/config").stdout

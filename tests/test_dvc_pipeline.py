@@ -122,11 +122,17 @@ def test_profile_switch_and_full_repro(tiny_project):
     assert run(project, "git", "commit", "-q", "-m", "one cell retrained").returncode == 0
 
     # A change to evaluation never retrains a model; a change to preprocessing never regenerates the data.
+    # (Stage params are derived from the code each stage imports: the site imports the aggregate's code, which
+    # reads the evaluate section, so it reruns too; tests/test_structure.py checks dvc.yaml against the code.)
     _edit_params(project, "evaluate", "threshold", 0.4)  # submissions are scored at the same threshold
-    assert stale_stages(project) == ["evaluate", "figures", "score"]
+    assert stale_stages(project) == ["evaluate", "figures", "score", "site"]
     _edit_params(project, "preprocess", "size", 64)
     # speed: at the working size; aggregate: the summary states the preprocessing
-    assert stale_stages(project) == ["aggregate", "evaluate", "figures", "preprocess", "score", "speed"]
+    assert stale_stages(project) == ["aggregate", "evaluate", "figures", "preprocess", "score", "site", "speed"]
+    assert run(project, "git", "checkout", "params.yaml").returncode == 0
+    # The published NSD tolerances come from aggregate: a change to one makes it (and all that read it) stale.
+    _edit_params(project, "evaluate", "nsd_tolerance_mm_lung", 2.0)
+    assert {"aggregate", "evaluate", "site"} <= set(stale_stages(project))
     assert run(project, "git", "checkout", "params.yaml").returncode == 0
 
 
@@ -225,10 +231,16 @@ def test_make_publish_writes_one_deployable_folder_that_serves_the_site_and_the_
     cell = "lung-unet-resnet18-random"
     deployed = tmp_path / "www" / "bench"
     url = f"http://127.0.0.1:{file_server.httpd.server_port}/bench"
-    # make's own target, with this environment (its .installed is newer than the copied pyproject.toml).
+    # The README's flow: what is published is committed first (publish refuses otherwise), then make's own
+    # target, with this environment (its .installed is newer than the copied pyproject.toml).
+    run(tiny_project, "git", "add", "-A")
+    run(tiny_project, "git", "commit", "-q", "-m", "the results to publish")
     made = run(tiny_project, "make", "publish", f"SITE_URL={url}", "REPO_URL=https://example.org/you/bench",
                f"VENV={sys.prefix}")  # fmt: skip
     assert made.returncode == 0, made.stdout + made.stderr
+    # It made the published remote the repository's committed default: a clone's `dvc pull` needs no setup.
+    config = run(tiny_project, "git", "show", "HEAD:.dvc/config").stdout
+    assert f"url = {url}/dvcstore" in config
     shutil.move(tiny_project / "deployed", deployed)
     file_server.serve_tree(deployed.parent)  # what a static host serves: the folder as it was written
     page = (deployed / "models" / f"{cell}.html").read_text()

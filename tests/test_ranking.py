@@ -278,7 +278,8 @@ def test_the_papers_table_contradicts_its_text_in_one_row_which_is_found():
     lung = checks[("lung", "unet")]
     assert (lung["computed"], lung["stated"]) == ({"mean": 93.78, "std": 0.97}, {"mean": 93.77, "std": 0.95})
     typo = lung["probable_typo"]
-    assert (typo["encoder"], typo["table"]) == ("resnet18", 95.88) and typo["implied_low"] <= 95.59 <= typo[
-        "implied_high"
-    ]
+    # With every printed value's rounding allowed for, three rows could explain the summary; resnet18 alone
+    # prints more than the best Dice the text states (95.58), which lies in its implied range.
+    assert (typo["encoder"], typo["table"]) == ("resnet18", 95.88) and len(lung["candidates"]) == 3
+    assert (typo["implied_low"], typo["implied_high"]) == (95.53, 95.73) and "95.58" in typo["why"]
     assert checks[("lesion_a", "unet")]["agrees"] and "probable_typo" not in checks[("lesion_a", "unet")]

@@ -123,6 +123,23 @@ def test_every_page_of_the_fixture_is_written(generated, fixture_results):
     assert len(list((generated / "img" / "masks").glob("*.png"))) == 23  # the failed model has no picture
 
 
+def test_no_page_shows_a_placeholder_or_a_model_id_the_build_lacks(generated, fixture_results):
+    """A reader copies what a page shows: no `<repository URL>`, and every model id a page names exists here
+    (examples come from the build's own models)."""
+    ids = set(fixture_results.leaderboard["id"])
+    # The paper's own Table II rows are quoted as the paper's (its best row, say), never offered to fetch.
+    paper = pd.read_csv(ROOT / "reference" / "paper_table2_metrics.csv")
+    ids |= {f"{r.experiment}-{r.architecture}-{r.encoder}-{r.encoder_weights}" for r in paper.itertuples()}
+    grid = re.compile(r"\b(?:lung|lesion_a|lesion_b)-[a-z0-9_]+-[a-z0-9_.-]+?-(?:random|imagenet)\b")
+    for page in generated.rglob("*.md"):
+        text = page.read_text()
+        assert "<repository URL>" not in text and "&lt;repository URL&gt;" not in text, page
+        named = set(grid.findall(text)) - ids
+        assert not named, f"{page.relative_to(generated)} names {sorted(named)[:3]}, which this build lacks"
+    get = (generated / "get-a-model.md").read_text()
+    assert "not published yet" in get or "dvc get https://" in get
+
+
 def _signals(spec: dict) -> dict:
     found = {signal["name"]: signal for signal in spec.get("signals", [])}
     for mark in spec.get("marks", []):
@@ -164,6 +181,19 @@ def test_leaderboard_chart_offers_only_what_its_experiment_has(fixture_results):
     assert not [signal for signal in _signals(spec).values() if "bind" in signal]
     legend = json.dumps(spec)
     assert '"linknet"' not in legend and '"pspnet"' not in legend and '"fpn"' not in legend
+
+
+def test_an_architecture_outside_the_papers_four_keeps_its_points_name_and_colour(fixture_results):
+    """params accept any smp architecture: a grid with deeplabv3 must not lose its points from the chart."""
+    board = fixture_results.leaderboard.copy()
+    board.loc[board["architecture"] == "fpn", "architecture"] = "deeplabv3"
+    spec = charts.leaderboard_chart(board, "lesion_a", lambda i: i, "cpu", "")
+    drawn = {row["architecture"] for row in _values(spec) if "rank_interval" in row}
+    assert "deeplabv3" in drawn and "show_deeplabv3" in _signals(spec)
+    scales = [scale for scale in spec["scales"] if "deeplabv3" in json.dumps(scale.get("domain", ""))]
+    assert scales and all("#9467bd" in json.dumps(scale["range"]) for scale in scales)
+    assert charts.architectures_in(["submission", "zeta", "unet", "deeplabv3"]) == ["unet", "deeplabv3", "zeta",
+                                                                                    "submission"]  # fmt: skip
 
 
 def test_the_leaderboard_table_has_one_row_per_model_and_direction_arrows(generated, fixture_results):
@@ -359,7 +389,8 @@ def test_model_page_links_the_checkpoint_when_a_public_remote_is_set(fixture_res
     context = model_context(fixture_results, model_id, provenance)
     assert context["direct_url"] == "https://models.example.org/dvcstore/files/md5/ab/" + "c" * 30
     page = environment(0.95).get_template("model.md.j2").render(**context)
-    assert "Direct link to the weights" in page and context["direct_url"] in page
+    assert "download the folder's files directly" in page and context["direct_url"] in page
+    assert list(context["downloads"]) == ["model.safetensors"]  # the manifest's model files, each linked
     # Each command is a block of its own: a fence followed by text on the next line makes Markdown put the
     # block and that text into one paragraph (<p><div class="highlight">...).
     command = f"dvc get https://example.org/bench models/{model_id} -o {model_id}\n```\n"

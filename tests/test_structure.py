@@ -49,6 +49,46 @@ def test_every_module_a_stage_imports_is_one_of_its_deps(stage):
     assert not uncovered, f"stage {stage} imports {uncovered} but no dep covers them"
 
 
+def _declared_covers(declared: set[str], key: str) -> bool:
+    return key in declared or key.split(".")[0] in declared
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_every_stage_lists_exactly_the_params_its_code_reads(stage):
+    """dvc.yaml's `params:` derived like the code deps: a key the stage's code (its imports included) reads and
+    dvc.yaml does not list would leave `dvc status` clean after a change; a listed key it never reads reruns it
+    for nothing."""
+    from pipeline.core.params_read import stage_params
+
+    spec = STAGES[stage]
+    module = _stage_module(spec["cmd"])
+    declared = set(spec.get("params", []))
+    if module == TRAINING:  # the train cells read params through models/train_inputs.json, which fingerprints them
+        assert not declared, f"{stage}: a train cell's params reach it through {TRAIN_INPUTS}"
+        return
+    read = stage_params(module)
+    missing = sorted(key for key in read if not _declared_covers(declared, key))
+    assert not missing, f"stage {stage} reads {missing} but dvc.yaml does not list them"
+    unread = sorted(key for key in declared if not any(_declared_covers({key}, r) or r == key.split(".")[0]
+                                                       for r in read))  # fmt: skip
+    assert not unread, f"stage {stage} lists {unread} in dvc.yaml but its code never reads them"
+
+
+def test_the_params_walk_reads_named_sections_handed_sections_and_helpers():
+    from pipeline.core.params_read import keys_in
+
+    source = (
+        "from pipeline.core.config import EvaluateParams, load_params\n"
+        "def f(params, evaluate: EvaluateParams):\n"
+        "    grid = load_params('p').grid\n"
+        "    return params.ranking.permutations, evaluate.threshold, grid.encoders, params.runs(), params.speed\n"
+        "def g(results):\n"
+        "    return results.grid  # not the params: never counted\n"
+    )
+    assert keys_in(source) == {"ranking.permutations", "evaluate.threshold", "grid.encoders", "grid", "repeats",
+                               "speed"}  # fmt: skip
+
+
 def test_the_import_walk_finds_lazy_and_package_imports(tmp_path):
     package = tmp_path / "pipeline"
     (package / "sub").mkdir(parents=True)

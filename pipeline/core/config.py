@@ -128,7 +128,7 @@ class GridParams:
     weights: list[str]
 
     def cells(self) -> list:
-        """Every model of the grid (pipeline.cells.Cell), in the order of dvc.yaml's matrix."""
+        """Every model of the grid (pipeline.core.cells.Cell), in the order of dvc.yaml's matrix."""
         from pipeline.core.cells import grid_cells
 
         return grid_cells(self.experiments, self.architectures, self.encoders, self.weights)
@@ -333,7 +333,7 @@ class Params:
             raise ValueError(f"repeats.seeds lists {self.train.seed}, the main run's train.seed")
 
     def runs(self) -> list:
-        """Every training run (pipeline.cells.Run): the grid's main runs, then the repeats."""
+        """Every training run (pipeline.core.cells.Run): the grid's main runs, then the repeats."""
         from pipeline.core.cells import Run, parse_cell_id
 
         repeats = [Run(parse_cell_id(model), seed) for model in self.repeats.models for seed in self.repeats.seeds]

@@ -205,7 +205,7 @@ def evaluate_run(job: Job, models_dir: Path, out_dir: Path, test: HeldOutSet, pa
         (staging / KEY_FILE).write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
 
 
-# A worker process's state: the test set and settings, loaded once per process (pipeline.evaluate._work).
+# A worker process's state: the test set and settings, loaded once per process (``_start_worker``).
 _WORKER: dict = {}
 
 

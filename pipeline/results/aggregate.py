@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.core import submissions
+from pipeline.core import schema, submissions
 from pipeline.core.cells import Run
 from pipeline.core.config import Params, load_params
 from pipeline.core.errors import ArgumentParser, DataError, PipelineError, run_stage
@@ -65,21 +65,8 @@ PRIMARY = "dice"  # the primary endpoint: leaders are named and submissions judg
 NULL_LOSS_MARGIN = 0.001
 EVALUATE = "evaluate the models first (`dvc repro evaluate`)"
 
-# Column -> decimals. Scores in [0, 1] get 4, percentages 2, millimetres 2, sizes 2, rates 1.
-COLUMNS = {
-    "id": None, "source": None, "experiment": None, "architecture": None, "encoder": None, "encoder_weights": None,
-    "data_source": None, "profile": None, "status": None, "status_reason": None,
-    "dice": 4, "dice_ci_low": 4, "dice_ci_high": 4,
-    "rank": 0, "rank_median": 0, "rank_low": 0, "rank_high": 0, "p_rank1": None, "tier": 0, "tier_p": 4,
-    "seeds": 0, "seed_dice_sd": 4, "seed_dice_sd_ci_low": 4, "seed_dice_sd_ci_high": 4,
-    "nsd": 4, "nsd_ci_low": 4, "nsd_ci_high": 4, "hd95": 2,
-    "hd95_median": 2, "hd95_median_ci_low": 2, "hd95_median_ci_high": 2, "missed_volumes": 0,
-    "sensitivity": 4, "specificity": 4, "precision": 4, "precision_volumes": 0,
-    "slice_dice": 4, "pooled_dice": 4, "paper_sensitivity": 2, "paper_specificity": 2, "paper_dice": 2,
-    "paper_reported_dice": 2, "params_m": 2, "trained_params_m": 2, "gflops": 2,
-    "infer_images_per_s": 1, "train_images_per_s": 1, "speed_device": None, "training_images_per_s": 1,
-    "epochs": 0, "best_epoch": 0, "device": None,
-}  # fmt: skip
+# Column -> decimals, in the CSV's order: declared once, with what each column means (pipeline.core.schema).
+COLUMNS = schema.decimals(schema.LEADERBOARD)
 EVALUATED = ("dice", "dice_ci_low", "dice_ci_high", "nsd", "nsd_ci_low", "nsd_ci_high", "hd95", "sensitivity",
              "specificity", "precision", "precision_volumes", "slice_dice",
              "pooled_dice", "paper_sensitivity", "paper_specificity", "paper_dice")  # fmt: skip
@@ -310,9 +297,7 @@ def rank_all(frame: pd.DataFrame, volumes: dict[str, pd.DataFrame],
     return rows, summary
 
 
-RECIPE_COLUMNS = {"experiment": None, "architecture": None, "encoder": None, "encoder_weights": None, "seeds": 0,
-                  "failed_seeds": 0, "dice": 4, "dice_ci_low": 4, "dice_ci_high": 4, "seed_sd": 4, "rank": 0,
-                  "rank_low": 0, "rank_high": 0, "tier": 0}  # fmt: skip
+RECIPE_COLUMNS = schema.decimals(schema.RECIPES)
 
 
 def rank_recipes(mains: list, repeats: dict[str, list], settings: ranking.RankSettings) -> list[dict]:
@@ -342,6 +327,11 @@ def _write_json(data: dict, path: Path) -> None:
 
 
 def _write_csv(rows: list[dict], columns: dict, path: Path) -> None:
+    """``rows`` as CSV, the columns in ``columns``' order at their precision. A row holding a field the schema
+    does not declare is a bug, never a silently dropped number."""
+    undeclared = sorted({key for row in rows for key in row} - set(columns))
+    if undeclared:
+        raise ValueError(f"{path.name}: the fields {undeclared} are not declared in pipeline.core.schema")
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(columns)
@@ -380,18 +370,18 @@ def aggregate(params: Params, models_dir: Path, evaluation_dir: Path, out_dir: P
     mixed = sorted({row["data_source"] for row in external_rows} - set(sources))
     if mixed and sources:
         raise DataError(scores_dir, f"holds scores on {mixed[0]} data, the models' are {sources[0]}; {SCORE}")
-    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    frame = pd.DataFrame(rows, columns=list(schema.decimals(schema.LEADERBOARD)))
     volumes = {main.run.id: main.volumes for main in mains if main.status == "ok"}
     volumes.update({entry.name: entry.volumes for entry in externals})
     ranks, rank_summary = rank_all(frame, volumes, settings)
     dice_ranks = {row["id"]: row for row in ranks if row["metric"] == PRIMARY}
     for row in grid_rows:
         row.update({k: v for k, v in dice_ranks.get(row["id"], {}).items() if k not in ("id", "experiment", "metric")})
-    grid_frame = pd.DataFrame(grid_rows, columns=list(COLUMNS))
+    grid_frame = pd.DataFrame(grid_rows, columns=list(schema.decimals(schema.LEADERBOARD)))
     for row, entry in zip(external_rows, externals, strict=True):
         row.update(external_place(entry, grid_frame, volumes, settings))
     seed_dice = seed_spread(grid_rows, mains, repeats, settings.confidence)
-    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    frame = pd.DataFrame(rows, columns=list(schema.decimals(schema.LEADERBOARD)))
     grid_frame = frame[frame["source"] == "grid"]
     for row, main in zip(grid_rows, mains, strict=True):
         folder = out_dir / row["id"]
@@ -418,13 +408,12 @@ def aggregate(params: Params, models_dir: Path, evaluation_dir: Path, out_dir: P
             record.pop(key, None)
         _write_json(record, folder / "metrics.json")
         shutil.copyfile(scores_dir / entry.name / "volumes.csv", folder / "volumes.csv")
-    _write_csv(rows, COLUMNS, out_dir / "leaderboard.csv")
+    # The columns as declared when this runs (pipeline.core.schema): a declared column is a written one.
+    _write_csv(rows, schema.decimals(schema.LEADERBOARD), out_dir / "leaderboard.csv")
     volume_rows(records.values(), externals).to_csv(out_dir / "volumes.csv", index=False, float_format="%.6f")
-    rank_columns = {"experiment": None, "metric": None, "id": None, "rank": 0, "rank_median": 0, "rank_low": 0,
-                    "rank_high": 0, "p_rank1": None, "tier": 0, "tier_p": 4}  # fmt: skip
-    _write_csv(ranks, rank_columns, out_dir / "rankings.csv")
+    _write_csv(ranks, schema.decimals(schema.RANKINGS), out_dir / "rankings.csv")
     recipes = rank_recipes(mains, repeats, settings)
-    _write_csv(recipes, RECIPE_COLUMNS, out_dir / "recipes.csv")
+    _write_csv(recipes, schema.decimals(schema.RECIPES), out_dir / "recipes.csv")
     summary = summarise(grid_frame, params, reference_dir, table, rank_summary, seed_dice, speed, settings)
     summary["submissions"] = submission_summary(frame, other_test_set)
     # What a submitted model without preprocessing.json is run with (pipeline.submit records the same).
@@ -663,7 +652,7 @@ def main() -> None:
     for experiment, group in frame[frame["status"] == "ok"].groupby("experiment", sort=False):
         leader = leader_row(group)
         print(f"  {experiment}: leader {leader['id']} dice {leader['dice']:.4f} [{leader['dice_ci_low']:.4f}, "
-              f"{leader['dice_ci_high']:.4f}], rank interval {int(leader['rank_low'])}-{int(leader['rank_high'])}, "
+              f"{leader['dice_ci_high']:.4f}], rank set {int(leader['rank_low'])}-{int(leader['rank_high'])}, "
               f"{int((group['tier'] == 1).sum())} model(s) in tier 1")  # fmt: skip
 
 

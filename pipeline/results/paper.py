@@ -86,6 +86,7 @@ def table_check(reference_dir: Path) -> list[dict]:
     the one row whose replacement by some value makes both agree, if there is exactly one: a probable typo,
     with the value that reproduces the text (derived here, never typed in)."""
     table, stated = paper_rows(reference_dir), paper_summary(reference_dir)
+    best = _read_csv(reference_dir / "paper_best_dice.csv", "experiment")
     groups: dict = {}
     for (experiment, architecture, encoder, weights), row in table.items():
         if weights == "imagenet":
@@ -101,26 +102,59 @@ def table_check(reference_dir: Path) -> list[dict]:
                  "computed": {"mean": computed[0], "std": computed[1]}, "agrees": computed == (text["mean"],
                                                                                               text["std"])}  # fmt: skip
         if not entry["agrees"]:
-            entry["probable_typo"] = _single_row_fix(rows, text["mean"], text["std"])
+            candidates = _row_fixes(rows, text["mean"], text["std"])
+            entry["candidates"] = candidates
+            entry["probable_typo"] = _probable(candidates, best.get(experiment))
         out.append(entry)
     return out
 
 
-def _single_row_fix(rows: dict[str, float], mean: float, std: float) -> dict | None:
-    """The one row whose replacement makes the group give both the stated mean and std: every two-decimal value
-    that does (a stated mean rounded to 0.01 leaves a range of 0.005 x n for the row), or None when no row, or
-    more than one, has such values."""
+def _probable(candidates: list[dict], stated_best: dict | None) -> dict | None:
+    """The one candidate row, or, when the rounding leaves several, the one whose printed value exceeds the
+    best Dice the text states although a value its text implies would not: only that fix reconciles the
+    summary and the stated best at once."""
+    if len(candidates) == 1:
+        return candidates[0]
+    if stated_best is None:
+        return None
+    best = float(stated_best["dice"])
+    contradicting = [c for c in candidates if c["table"] > best + ROUNDING and c["implied_low"] <= best + ROUNDING]
+    if len(contradicting) != 1:
+        return None
+    return {**contradicting[0], "why": f"it alone exceeds the best Dice the text states ({best:.2f})"}
+
+
+ROUNDING = 0.005  # every value the paper prints is rounded to 2 decimals
+
+
+def _row_fixes(rows: dict[str, float], mean: float, std: float) -> list[dict]:
+    """Every row whose replacement makes the group give both the stated mean and std. A replacement value (2
+    decimals) is implied when some true values of the *other* rows,
+    each within the ``ROUNDING`` of its printed value, make the mean and population std round to the stated
+    ones: the printed rows are rounded too, which a range computed from them as exact would ignore. The other
+    rows' true values are searched along a shift of all of them and a stretch about their mean, both within
+    the rounding, which moves the mean and the std each way."""
+    import numpy as np
+
     fixes = []
-    total, count = sum(rows.values()), len(rows)
+    count = len(rows)
+    shifts = np.linspace(-ROUNDING, ROUNDING, 21)
+    stretches = np.linspace(-4 * ROUNDING, 4 * ROUNDING, 41)
     for encoder, value in rows.items():
-        others = total - value
-        low, high = (mean - 0.005) * count - others, (mean + 0.005) * count - others
-        candidates = [round(low + step / 100, 2) for step in range(int((high - low) * 100) + 2)]
-        implied = [
-            x for x in candidates if _statistic([x if e == encoder else v for e, v in rows.items()]) == (mean, std)
-        ]
-        if implied:
-            fixes.append(
-                {"encoder": encoder, "table": value, "implied_low": min(implied), "implied_high": max(implied)}
-            )
-    return fixes[0] if len(fixes) == 1 else None
+        others = np.array([v for e, v in rows.items() if e != encoder], dtype=float)
+        slack = ROUNDING * (count - 1) + ROUNDING * count
+        low, high = mean * count - others.sum() - slack, mean * count - others.sum() + slack
+        candidates = np.round(np.arange(np.floor(low * 100), np.ceil(high * 100) + 1) / 100, 2)
+        deviation = others - others.mean()
+        moves = np.clip(shifts[:, None, None] + stretches[None, :, None] * deviation, -ROUNDING, ROUNDING)
+        true_others = (others + moves).reshape(-1, count - 1)  # (shift x stretch, others)
+        implied = []
+        for x in candidates:
+            values = np.concatenate([true_others, np.full((len(true_others), 1), x)], axis=1)
+            means, stds = values.mean(axis=1), values.std(axis=1)
+            if np.any((np.round(means, 2) == mean) & (np.round(stds, 2) == std)):
+                implied.append(float(x))
+        if implied and not (min(implied) <= value <= max(implied)):
+            fixes.append({"encoder": encoder, "table": value, "implied_low": min(implied),
+                          "implied_high": max(implied)})  # fmt: skip
+    return fixes

@@ -34,6 +34,7 @@ import pandas as pd
 import yaml
 from markupsafe import Markup, escape
 
+from pipeline.core import experiments as experiments_registry
 from pipeline.core import submissions, viewer_script
 from pipeline.core.config import load_params
 from pipeline.core.errors import ArgumentParser, DataError, run_stage
@@ -71,7 +72,7 @@ from pipeline.site.data import (
     load_results,
     write_downloads,
 )
-from pipeline.site.publish import direct_url
+from pipeline.site.publish import direct_url, model_downloads
 
 PAPER = {
     "arxiv": "https://arxiv.org/abs/2009.06412",
@@ -219,7 +220,8 @@ def leaderboard_context(results: Results, experiment: str, model_href: Callable[
     return {
         "banner": _banner(results), "experiment": experiment, "counts": counts(grid), "device": device,
         "submitted": len(rows) - len(grid),
-        "table": site_tables.leaderboard_table(rows.drop(columns="_status"), model_href, device, results.synthetic),
+        "table": site_tables.leaderboard_table(rows.drop(columns="_status"), model_href, device, results.synthetic,
+                                               f"{results.summary['bootstrap']['confidence']:.0%}"),
         "chart": charts.leaderboard_chart(board, experiment, model_href, device, note),
         "blobs": charts.blob_plot(results.rankings, ranking["blobs"], experiment, "dice", note, model_href)
         if ranking else None,
@@ -227,6 +229,40 @@ def leaderboard_context(results: Results, experiment: str, model_href: Callable[
         "excluded": [e for e in results.summary["excluded"] if e["id"].startswith(f"{experiment}-")],
         "summary": results.summary,
     }  # fmt: skip
+
+
+PYTHON_SNIPPET = """import json
+
+import nibabel as nib
+import numpy as np
+import segmentation_models_pytorch as smp
+import torch
+import torch.nn.functional as F
+
+folder = "{folder}"  # config.json, model.safetensors, preprocessing.json
+model = smp.from_pretrained(folder).eval()
+pre = json.load(open(f"{{folder}}/preprocessing.json"))
+scan = nib.load("scan.nii.gz")  # Hounsfield units; slices along the last axis, as trained
+hu = np.moveaxis(np.asarray(scan.dataobj, dtype=np.float32), -1, 0)  # (slices, H, W)
+size = (pre["size"], pre["size"])
+x = torch.from_numpy((hu + pre["hu_offset"]) / pre["hu_scale"])[:, None]
+x = F.interpolate(x, size=size, mode="bilinear", antialias=True){lungs}
+with torch.no_grad():
+    p = torch.sigmoid(torch.cat([model(batch) for batch in x.split(8)]).float())
+p = F.interpolate(p, size=hu.shape[1:], mode="bilinear", align_corners=False)[:, 0]
+mask = np.moveaxis((p >= 0.5).numpy().astype(np.uint8), 0, -1)  # back to (H, W, slices)
+nib.save(nib.Nifti1Image(mask, scan.affine), "mask.nii.gz")
+"""
+LUNG_INPUT = """
+lungs = np.moveaxis(np.asarray(nib.load("lungs.nii.gz").dataobj) > 0, -1, 0).astype(np.float32)
+lungs = F.interpolate(torch.from_numpy(lungs)[:, None], size=size, mode="bilinear", antialias=True) >= 0.5
+x = x * lungs  # a lesion B model sees the lungs only"""
+
+
+def python_snippet(model_id: str, experiment: str) -> str:
+    """The model page's library-only Python: smp, torch, numpy and nibabel, no project code (a test runs it)."""
+    lungs = LUNG_INPUT if experiments_registry.experiment(experiment).inside_lungs else ""
+    return PYTHON_SNIPPET.format(folder=model_id, lungs=lungs)
 
 
 def _checkpoint(metrics: dict) -> dict | None:
@@ -257,6 +293,8 @@ def model_context(results: Results, model_id: str, provenance: Provenance) -> di
         "mask_image": evaluated and (results.figures / "masks" / f"{model_id}.png").exists(),
         "slices": results.slices.get(metrics["experiment"], []),
         "direct_url": direct,
+        "python_snippet": python_snippet(model_id, metrics["experiment"]),
+        "downloads": model_downloads(provenance.remote_url, model_id, provenance.dvc_cache) if direct else {},
         "remote_url": provenance.remote_url,
         "repo_url": provenance.repo_url,
         "revision": provenance.revision,
@@ -487,6 +525,20 @@ def protocol_rows(results: Results, provenance: Provenance) -> list[dict]:
             for item, here, there in rows]  # fmt: skip
 
 
+# The modules the Methods page's metric cards name: their paths come from the code, so a module that moves
+# moves its card's path with it.
+CARD_MODULES = ("pipeline.evaluation.metrics", "pipeline.evaluation.speed", "pipeline.results.findings",
+                "pipeline.results.ranking", "pipeline.results.recipes")  # fmt: skip
+
+
+def module_paths() -> dict[str, str]:
+    """Short name -> the source file of each of ``CARD_MODULES``, relative to the project (not imported)."""
+    import importlib.util
+
+    return {name.rsplit(".", 1)[1]: Path(importlib.util.find_spec(name).origin).relative_to(PROJECT_ROOT).as_posix()
+            for name in CARD_MODULES}  # fmt: skip
+
+
 def methods_context(results: Results, provenance: Provenance) -> dict:
     summary = results.summary
     return {
@@ -494,7 +546,7 @@ def methods_context(results: Results, provenance: Provenance) -> dict:
         "banner": _banner(results), "summary": summary, "implementation": summary["implementation"],
         "volumes": summary["test_volumes"], "smallest_p": summary["smallest_wilcoxon_p"],
         "tolerances": summary["tolerances"], "speed": summary["speed"], "bootstrap": summary["bootstrap"],
-        "voxel": summary.get("voxel_size") or {}, "separations": summary["separations"],
+        "voxel": summary.get("voxel_size") or {}, "separations": summary["separations"], "source": module_paths(),
     }  # fmt: skip
 
 
@@ -509,12 +561,20 @@ def citation(provenance: Provenance) -> dict:
                            for a in cff.get("authors", []))  # fmt: skip
     year = str(cff.get("date-released", ""))[:4]
     fields = {"title": "{" + cff["title"] + "}", "author": "{" + authors + "}", "year": year,
-              "version": cff.get("version", ""), **({"url": cff["url"]} if cff.get("url") else {}),
+              "version": cff.get("version", ""),
+              **({"url": cff["url"], "howpublished": "{\\url{" + cff["url"] + "}}"} if cff.get("url") else {}),
               "note": "Software; cite the profile and data source of the numbers used"}  # fmt: skip
     bibtex = "@software{covid_ct_benchmark,\n" + ",\n".join(
         f"  {key:<7} = {{{value}}}" if not str(value).startswith("{") else f"  {key:<7} = {value}"
         for key, value in fields.items()) + "\n}"  # fmt: skip
     return {"cff": cff, "bibtex": bibtex}
+
+
+def get_a_model_context(results: Results, provenance: Provenance) -> dict:
+    """Get a model: the repository and remote where they are set, examples taken from this build's models."""
+    ok = results.grid[results.grid["status"] == "ok"]
+    example = str(ok.sort_values(["rank", "id"]).iloc[0]["id"]) if not ok.empty else str(results.grid.iloc[0]["id"])
+    return {"example": example, "repo_url": provenance.repo_url, "remote_url": provenance.remote_url}
 
 
 def submit_context(results: Results) -> dict:
@@ -621,6 +681,7 @@ def generate(results: Results, provenance: Provenance, docs: Path, sources: Path
         if model.external:
             write_submission_viewer(results.scores / model_id / "viewer", model_id, docs / "viewer")
     write("submit.md", "submit.md.j2", **submit_context(results))
+    write("get-a-model.md", "get-a-model.md.j2", **get_a_model_context(results, provenance))
     write_downloads(results, docs / "downloads")
     cited = citation(provenance)
     write("cite.md", "cite.md.j2", banner=_banner(results), repo_url=provenance.repo_url, **cited)

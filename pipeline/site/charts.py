@@ -23,16 +23,36 @@ from pipeline.site.data import ARCHITECTURE_NAMES, EXPERIMENT_NAMES
 VEGA_LITE_VERSION = "6.4"
 WIDTH = 330
 HEIGHT = 250
-# One colour per architecture on every chart; a chart's legend lists only the architectures it draws.
+# One colour per architecture on every chart; a chart's legend lists only the architectures it draws. The
+# paper's four keep theirs; any other architecture smp accepts takes the next colour of the palette.
 ARCH_COLOURS = {"unet": "#1f77b4", "linknet": "#ff7f0e", "fpn": "#2ca02c", "pspnet": "#d62728"}
+MORE_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 # Submissions (pipeline.submit) are drawn in one colour and shape of their own, whatever their architecture.
 SUBMISSION = "submission"
 SUBMISSION_COLOUR = "#000000"
 
 
+def architectures_in(present) -> list[str]:
+    """The architectures of ``present`` in the order every chart uses: the paper's first, then any other in
+    name order, submissions last. Never drops one (a grid with deeplabv3 keeps its points)."""
+    present = {str(name) for name in present if isinstance(name, str)}
+    known = [name for name in ARCHITECTURE_NAMES if name in present]
+    others = sorted(present - set(ARCHITECTURE_NAMES) - {SUBMISSION})
+    return known + others + ([SUBMISSION] if SUBMISSION in present else [])
+
+
+def arch_colour(name: str, order: list[str]) -> str:
+    if name == SUBMISSION:
+        return SUBMISSION_COLOUR
+    if name in ARCH_COLOURS:
+        return ARCH_COLOURS[name]
+    others = [a for a in order if a not in ARCH_COLOURS and a != SUBMISSION]
+    return MORE_COLOURS[others.index(name) % len(MORE_COLOURS)]
+
+
 def arch_scale(present) -> alt.Scale:
-    names = [name for name in [*ARCHITECTURE_NAMES, SUBMISSION] if name in set(present)]
-    return alt.Scale(domain=names, range=[ARCH_COLOURS.get(name, SUBMISSION_COLOUR) for name in names])
+    names = architectures_in(present)
+    return alt.Scale(domain=names, range=[arch_colour(name, names) for name in names])
 
 
 def vega(spec: dict) -> dict:
@@ -97,12 +117,12 @@ def leaderboard_chart(board: pd.DataFrame, experiment: str, model_href: Callable
     """One experiment's Dice against size and against speed, with the Pareto front of each (dashed, named in
     the legend). Architecture and initialisation filters list only what this experiment has; no brushing."""
     data = leaderboard_frame(board[board["experiment"] == experiment])
-    present = [a for a in [*ARCHITECTURE_NAMES, SUBMISSION] if a in set(data["architecture"])]
+    present = architectures_in(data["architecture"])
     inits = [w for w in ("random", "imagenet", SUBMISSION) if w in set(data["encoder_weights"])]
     params, filters = [], []
     if len(present) > 1:
         for name in present:
-            label = ARCHITECTURE_NAMES.get(name, "Submissions")
+            label = "Submissions" if name == SUBMISSION else ARCHITECTURE_NAMES.get(name, name)
             params.append(alt.param(name=f"show_{name}", value=True, bind=alt.binding_checkbox(name=label + " ")))
         filters.append(" || ".join(f"(datum.architecture == '{a}' && show_{a})" for a in present))
     grid_inits = [w for w in inits if w != SUBMISSION]
@@ -392,7 +412,7 @@ def encoder_heatmap(board: pd.DataFrame, experiment: str, model_href: Callable[[
     if len(weights) > 1:
         base = base.transform_filter("datum.encoder_weights == init")
     x = alt.X("encoder:N", title="encoder", sort=None)
-    y = alt.Y("architecture:N", title=None, sort=list(ARCHITECTURE_NAMES))
+    y = alt.Y("architecture:N", title=None, sort=architectures_in(rows["architecture"]))
     tooltip = ["id:N", alt.Tooltip("dice:Q", format=".4f", title="Dice")]
     cells = base.mark_rect(cursor="pointer").encode(
         x=x, y=y, color=alt.Color("dice:Q", scale=alt.Scale(scheme="viridis"), title="Dice"), tooltip=tooltip,

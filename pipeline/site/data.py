@@ -231,7 +231,7 @@ def load_results(results_dir: Path = RESULTS_DIR, figures_dir: Path = FIGURES_DI
     """Everything the site shows; one DataError naming the file when something is missing or malformed."""
     board_path = results_dir / "leaderboard.csv"
     board = read_table(board_path, tuple(COLUMNS), AGGREGATE)
-    board["status_reason"] = board["status_reason"].fillna("")
+    board["status_reason"] = board["status_reason"].astype(object).fillna("")  # all empty: read as numbers
     if board.empty:
         raise DataError(board_path, "has no models")
     records.check_columns(board, LEADERBOARD, board_path, AGGREGATE)

@@ -27,6 +27,7 @@ uploading one to the hub is then ``huggingface_hub.upload_folder(repo_id=..., fo
 """
 
 import fnmatch
+import hashlib
 import json
 import re
 import shutil
@@ -114,6 +115,31 @@ def direct_url(base_url: str, model_id: str, store: Path, lock: Path = DVC_LOCK)
         if isinstance(entry, dict) and entry.get("relpath") == WEIGHTS and MD5.fullmatch(str(entry.get("md5", ""))):
             return f"{base_url.rstrip('/')}/{_object(entry['md5'])}"
     return None
+
+
+def direct_files(base_url: str, entries, store: Path) -> dict[str, tuple[str, str | None]]:
+    """The model folder's files a reader downloads one by one (config.json, model.safetensors,
+    preprocessing.json): name -> (URL, sha256 of the stored object, None where the store lacks it), from the
+    folder's manifest ``entries`` (checked like ``direct_url``'s)."""
+    out = {}
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict) or not MD5.fullmatch(str(entry.get("md5", ""))):
+            continue
+        name, stored = entry.get("relpath"), store / _object(entry["md5"])
+        if name in (CONFIG, WEIGHTS, PREPROCESSING):
+            sha256 = hashlib.sha256(stored.read_bytes()).hexdigest() if stored.is_file() else None
+            out[name] = (f"{base_url.rstrip('/')}/{_object(entry['md5'])}", sha256)
+    return dict(sorted(out.items()))
+
+
+def model_downloads(base_url: str, model_id: str, store: Path, lock: Path = DVC_LOCK) -> dict:
+    """``direct_files`` of a model's folder as dvc.lock records it (empty when it is not in ``store``)."""
+    weights = direct_url(base_url, model_id, store, lock)
+    if weights is None:
+        return {}
+    stages = yaml.safe_load(lock.read_text()).get("stages", {})
+    folder = str(stages[f"train@{model_id}"]["outs"][0]["md5"]).removesuffix(".dir")
+    return direct_files(base_url, json.loads((store / f"{_object(folder)}.dir").read_text()), store)
 
 
 def export_hub(out: Path, pattern: str, params_file: Path = PARAMS_FILE, results_dir: Path = RESULTS_DIR,
@@ -263,6 +289,55 @@ def publish_site(out: Path, url: str, repo_url: str, params_file: Path = PARAMS_
     return files
 
 
+PUBLISHED_STATE = ("dvc.lock", "params.yaml")  # what a page's `dvc get`/`dvc pull` resolves in the repository
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True)
+
+
+def default_remote() -> str:
+    """The URL of the repository's committed default DVC remote (.dvc/config, not a local override), or ""."""
+    name = _run(dvc_command("config", "--project", "core.remote")).stdout.strip()
+    if not name:
+        return ""
+    return _run(dvc_command("config", "--project", f"remote.{name}.url")).stdout.strip().rstrip("/")
+
+
+def check_checkout(url: str, set_remote: bool) -> None:
+    """Refuse to publish commands that would fail for a reader: a page's `dvc get <repo>` and a clone's
+    `dvc pull` resolve the *committed* dvc.lock against the *committed* default remote, so both must be the
+    ones being published (reachability is the host's business: the configuration is checked, no network).
+    ``set_remote``: make ``url``/dvcstore the default remote and commit .dvc/config first."""
+    if _run(["git", "rev-parse", "--is-inside-work-tree"]).returncode != 0:
+        raise PipelineError("publish: not a git checkout; publish from a clone of the project's repository")
+    changed = _run(["git", "status", "--porcelain", "--", *PUBLISHED_STATE]).stdout.strip()
+    if changed:
+        first = changed.splitlines()[0][3:]
+        raise PipelineError(f"{first}: not committed; a reader's `dvc get` would resolve the committed one and "
+                            f"fail: commit it first (`git add {' '.join(PUBLISHED_STATE)} && git commit`)")  # fmt: skip
+    store = f"{url}/{STORE}"
+    if set_remote and default_remote() != store:
+        message = f"publish: the default DVC remote is {store}"
+        steps = [
+            dvc_command("remote", "add", "--project", "-d", "-f", "public", store),
+            ["git", "add", ".dvc/config"],
+            ["git", "commit", "-q", "-m", message, "--", ".dvc/config"],
+        ]
+        for step in steps:
+            result = _run(step)
+            if result.returncode != 0:
+                raise PipelineError(f"publish --set-remote: `{' '.join(step[-4:])}` failed: "
+                                    f"{dvc_message(result)}")  # fmt: skip
+    found = default_remote()
+    if found != store:
+        now = f"is {found}" if found else "is not set"
+        raise PipelineError(f".dvc/config: the default DVC remote {now}, not {store}, the address readers will get; "
+                            "pass --set-remote to set it and commit .dvc/config")  # fmt: skip
+    if _run(["git", "status", "--porcelain", "--", ".dvc/config"]).stdout.strip():
+        raise PipelineError(".dvc/config: not committed; commit it first (`git add .dvc/config && git commit`)")
+
+
 def main() -> None:
     parser = ArgumentParser(description="Push the models and write a static HTTP copy of the remote.")
     parser.add_argument("destination", type=Path, nargs="?", help="folder a web server serves, e.g. public/dvcstore")
@@ -272,11 +347,14 @@ def main() -> None:
     parser.add_argument("--site", type=Path, help="instead: write the deployable site (website + remote) here")
     parser.add_argument("--url", default="", help="--site: the public address the folder will be served at")
     parser.add_argument("--repo-url", default="", help="--site: the repository's public address")
+    parser.add_argument("--set-remote", action="store_true",
+                        help="--site: make URL/dvcstore the default DVC remote and commit .dvc/config")  # fmt: skip
     args = parser.parse_args()
     if args.site is not None:
         url = check_url("url", args.url)
         repo = check_url("repo-url", args.repo_url) if args.repo_url else ""
         check_site_folder(args.site)
+        check_checkout(url, args.set_remote)
         files = publish_site(args.site, url, repo)
         print(f"publish: the site and {files} remote files in {args.site}/, to be served at {url}/ "
               f"(models: `dvc remote add -d public {url}/{STORE}`)")  # fmt: skip

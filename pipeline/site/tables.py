@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import pandas as pd
 from markupsafe import Markup, escape
 
+from pipeline.core import schema
+
 # The status words of the CSV, the filter and every page: one vocabulary ("degenerate": it did not learn).
 STATUS_LABELS = {"ok": "", "failed": "failed", "degenerate": "degenerate"}
 
@@ -36,39 +38,59 @@ def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def columns(speed_device: str, synthetic: bool) -> list[Column]:
+# The table's columns -> the published field each shows: its tooltip is that field's meaning
+# (pipeline.core.schema), so the table never says something else than the reference.
+FIELDS = {
+    "dice": "dice",
+    "nsd": "nsd",
+    "hd95": "hd95",
+    "seeds": "seed_dice_sd",
+    "hd95_median": "hd95_median",
+    "missed": "missed_volumes",
+    "params": "params_m",
+    "speed": "infer_images_per_s",
+    "gflops": "gflops",
+    "sensitivity": "sensitivity",
+    "specificity": "specificity",
+    "precision": "precision",
+    "slice": "slice_dice",
+    "paper": "paper_dice",
+    "reported": "paper_reported_dice",
+    "epoch": "best_epoch",
+}
+# key, header, family, direction, shown by default
+LAYOUT = [
+    ("dice", "Dice", "overlap", "up", True), ("rank", "Rank (rank set)", "rank", "", True),
+    ("nsd", "NSD", "boundary", "up", True), ("hd95", "HD95 mm", "boundary", "down", True),
+    ("seeds", "Seed SD", "seeds", "down", True), ("hd95_median", "HD95 median mm", "boundary", "down", False),
+    ("missed", "Missed", "boundary", "down", False), ("params", "Params M", "size", "", True),
+    ("speed", "Images/s", "speed", "up", True), ("gflops", "GFLOPs", "size", "", False),
+    ("sensitivity", "Sens.", "overlap", "up", False), ("specificity", "Spec.", "overlap", "up", False),
+    ("precision", "Prec.", "overlap", "up", False), ("slice", "Slice Dice", "overlap", "up", False),
+    ("paper", "Paper Dice %", "paper", "up", False), ("reported", "Table II %", "paper", "up", False),
+    ("epoch", "Best epoch", "training", "", False),
+]  # fmt: skip
+
+
+def _title(key: str, level: str, speed_device: str) -> str:
+    if key == "rank":
+        rank = schema.field(schema.LEADERBOARD, "rank")
+        parts = [rank.description, f"in brackets: {schema.field(schema.LEADERBOARD, 'rank_low').description}",
+                 f"T: the tier, {schema.field(schema.LEADERBOARD, 'tier').description}"]  # fmt: skip
+        return schema.described("; ".join(parts), level)
+    field = schema.field(schema.LEADERBOARD, FIELDS[key])
+    text = schema.described(field.description, level)
+    if key == "dice":
+        text += f", with its {level} t interval over volumes"
+    if key == "speed":
+        text += f", on {speed_device} (median of repeats)"
+    return text + (f" ({field.unit})" if field.unit and field.unit not in text else "")
+
+
+def columns(speed_device: str, synthetic: bool, level: str = "95%") -> list[Column]:
     reported = "Table II (real data)" if synthetic else "Table II"
-    return [
-        Column("dice", "Dice", "overlap", "up", True,
-               "mean over test volumes in native geometry, [0, 1], with its 95% t interval over volumes"),
-        Column("rank", "Rank (95% interval)", "rank", "", True,
-               "rank of this checkpoint on Dice among this experiment's models that learned; in brackets the 95% "
-               "interval of the rank over every resample of the test volumes; T1: an exact one-sided Wilcoxon "
-               "test, Holm-corrected, does not find it worse than the leader"),
-        Column("nsd", "NSD", "boundary", "up", True, "normalised surface distance at the stated tolerance, [0, 1]"),
-        Column("hd95", "HD95 mm", "boundary", "down", True,
-               "95th percentile Hausdorff distance (MONAI: the larger of the two directed 95th percentiles), mean "
-               "over volumes, millimetres; its median and the missed volumes are in the picker"),
-        Column("seeds", "Seed SD", "seeds", "down", True,
-               "standard deviation of Dice over training seeds (n-1) with its 95% chi-square interval, where the "
-               "model was trained more than once"),
-        Column("hd95_median", "HD95 median mm", "boundary", "down", False, "median HD95 over the test volumes, mm"),
-        Column("missed", "Missed", "boundary", "down", False,
-               "test volumes with a target and no predicted voxel (each scores HD95 as the volume's diagonal)"),
-        Column("params", "Params M", "size", "", True, "parameters, millions"),
-        Column("speed", "Images/s", "speed", "up", True, f"inference throughput on {speed_device} (median of repeats)"),
-        Column("gflops", "GFLOPs", "size", "", False, "floating-point operations of one forward pass, billions"),
-        Column("sensitivity", "Sens.", "overlap", "up", False, "sensitivity TP/(TP+FN), mean over volumes, [0, 1]"),
-        Column("specificity", "Spec.", "overlap", "up", False, "specificity TN/(TN+FP), mean over volumes, [0, 1]"),
-        Column("precision", "Prec.", "overlap", "up", False,
-               "precision TP/(TP+FP), mean over volumes (0 for a volume with lesion and no prediction), [0, 1]"),
-        Column("slice", "Slice Dice", "overlap", "up", False, "Dice per working-size slice, averaged, [0, 1]"),
-        Column("paper", "Paper Dice %", "paper", "up", False,
-               "paper-compatible Dice in percent: what the original code computed (empty slices score 100)"),
-        Column("reported", f"{reported} %", "paper", "up", False,
-               "the paper's own Table II Dice for this model, percent, on the real data"),
-        Column("epoch", "Best epoch", "training", "", False, "the epoch kept (lowest validation loss) of the epochs"),
-    ]  # fmt: skip
+    return [Column(key, header.replace("Table II", reported), family, direction, shown,
+                   _title(key, level, speed_device)) for key, header, family, direction, shown in LAYOUT]  # fmt: skip
 
 
 def _cell(content, sort, classes: str = "") -> Markup:
@@ -162,9 +184,10 @@ def row_cells(row: dict, paper_missing: str) -> dict[str, Markup]:
     }
 
 
-def leaderboard_table(rows: pd.DataFrame, model_href, speed_device: str, synthetic: bool) -> Markup:
+def leaderboard_table(rows: pd.DataFrame, model_href, speed_device: str, synthetic: bool,
+                      level: str = "95%") -> Markup:  # fmt: skip
     """The whole table, rows in rank order (models that did not learn or failed last)."""
-    cols = columns(speed_device, synthetic)
+    cols = columns(speed_device, synthetic, level)
     arrows = {"up": " ↑", "down": " ↓", "": ""}
     head = ['<th class="model" data-key="model" data-dir="" title="click to sort; tick models to compare">Model</th>']
     for column in cols:
