@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.core import profiles, viewer_script
+from pipeline.core import profiles
 from pipeline.core.cells import Run, grid_cells
 from pipeline.core.config import parse_params
+from pipeline.core.viewer import as_script
 from pipeline.evaluation import viewer_data
 from pipeline.evaluation.figures import filter_cells, filter_grid, intensity_histograms, mask_strip, normalised_window
 from pipeline.results.aggregate import aggregate
@@ -168,11 +169,11 @@ def write_viewer_fixture(figures: Path, runs: list, rng: np.random.Generator, si
     folder.mkdir(parents=True, exist_ok=True)
     ct, truth = _chest(size, slices, rng)
     spacing = (2.5, 630 * 0.7 / size, 630 * 0.7 / size)
-    (folder / "ct-1.js").write_text(viewer_script.as_script("ct-1", viewer_data.ct_volume(ct, spacing, size)))
+    (folder / "ct-1.js").write_text(as_script("ct-1", viewer_data.ct_volume(ct, spacing, size)))
     for run in runs:
         prediction = np.roll(truth, int(rng.integers(-3, 4)), axis=2)
         labels = viewer_data.label_volume(prediction, truth, spacing, size)
-        (folder / f"{run.id}--1.js").write_text(viewer_script.as_script(f"{run.id}--1", labels))
+        (folder / f"{run.id}--1.js").write_text(as_script(f"{run.id}--1", labels))
     experiments = {run.cell.experiment for run in runs}
     layout = {"labels": viewer_data.LABELS, "hu_range": viewer_data.HU_RANGE, "volumes": {"1": "1.nii.gz"},
               "models": {run.id: ["1"] for run in runs}, "typical": dict.fromkeys(experiments, "1")}  # fmt: skip

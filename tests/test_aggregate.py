@@ -210,10 +210,10 @@ def test_a_train_record_without_a_key_is_one_error_naming_it(tmp_path):
 
 
 def test_a_column_declared_in_the_schema_reaches_the_csv_the_reference_and_the_site(tmp_path, monkeypatch):
-    """Adding a column is one edit in pipeline.core.schema (plus the code that computes it): the CSV, the
+    """Adding a column is one edit in pipeline.results.schema (plus the code that computes it): the CSV, the
     reference's table and the site's leaderboard download follow; a field a stage writes and the schema lacks
     stops the stage."""
-    from pipeline.core import schema
+    from pipeline.results import schema
 
     params = _params()
     models, evaluation = _records(tmp_path, params)

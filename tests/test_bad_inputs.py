@@ -25,6 +25,7 @@ import yaml
 
 from pipeline.core import profiles
 from pipeline.core.errors import PipelineError
+from pipeline.core.viewer import as_script
 from pipeline.data import rawdata
 from tests.conftest import ROOT, drop_key, error_line, leftovers, run_in_process, write_params
 
@@ -707,12 +708,11 @@ def _build_site(results: Path, figures: Path, tmp_path: Path, *extra: str) -> tu
 def test_a_stored_viewer_script_is_data_never_code(fixture_copy, tmp_path, script, content):
     """Stored viewer scripts are parsed as the score stage writes them and written afresh; anything else is
     refused in one line and the site is left as it was."""
-    from pipeline.core import viewer_script
 
     results, figures = fixture_copy
     folder = tmp_path / "scores" / "fixture-submission" / "viewer"
     folder.mkdir(parents=True)
-    payload = viewer_script.as_script(script.removesuffix(".js"), gzip.compress(b"nifti"))
+    payload = as_script(script.removesuffix(".js"), gzip.compress(b"nifti"))
     (folder / script).write_text(content.format(payload=payload))
     code, stderr, public = _build_site(results, figures, tmp_path, "--scores", str(tmp_path / "scores"))
     line = one_line(code, stderr)
@@ -721,13 +721,12 @@ def test_a_stored_viewer_script_is_data_never_code(fixture_copy, tmp_path, scrip
 
 
 def test_a_submissions_ct_script_never_replaces_the_grids(fixture_copy, tmp_path):
-    from pipeline.core import viewer_script
 
     results, figures = fixture_copy
     folder = tmp_path / "scores" / "fixture-submission" / "viewer"
     folder.mkdir(parents=True)
-    (folder / "ct-1.js").write_text(viewer_script.as_script("ct-1", gzip.compress(b"another ct")))
-    labels = viewer_script.as_script("fixture-submission--1", gzip.compress(b"labels"))
+    (folder / "ct-1.js").write_text(as_script("ct-1", gzip.compress(b"another ct")))
+    labels = as_script("fixture-submission--1", gzip.compress(b"labels"))
     (folder / "fixture-submission--1.js").write_text(labels)
     code, stderr, public = _build_site(results, figures, tmp_path, "--scores", str(tmp_path / "scores"))
     assert code == 0, stderr

@@ -51,10 +51,10 @@ def test_quickstart_is_two_single_commands_and_ci_runs_the_second():
 
 
 def test_the_column_tables_of_the_reference_are_written_from_the_schema():
-    """site/reference.md's column tables are the schema's (python -m pipeline.core.schema --write ...)."""
-    from pipeline.core import schema
+    """site/reference.md's column tables are the schema's (python -m pipeline.results.schema --write ...)."""
+    from pipeline.results import schema
 
-    assert schema.refreshed(REFERENCE) == REFERENCE, "run python -m pipeline.core.schema --write site/reference.md"
+    assert schema.refreshed(REFERENCE) == REFERENCE, "run python -m pipeline.results.schema --write site/reference.md"
     for name, table in schema.tables().items():
         assert f"<!-- schema:{name} -->" in REFERENCE
         assert all(f"| `{field.name}` |" in REFERENCE for field in table)

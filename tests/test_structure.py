@@ -58,7 +58,7 @@ def test_every_stage_lists_exactly_the_params_its_code_reads(stage):
     """dvc.yaml's `params:` derived like the code deps: a key the stage's code (its imports included) reads and
     dvc.yaml does not list would leave `dvc status` clean after a change; a listed key it never reads reruns it
     for nothing."""
-    from pipeline.core.params_read import stage_params
+    from pipeline.grid.params_read import stage_params
 
     spec = STAGES[stage]
     module = _stage_module(spec["cmd"])
@@ -75,7 +75,7 @@ def test_every_stage_lists_exactly_the_params_its_code_reads(stage):
 
 
 def test_the_params_walk_reads_named_sections_handed_sections_and_helpers():
-    from pipeline.core.params_read import keys_in
+    from pipeline.grid.params_read import keys_in
 
     source = (
         "from pipeline.core.config import EvaluateParams, load_params\n"

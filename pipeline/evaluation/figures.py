@@ -33,16 +33,15 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from pipeline.core import viewer_script
 from pipeline.core.cells import Cell, parse_cell_id
 from pipeline.core.config import load_params
 from pipeline.core.errors import ArgumentParser, PipelineError, run_stage
 from pipeline.core.experiments import EXPERIMENTS
 from pipeline.core.fingerprint import code_fingerprint, file_sha256, input_key
 from pipeline.core.outputs import read_previous, write_text_atomically, written_atomically
-from pipeline.core.palette import COLOURS
 from pipeline.core.paths import EVALUATION_DIR, FIGURES_DIR, MODELS_DIR, PARAMS_FILE, PREPARED_DIR
 from pipeline.core.records import read_train_record
+from pipeline.core.viewer import COLOURS, as_script
 from pipeline.data.prepared import experiment_arrays, load_meta, load_native, native_target
 from pipeline.evaluation import viewer_data
 from pipeline.evaluation.heldout import HeldOutSet
@@ -288,7 +287,7 @@ def main() -> None:
         for volume in volumes_shown:
             labels = viewer.labels(model, cell.experiment, volume, params.evaluate.threshold)
             write_text_atomically(args.out / "viewer" / f"{cell.id}--{volume}.js",
-                                  viewer_script.as_script(f"{cell.id}--{volume}", labels))  # fmt: skip
+                                  as_script(f"{cell.id}--{volume}", labels))  # fmt: skip
         index[cell.id] = _entry(key, outputs)
         drawn += 1
     needed = sorted({volume for volumes in shown_volumes.values() for volume in volumes})
@@ -296,7 +295,7 @@ def main() -> None:
     for volume in needed:  # each CT once, whatever the number of models showing it
         path = args.out / "viewer" / f"ct-{volume}.js"
         if _drawn(old.get(f"ct-{volume}"), ct_key, [path]) is None:
-            write_text_atomically(path, viewer_script.as_script(f"ct-{volume}", viewer.ct(volume)))
+            write_text_atomically(path, as_script(f"ct-{volume}", viewer.ct(volume)))
         index[f"ct-{volume}"] = _entry(ct_key, [path])
     for folder in ("masks", "filters"):  # pictures of models no longer in the grid, or no longer finished
         for picture in (args.out / folder).glob("*.png"):

@@ -26,12 +26,13 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from pipeline.core import submissions, viewer_script
+from pipeline.core import submissions
 from pipeline.core.config import Params, load_params
 from pipeline.core.errors import ArgumentParser, DataError, run_stage
 from pipeline.core.fingerprint import code_fingerprint, file_sha256, input_key, result_digests
 from pipeline.core.outputs import replace_directory, write_text_atomically
 from pipeline.core.paths import PARAMS_FILE, PREPARED_DIR, SCORES_DIR, SUBMISSIONS_DIR
+from pipeline.core.viewer import as_script
 from pipeline.data import predictions
 from pipeline.data.prepared import load_meta, load_native, native_target
 from pipeline.evaluation import external, surface, viewer_data
@@ -97,9 +98,9 @@ def write_viewer(scored: external.Scored, name: str, experiment: str, test: Held
         native = load_native(volume_dir, test.prepared_dir)
         truth = native_target(native, experiment)
         labels = viewer_data.label_volume(scored.native[volume], truth, test.spacing[volume], params.viewer.size)
-        (folder / f"{name}--{volume_dir}.js").write_text(viewer_script.as_script(f"{name}--{volume_dir}", labels))
+        (folder / f"{name}--{volume_dir}.js").write_text(as_script(f"{name}--{volume_dir}", labels))
         ct = viewer_data.ct_volume(native.image, test.spacing[volume], params.viewer.size)
-        (folder / f"ct-{volume_dir}.js").write_text(viewer_script.as_script(f"ct-{volume_dir}", ct))
+        (folder / f"ct-{volume_dir}.js").write_text(as_script(f"ct-{volume_dir}", ct))
     return shown
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.core import schema, submissions
+from pipeline.core import submissions
 from pipeline.core.cells import Run
 from pipeline.core.config import Params, load_params
 from pipeline.core.errors import ArgumentParser, DataError, PipelineError, run_stage
@@ -54,7 +54,7 @@ from pipeline.core.records import (
     read_train_record,
     text,
 )
-from pipeline.results import findings, placement, ranking
+from pipeline.results import findings, placement, ranking, schema
 from pipeline.results.paper import paper_best, paper_reported, paper_rows, paper_summary, table_check
 from pipeline.results.recipes import Recipe, recipe_ranking
 
@@ -65,7 +65,7 @@ PRIMARY = "dice"  # the primary endpoint: leaders are named and submissions judg
 NULL_LOSS_MARGIN = 0.001
 EVALUATE = "evaluate the models first (`dvc repro evaluate`)"
 
-# Column -> decimals, in the CSV's order: declared once, with what each column means (pipeline.core.schema).
+# Column -> decimals, in the CSV's order: declared once, with what each column means (pipeline.results.schema).
 COLUMNS = schema.decimals(schema.LEADERBOARD)
 EVALUATED = ("dice", "dice_ci_low", "dice_ci_high", "nsd", "nsd_ci_low", "nsd_ci_high", "hd95", "sensitivity",
              "specificity", "precision", "precision_volumes", "slice_dice",
@@ -331,7 +331,7 @@ def _write_csv(rows: list[dict], columns: dict, path: Path) -> None:
     does not declare is a bug, never a silently dropped number."""
     undeclared = sorted({key for row in rows for key in row} - set(columns))
     if undeclared:
-        raise ValueError(f"{path.name}: the fields {undeclared} are not declared in pipeline.core.schema")
+        raise ValueError(f"{path.name}: the fields {undeclared} are not declared in pipeline.results.schema")
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(columns)
@@ -408,7 +408,7 @@ def aggregate(params: Params, models_dir: Path, evaluation_dir: Path, out_dir: P
             record.pop(key, None)
         _write_json(record, folder / "metrics.json")
         shutil.copyfile(scores_dir / entry.name / "volumes.csv", folder / "volumes.csv")
-    # The columns as declared when this runs (pipeline.core.schema): a declared column is a written one.
+    # The columns as declared when this runs (pipeline.results.schema): a declared column is a written one.
     _write_csv(rows, schema.decimals(schema.LEADERBOARD), out_dir / "leaderboard.csv")
     volume_rows(records.values(), externals).to_csv(out_dir / "volumes.csv", index=False, float_format="%.6f")
     _write_csv(ranks, schema.decimals(schema.RANKINGS), out_dir / "rankings.csv")

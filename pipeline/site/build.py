@@ -35,12 +35,11 @@ import yaml
 from markupsafe import Markup, escape
 
 from pipeline.core import experiments as experiments_registry
-from pipeline.core import submissions, viewer_script
+from pipeline.core import submissions
 from pipeline.core.config import load_params
 from pipeline.core.errors import ArgumentParser, DataError, run_stage
 from pipeline.core.experiments import EXPERIMENTS
 from pipeline.core.outputs import read_json, replace_directory
-from pipeline.core.palette import COLOURS
 from pipeline.core.paths import (
     DOCS_DIR,
     DVC_CACHE,
@@ -55,6 +54,7 @@ from pipeline.core.paths import (
     TEMPLATES_DIR,
     TRAIN_INPUTS,
 )
+from pipeline.core.viewer import COLOURS, as_script, payload_of
 from pipeline.evaluation.metrics import SCORES
 from pipeline.results import placement
 from pipeline.results.findings import INITIALISATION_EFFECT, LESION_EFFECT
@@ -262,7 +262,7 @@ x = x * lungs  # a lesion B model sees the lungs only"""
 def python_snippet(model_id: str, experiment: str) -> str:
     """The model page's library-only Python: smp, torch, numpy and nibabel, no project code (a test runs it)."""
     lungs = LUNG_INPUT if experiments_registry.experiment(experiment).inside_lungs else ""
-    return PYTHON_SNIPPET.format(folder=model_id, lungs=lungs)
+    return PYTHON_SNIPPET.format(folder=model_id, lungs=lungs).rstrip("\n")
 
 
 def _checkpoint(metrics: dict) -> dict | None:
@@ -332,7 +332,7 @@ def submission_context(results: Results, model_id: str) -> dict:
     }  # fmt: skip
 
 
-# The viewer draws the prediction in the colours of the mask pictures (pipeline.core.palette).
+# The viewer draws the prediction in the colours of the mask pictures (pipeline.core.viewer).
 VIEWER_COLOURS = ";".join(",".join(map(str, COLOURS[name])) for name in ("tp", "fp", "fn"))
 
 
@@ -630,13 +630,13 @@ def write_submission_viewer(scripts: Path, name: str, viewer: Path) -> None:
     for path in sorted(scripts.iterdir()):
         key = path.name.removesuffix(".js")
         owned = key.startswith(f"{name}--") or key.startswith("ct-")
-        payload = viewer_script.payload_of(path.read_text(errors="replace"), key) if path.is_file() and owned else None
+        payload = payload_of(path.read_text(errors="replace"), key) if path.is_file() and owned else None
         if payload is None:
             raise DataError(path, f"is not a viewer script the score stage writes for {name}; score it again "
                                   "(`dvc repro -f score`)")  # fmt: skip
         if key.startswith("ct-") and (viewer / path.name).exists():
             continue
-        (viewer / path.name).write_text(viewer_script.as_script(key, payload))
+        (viewer / path.name).write_text(as_script(key, payload))
 
 
 def generate(results: Results, provenance: Provenance, docs: Path, sources: Path = SOURCES_DIR) -> int:

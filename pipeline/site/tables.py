@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pandas as pd
 from markupsafe import Markup, escape
 
-from pipeline.core import schema
+from pipeline.results import schema
 
 # The status words of the CSV, the filter and every page: one vocabulary ("degenerate": it did not learn).
 STATUS_LABELS = {"ok": "", "failed": "failed", "degenerate": "degenerate"}
@@ -39,7 +39,7 @@ def _missing(value) -> bool:
 
 
 # The table's columns -> the published field each shows: its tooltip is that field's meaning
-# (pipeline.core.schema), so the table never says something else than the reference.
+# (pipeline.results.schema), so the table never says something else than the reference.
 FIELDS = {
     "dice": "dice",
     "nsd": "nsd",

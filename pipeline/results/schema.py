@@ -1,13 +1,13 @@
 """Every column the results publish, declared once: its type and decimals, unit, title, what it means and the
 population it is about. The CSV writers (column order and precision), the record checks of the site, the
 leaderboard table's tooltips and the column tables of site/reference.md are derived from here (a test fails
-when reference.md's tables differ from ``python -m pipeline.core.schema --write site/reference.md``).
+when reference.md's tables differ from ``python -m pipeline.results.schema --write site/reference.md``).
 
 ``{level}`` in a description is the confidence of params ``evaluate.confidence`` (e.g. "95%"), filled in
 where the text is shown; no text states a level of its own.
 
-    python -m pipeline.core.schema                          # the tables, as Markdown
-    python -m pipeline.core.schema --write site/reference.md   # refresh them between their markers
+    python -m pipeline.results.schema                          # the tables, as Markdown
+    python -m pipeline.results.schema --write site/reference.md   # refresh them between their markers
 """
 
 import re
@@ -195,7 +195,7 @@ def main() -> None:
     except OSError as error:
         raise DataError(args.write, f"cannot be read ({error.strerror})") from None
     args.write.write_text(refreshed(text))
-    print(f"schema: the column tables of {args.write} written from pipeline.core.schema")
+    print(f"schema: the column tables of {args.write} written from pipeline.results.schema")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ turned into a dict: the whole section). Like the code deps, this over-approximat
 read a key on a path the stage never takes, and such a key is listed too (a needless rerun, never a stale
 result).
 
-    python -m pipeline.core.params_read pipeline.results.aggregate   # what that stage's code reads
+    python -m pipeline.grid.params_read pipeline.results.aggregate   # what that stage's code reads
 """
 
 import ast
