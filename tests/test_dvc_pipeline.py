@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.site.publish import direct_url
+from pipeline.site.remote import direct_url
 from tests.conftest import project_copy
 
 pytestmark = pytest.mark.dvc

@@ -72,7 +72,7 @@ from pipeline.site.data import (
     load_results,
     write_downloads,
 )
-from pipeline.site.publish import direct_url, model_downloads
+from pipeline.site.remote import direct_url, model_downloads
 
 PAPER = {
     "arxiv": "https://arxiv.org/abs/2009.06412",

@@ -8,7 +8,7 @@ export them as Hugging Face hub model folders with their model cards.
 
 A DVC remote is a directory of content-addressed files (``files/md5/<2>/<30>``); served as static files over
 plain HTTP it is a working read-only remote: ``dvc pull train@<id>`` and ``dvc get`` fetch from it, and each
-checkpoint has a direct URL, ``<url>/files/md5/<2>/<30>``, found from dvc.lock (``direct_url``). Push needs
+checkpoint has a direct URL, ``<url>/files/md5/<2>/<30>``, found from dvc.lock (pipeline.site.remote). Push needs
 a writable remote (a local directory, S3, SSH, ...); the copy needs one DVC can read as a local path. Copying
 is incremental: files already in the destination are skipped.
 
@@ -27,9 +27,7 @@ uploading one to the hub is then ``huggingface_hub.upload_folder(repo_id=..., fo
 """
 
 import fnmatch
-import hashlib
 import json
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -44,6 +42,7 @@ from pipeline.core.paths import DVC_CACHE, DVC_LOCK, MODELS_DIR, PARAMS_FILE, RE
 from pipeline.core.processes import dvc_command, dvc_message
 from pipeline.model.folder import CONFIG, PREPROCESSING, WEIGHTS, read_preprocessing
 from pipeline.site import model_card
+from pipeline.site.remote import MD5, object_path
 
 
 def remote_path(name: str | None) -> tuple[str, Path]:
@@ -75,71 +74,6 @@ def copy_tree(source: Path, destination: Path) -> int:
             partial.replace(target)  # a reader never sees half a file
             copied += 1
     return copied
-
-
-MD5 = re.compile(r"^[0-9a-f]{32}$")
-
-
-def _object(md5: str) -> str:
-    """Where a file of that md5 lies in a DVC remote; only ever called with a checked md5."""
-    if not MD5.fullmatch(md5):
-        raise ValueError(f"not an md5: {md5!r}")
-    return f"files/md5/{md5[:2]}/{md5[2:]}"
-
-
-def direct_url(base_url: str, model_id: str, store: Path, lock: Path = DVC_LOCK) -> str | None:
-    """The URL of models/<id>/model.safetensors in a published copy of the remote (``store``), or None if absent.
-
-    dvc.lock gives the md5 of the model's folder; the folder's manifest in the store lists its files' md5s.
-    Everything read from them is checked before it reaches a path or the URL (dvc.lock and the manifests can
-    arrive in a pull request): an md5 is 32 hexadecimal digits, or the model gets no link. ``base_url`` is
-    params' ``site.remote_url``, a plain http(s) address (pipeline.core.config); the result is text for a
-    page, escaped there like any other.
-    """
-    try:
-        stages = yaml.safe_load(lock.read_text()).get("stages", {})
-    except (OSError, yaml.YAMLError, AttributeError):
-        return None
-    stage = stages.get(f"train@{model_id}", {}) if isinstance(stages, dict) else {}
-    outs = stage.get("outs", []) if isinstance(stage, dict) else []
-    if len(outs) != 1 or not isinstance(outs[0], dict):
-        return None
-    folder = str(outs[0].get("md5", ""))
-    if not (folder.endswith(".dir") and MD5.fullmatch(folder.removesuffix(".dir"))):
-        return None
-    try:
-        entries = json.loads((store / f"{_object(folder.removesuffix('.dir'))}.dir").read_text())
-    except (OSError, ValueError):
-        return None
-    for entry in entries if isinstance(entries, list) else []:
-        if isinstance(entry, dict) and entry.get("relpath") == WEIGHTS and MD5.fullmatch(str(entry.get("md5", ""))):
-            return f"{base_url.rstrip('/')}/{_object(entry['md5'])}"
-    return None
-
-
-def direct_files(base_url: str, entries, store: Path) -> dict[str, tuple[str, str | None]]:
-    """The model folder's files a reader downloads one by one (config.json, model.safetensors,
-    preprocessing.json): name -> (URL, sha256 of the stored object, None where the store lacks it), from the
-    folder's manifest ``entries`` (checked like ``direct_url``'s)."""
-    out = {}
-    for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, dict) or not MD5.fullmatch(str(entry.get("md5", ""))):
-            continue
-        name, stored = entry.get("relpath"), store / _object(entry["md5"])
-        if name in (CONFIG, WEIGHTS, PREPROCESSING):
-            sha256 = hashlib.sha256(stored.read_bytes()).hexdigest() if stored.is_file() else None
-            out[name] = (f"{base_url.rstrip('/')}/{_object(entry['md5'])}", sha256)
-    return dict(sorted(out.items()))
-
-
-def model_downloads(base_url: str, model_id: str, store: Path, lock: Path = DVC_LOCK) -> dict:
-    """``direct_files`` of a model's folder as dvc.lock records it (empty when it is not in ``store``)."""
-    weights = direct_url(base_url, model_id, store, lock)
-    if weights is None:
-        return {}
-    stages = yaml.safe_load(lock.read_text()).get("stages", {})
-    folder = str(stages[f"train@{model_id}"]["outs"][0]["md5"]).removesuffix(".dir")
-    return direct_files(base_url, json.loads((store / f"{_object(folder)}.dir").read_text()), store)
 
 
 def export_hub(out: Path, pattern: str, params_file: Path = PARAMS_FILE, results_dir: Path = RESULTS_DIR,
@@ -220,7 +154,7 @@ def published_objects(runs: list, lock: Path = DVC_LOCK, cache: Path = DVC_CACHE
         hashes += _outs(yaml.safe_load(record.read_text()) or {})
     objects = []
     for md5 in hashes:
-        name = _object(md5.removesuffix(".dir")) + (".dir" if md5.endswith(".dir") else "")
+        name = object_path(md5.removesuffix(".dir")) + (".dir" if md5.endswith(".dir") else "")
         objects.append(name)
         if md5.endswith(".dir"):
             manifest = cache / name
@@ -230,7 +164,7 @@ def published_objects(runs: list, lock: Path = DVC_LOCK, cache: Path = DVC_CACHE
                 raise PipelineError(f"{manifest}: not in this checkout's DVC cache; fetch the models first "
                                     "(`dvc pull`)") from None  # fmt: skip
             objects += [
-                _object(str(e["md5"])) for e in entries if isinstance(e, dict) and MD5.fullmatch(str(e.get("md5")))
+                object_path(str(e["md5"])) for e in entries if isinstance(e, dict) and MD5.fullmatch(str(e.get("md5")))
             ]
     return sorted(set(objects))
 
