@@ -169,6 +169,15 @@ def test_a_submission_is_scored_ranked_and_published_by_dvc_repro(tiny_project, 
     shown = json.loads((project / "scores" / "our-masks" / "metrics.json").read_text())["viewer"]
     assert shown and (project / "public" / "viewer" / f"our-masks--{shown[0]}.js").exists()
     assert stale_stages(project) == []
+    # The public board's route: the pull-request workflow's steps, one script, on this checkout.
+    routed = run(project, "bash", "deploy/score-submission.sh", "our-masks", "report.md")
+    assert routed.returncode == 0, routed.stdout + routed.stderr
+    report = (project / "report.md").read_text()
+    assert report.startswith("## Submission `our-masks` (lung)")
+    assert f"| rank | {ours['rank']} of {ours['ranked_among']} (the grid's ranked checkpoints plus this one)" in report
+    assert "| tier | tier " in report and "| against | role |" in report
+    assert any(verdict in report for verdict in ("| better |", "| worse |", "| no relevant difference shown |"))
+    (project / "report.md").unlink()
     run(project, "git", "add", "-A")
     assert run(project, "git", "commit", "-q", "-m", "a submission").returncode == 0
     # Removing a submission is deleting its folder.

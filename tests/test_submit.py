@@ -325,6 +325,11 @@ def test_a_submission_is_written_scored_once_and_ranked_among_the_grid(project, 
     assert ours["dice"] == grid["dice"] == rows["our-folder"]["dice"] and ours["rank"] and ours["tier"]
     assert rows["our-folder"]["params_m"] == grid["params_m"] and not ours["params_m"]
     metrics = json.loads((project / "results" / "our-masks" / "metrics.json").read_text())
+    from pipeline.results.report import report
+
+    text = report("our-masks", project / "results")  # what the pull request that adds it would get
+    assert f"| rank | {metrics['rank']} of {metrics['ranked_among']} (the grid's ranked checkpoints" in text
+    assert text.count("| " + GRID_MODEL.split("-")[0]) >= 1 and "beyond 0.01" in text
     comparison = metrics["comparisons"][0]
     # The same masks as a grid model: no relevant difference from anyone, a difference of 0 at most.
     assert comparison["role"] == "leader" and comparison["verdict"] in ("worse", "no relevant difference shown")

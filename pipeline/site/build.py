@@ -577,13 +577,16 @@ def get_a_model_context(results: Results, provenance: Provenance) -> dict:
     return {"example": example, "repo_url": provenance.repo_url, "remote_url": provenance.remote_url}
 
 
-def submit_context(results: Results) -> dict:
+def submit_context(results: Results, provenance: Provenance) -> dict:
     """The "Submit your model" page: its rules come from the code that applies them."""
     from pipeline.data import rawdata
 
     board = results.leaderboard
     preprocess = results.summary["preprocess"]
+    example = get_a_model_context(results, provenance)["example"]
     return {
+        "repo_url": provenance.repo_url, "example": example,
+        "example_experiment": example.split("-")[0], "margin": results.summary["separations"]["relevant_difference"],
         "banner": _banner(results), "baselines": int(((board["source"] == "grid") & (board["status"] == "ok")).sum()),
         "submitted": int((board["source"] == "external").sum()), "volumes": results.summary["test_volumes"],
         "image_dir": rawdata.TEST_IMAGE_DIR, "lung_dir": rawdata.TEST_LUNG_DIR,
@@ -680,7 +683,7 @@ def generate(results: Results, provenance: Provenance, docs: Path, sources: Path
     for model_id, model in results.models.items():
         if model.external:
             write_submission_viewer(results.scores / model_id / "viewer", model_id, docs / "viewer")
-    write("submit.md", "submit.md.j2", **submit_context(results))
+    write("submit.md", "submit.md.j2", **submit_context(results, provenance))
     write("get-a-model.md", "get-a-model.md.j2", **get_a_model_context(results, provenance))
     write_downloads(results, docs / "downloads")
     cited = citation(provenance)
