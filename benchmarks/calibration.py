@@ -85,7 +85,10 @@ def recipe_rates(count: int, seeds: int, reps: int, seed: int, seed_sd: float = 
         rows = recipes.recipe_ranking(made, True, 0.95)
         split += int(max(row["tier"] for row in rows) > 1)
         truth = volume.mean()
-        covered += int(rows[0]["dice_ci_low"] <= truth <= rows[0]["dice_ci_high"])
+        # A recipe fixed in advance (e0), not the one that came first: the first is the largest of the means,
+        # and its interval would be measured with the winner's curse.
+        fixed = next(row for row in rows if row["encoder"] == "e0")
+        covered += int(fixed["dice_ci_low"] <= truth <= fixed["dice_ci_high"])
     return split / reps, covered / reps
 
 
@@ -124,7 +127,7 @@ def main() -> None:
     args = parser.parse_args()
     scale = 0.2 if args.quick else 1.0
     started = time.perf_counter()
-    worst = (0.0, 1.0, "")
+    worst, held = (0.0, 1.0, ""), True
     print(f"{'row':<58} {'reps':>5} {'rate':>7} {'bound':>7}")
     for noise in NOISE:
         for k in (2, 4, 10, 25, 100, 200):
@@ -135,7 +138,8 @@ def main() -> None:
             limit = bound(rate, reps)
             row = f"false separation, global null, {noise} noise, k = {k}"
             print(f"{row:<58} {reps:>5} {rate:>7.3f} {limit:>7.3f}", flush=True)
-            if rate - limit > worst[0] - worst[1]:
+            held = held and rate <= limit
+            if rate > worst[0]:
                 worst = (rate, limit, f"{noise} noise, k = {k}")
     for k, worse in ((4, 1), (200, 10)):
         reps = max(30, int(scale * (500 if k == 4 else 150)))
@@ -144,6 +148,7 @@ def main() -> None:
         print(f"{f'power, {worse} of {k} worse by 0.15: all of them separated':<58} {reps:>5} {every:>7.3f}")
         print(f"{f'false separation among the {k - worse} equal ones (partial null)':<58} {reps:>5} {false:>7.3f} "
               f"{bound(false, reps):>7.3f}")  # fmt: skip
+        held = held and false <= bound(false, reps)
     for seeds in (3, 5):
         for count in (2, 4):
             reps = max(200, int(scale * 2000))
@@ -155,10 +160,8 @@ def main() -> None:
     for name, coverage in interval_coverage(reps, args.seed).items():
         print(f"{f'{name} covers (95%)':<58} {reps:>5} {coverage:>7.3f}")
     print(f"({time.perf_counter() - started:.0f} s, {args.permutations:,} permutations per test)")
-    print(
-        f"worst false-separation rate: {worst[0]:.3f} ({worst[2]}), bound {worst[1]:.3f}: "
-        f"{'holds' if worst[0] <= worst[1] else 'EXCEEDED'}"
-    )
+    print(f"worst false-separation rate under a global null: {worst[0]:.3f} ({worst[2]}), bound {worst[1]:.3f}; "
+          f"every false-separation row within its bound: {'holds' if held else 'EXCEEDED'}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -206,6 +206,33 @@ def _pair_t(scores: np.ndarray) -> np.ndarray:
     return np.where(spread > floor, t, np.where(gap > 0, np.inf, 0.0))
 
 
+def _largest_pair_t(batch: np.ndarray) -> np.ndarray:
+    """The largest |paired t| over every pair, for each matrix of ``batch`` (B, models, cases): ``_pair_t``'s
+    numbers, computed in float32 as squares with few temporaries (the permutation null's hot loop; the
+    observed statistics stay float64, and a permutation p counts the observed labelling separately)."""
+    cases = batch.shape[-1]
+    work = batch.astype(np.float32)
+    means = work.mean(axis=-1)
+    work -= means[..., None]
+    spread = work @ np.swapaxes(work, -1, -2)  # sums of cross-products
+    squares = np.diagonal(spread, axis1=-2, axis2=-1).copy()
+    spread *= -2
+    spread += squares[..., :, None]
+    spread += squares[..., None, :]  # sum of squared deviations of x_i - x_j
+    gap = means[..., :, None] - means[..., None, :]
+    gap *= gap
+    floor = 1e-6 * (squares[..., :, None] + squares[..., None, :]) + 1e-30  # float32 rounding: constant below
+    constant = spread <= floor
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap /= spread
+    gap[constant] = 0.0
+    largest = np.sqrt(gap.reshape(len(batch), -1).max(axis=1) * cases * (cases - 1), dtype=np.float64)
+    # A pair whose differences are constant and not zero has an infinite t.
+    infinite = (constant & (np.abs(means[..., :, None] - means[..., None, :]) > 0)).reshape(len(batch), -1).any(axis=1)
+    largest[infinite] = np.inf
+    return largest
+
+
 def _within_volume_permutations(scores: np.ndarray, permutations: int, seed: int):
     """(batches of scores with model labels permuted within each volume, the count, exact): every distinct
     permutation when (models!)^cases fits ``permutations``, else that many random ones plus the observed one."""
@@ -260,7 +287,7 @@ def separations(scores: np.ndarray, higher_better: bool, confidence: float = 1 -
     reached = np.zeros(len(thresholds), dtype=np.int64)  # permutations whose max |t| reaches each threshold
     batches, count, exact = _within_volume_permutations(scores, permutations, seed)
     for batch in batches:
-        largest = _pair_t(batch).reshape(len(batch), -1).max(axis=1)
+        largest = _largest_pair_t(batch)
         reached += len(batch) - np.searchsorted(np.sort(largest), thresholds, side="left")  # largest >= each
     # Exact: every permutation, the observed labelling among them. Random: the observed one counted in.
     adjusted_sorted = reached / count if exact else (reached + 1) / (count + 1)

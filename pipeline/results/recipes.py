@@ -47,9 +47,26 @@ def seed_interval(run_means: np.ndarray, confidence: float) -> tuple[float, floa
 
 def welch_p(first: np.ndarray, second: np.ndarray) -> float:
     """Two-sided Welch t-test p of two sets of run means; where neither varies: 1 if equal, else 0."""
-    if np.std(first) == 0 and np.std(second) == 0:
-        return 1.0 if np.mean(first) == np.mean(second) else 0.0
-    return float(stats.ttest_ind(first, second, equal_var=False).pvalue)
+    return float(welch_matrix([np.asarray(first, dtype=float), np.asarray(second, dtype=float)])[0, 1])
+
+
+def welch_matrix(run_means: list[np.ndarray]) -> np.ndarray:
+    """Two-sided Welch p of every pair of recipes at once (``welch_p``'s numbers, vectorised: 200 recipes are
+    19,900 pairs)."""
+    means = np.array([m.mean() for m in run_means])
+    counts = np.array([len(m) for m in run_means], dtype=float)
+    errors = np.array([np.var(m, ddof=1) for m in run_means]) / counts  # squared standard errors
+    total = errors[:, None] + errors[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.abs(means[:, None] - means[None, :]) / np.sqrt(total)
+        freedom = total**2 / (
+            errors[:, None] ** 2 / (counts[:, None] - 1) + errors[None, :] ** 2 / (counts[None, :] - 1)
+        )
+        p = 2 * stats.t.sf(t, freedom)
+    fixed = total == 0  # neither recipe varies: 1 if equal, else 0
+    p[fixed] = np.where(means[:, None] == means[None, :], 1.0, 0.0)[fixed]
+    np.fill_diagonal(p, 1.0)
+    return p
 
 
 def pairwise_better(run_means: list[np.ndarray], alpha: float) -> np.ndarray:
@@ -57,7 +74,7 @@ def pairwise_better(run_means: list[np.ndarray], alpha: float) -> np.ndarray:
     count = len(run_means)
     upper = np.triu_indices(count, 1)
     p = np.ones((count, count))
-    p[upper] = holm(np.array([welch_p(run_means[i], run_means[j]) for i, j in zip(*upper, strict=True)]))
+    p[upper] = holm(welch_matrix(run_means)[upper])
     p = np.minimum(p, p.T)
     means = np.array([m.mean() for m in run_means])
     return (p < alpha) & (means[:, None] > means[None, :])
