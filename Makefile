@@ -19,7 +19,7 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/dvc repro
 
-# The inner loop (under 3 minutes on 2 cores): lint and the fast tests, no DVC runs, no Ray, no browser, in one
+# The inner loop (about 4 minutes on 2 cores at the last measure): lint and the fast tests, no DVC runs, no Ray, no browser, in one
 # process (measured: two workers make it slower, each building the session fixtures and sharing the cores).
 check: setup lint
 	$(BIN)/python -m pytest -m "not dvc and not ray and not browser and not slow"

@@ -12,7 +12,7 @@
 #    one, rank set, tier, and the comparisons with the leader and the baselines of similar size.
 # Merging the pull request then rebuilds and redeploys the site (deploy/github-pages.yml).
 set -euo pipefail
-name="${1:?give the submission's name (submissions/<name>/)}"
+name="${1:?give the name of the submission (submissions/NAME/)}"
 report="${2:-report.md}"
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
