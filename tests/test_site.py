@@ -550,3 +550,28 @@ def test_publish_copies_the_models_of_the_current_grid_only(tmp_path):
     runs = [parse_run_id("lung-unet-resnet18-imagenet"), parse_run_id("lung-unet-resnet18-imagenet~seed2")]
     objects = published_objects(runs, lock=tmp_path / "dvc.lock", cache=cache, submissions=tmp_path / "none")
     assert objects == [f"files/md5/12/{'3' * 30}.dir", f"files/md5/ab/{'c' * 30}"]  # the repeat: not trained yet
+
+
+def _luminance(rgb) -> float:
+    """WCAG relative luminance of an sRGB colour."""
+    channels = [c / 255 for c in rgb]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def test_the_mask_colours_are_the_codes_and_their_legend_reads_at_4_5_to_1(generated):
+    """One palette (pipeline.core.viewer.COLOURS, Okabe and Ito's colour-blind-safe colours) for the pictures, the
+    viewer and the legends, whose CSS the build writes from it; the legend's black text reaches 4.5:1 on each."""
+    from pipeline.core.viewer import COLOURS
+
+    css = (generated / "assets" / "css" / "palette.css").read_text()
+    for name, colour in COLOURS.items():
+        assert f".mask-key.{name} {{ background: rgb{colour}; }}" in css
+        assert (_luminance(colour) + 0.05) / 0.05 >= 4.5  # black text on it
+    assert "rgb(" not in (ROOT / "site" / "assets" / "css" / "site.css").read_text().split(".mask-key")[1][:200]
+
+
+def test_a_model_page_offers_a_skip_link_to_its_viewer(fixture_site):
+    page = (fixture_site / "models" / "lung-unet-resnet18-imagenet.html").read_text()
+    assert '<a class="skip-link" href="#in-3-d">' in page and 'id="in-3-d"' in page
+    assert page.index("skip-link") < page.index('class="summary-card')  # before the tables, not after them

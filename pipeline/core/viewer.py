@@ -1,6 +1,7 @@
 """What the volume viewer and the mask pictures share: the colours of a prediction against its ground truth
-(true positives green, false positives red, false negatives blue; the same in the pictures, the viewer and the
-pages' legends), and the viewer's script format: the figures and score stages write it, the site re-reads it.
+(Okabe and Ito's colour-blind-safe palette: true positives bluish green, false positives orange, false negatives
+reddish purple; the same in the pictures, the viewer and the pages' legends, whose CSS the site writes from
+here), and the viewer's script format: the figures and score stages write it, the site re-reads it.
 
 A viewer volume travels as a small ``.js`` file that registers a gzipped NIfTI, base64-encoded, under
 ``window.viewerVolumes[key]`` (NiiVue cannot fetch a file under ``file://``). Such a file is data, and the site
@@ -11,7 +12,7 @@ site writes a fresh script from the payload.
 import base64
 import re
 
-COLOURS = {"tp": (40, 200, 80), "fp": (230, 50, 50), "fn": (60, 120, 255)}
+COLOURS = {"tp": (0, 158, 115), "fp": (230, 159, 0), "fn": (204, 121, 167)}
 
 _SCRIPT = re.compile(r'\(window\.viewerVolumes = window\.viewerVolumes \|\| \{\}\)\["([a-z0-9_-]+)"\] = '
                      r'"([A-Za-z0-9+/]*={0,2})";\n')  # fmt: skip

@@ -684,6 +684,8 @@ def generate(results: Results, provenance: Provenance, docs: Path, sources: Path
         if model.external:
             write_submission_viewer(results.scores / model_id / "viewer", model_id, docs / "viewer")
     write("submit.md", "submit.md.j2", **submit_context(results, provenance))
+    palette = "".join(f".mask-key.{name} {{ background: rgb{colour}; }}\n" for name, colour in COLOURS.items())
+    (docs / "assets" / "css" / "palette.css").write_text("/* Written by the site build from COLOURS. */\n" + palette)
     write("get-a-model.md", "get-a-model.md.j2", **get_a_model_context(results, provenance))
     write_downloads(results, docs / "downloads")
     cited = citation(provenance)
