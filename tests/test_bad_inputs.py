@@ -1014,3 +1014,29 @@ def test_publish_refuses_a_checkout_whose_published_commands_would_fail(tmp_path
     _, stderr = run_main("pipeline.site.publish", "--site", "out", "--url", url, "--set-remote", cwd=tmp_path)
     assert "default DVC remote" not in stderr and "not committed" not in stderr  # past the checks
     assert f"url = {url}/dvcstore" in git("show", "HEAD:.dvc/config").stdout
+
+
+def test_an_onnx_graph_that_asks_for_too_much_memory_fails_at_once_in_one_line(tmp_path):
+    """A ConstantOfShape of 49,000 x 49,000 floats (9.6 GB) would fill the memory of the scoring machine: the
+    graph's tensors come from an arena capped at onnx_network.MEMORY_LIMIT (8 GiB), so it fails before writing."""
+    import time
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    from pipeline.model import onnx_network
+
+    shape = [1, 1, 32, 32]
+    value = helper.make_tensor("value", TensorProto.FLOAT, [1], [1.0])
+    nodes = [helper.make_node("ConstantOfShape", ["size"], ["big"], value=value),
+             helper.make_node("ReduceSum", ["big"], ["total"], keepdims=1),
+             helper.make_node("Add", ["x", "total"], ["y"])]  # fmt: skip
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor("size", TensorProto.INT64, [2], [49_000, 49_000])])  # fmt: skip
+    path = tmp_path / "model.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    started = time.perf_counter()
+    with pytest.raises(PipelineError, match="asked for more memory than the 8 GiB"):
+        onnx_network.OnnxNetwork(path).check(32)
+    assert time.perf_counter() - started < 10

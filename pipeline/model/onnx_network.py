@@ -22,6 +22,25 @@ def _dimension(value) -> int | None:
     return value if isinstance(value, int) and value > 0 else None  # a named or unknown axis: free
 
 
+MEMORY_LIMIT = 8 << 30  # bytes a submitted graph's tensors may take (a paper-size network at batch 8 takes < 4 GiB)
+_BOUNDED: list = []  # the capped allocator, registered once per process
+
+
+def _bounded_options():
+    """Session options whose tensors come from one CPU arena capped at ``MEMORY_LIMIT``: a graph that asks for
+    more (a ConstantOfShape of 100,000 x 100,000) fails at once in one line, instead of taking the machine."""
+    import onnxruntime
+
+    if not _BOUNDED:
+        memory = onnxruntime.OrtMemoryInfo("Cpu", onnxruntime.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0,
+                                           onnxruntime.OrtMemType.DEFAULT)  # fmt: skip
+        onnxruntime.create_and_register_allocator(memory, onnxruntime.OrtArenaCfg(MEMORY_LIMIT, -1, -1, -1))
+        _BOUNDED.append(memory)
+    options = onnxruntime.SessionOptions()
+    options.add_session_config_entry("session.use_env_allocators", "1")
+    return options
+
+
 def _refuse_external_data(path: Path) -> None:
     """A submitted graph is one self-contained file: weights kept in external data files beside it would not be
     copied into the submission (every later scoring would fail) and could name any file on the scoring machine."""
@@ -48,7 +67,7 @@ class OnnxNetwork:
 
         self.path = Path(path)
         _refuse_external_data(self.path)
-        options = onnxruntime.SessionOptions()
+        options = _bounded_options()
         options.intra_op_num_threads = 1  # one thread per process, as the grid's models are evaluated
         options.inter_op_num_threads = 1
         options.log_severity_level = 4  # fatal only: its errors are reported as our one line, never printed twice
@@ -104,6 +123,9 @@ class OnnxNetwork:
                     f"ran past the time limit of {self.time_limit_s:g} s on a batch of "
                     f"shape {batch.shape}; a segmentation network takes seconds",
                 ) from None
+            if "bfc_arena" in str(error) or "Failed to allocate" in str(error):
+                raise DataError(self.path, f"asked for more memory than the {MEMORY_LIMIT >> 30} GiB a submitted "
+                                           f"graph may take, on a batch of shape {batch.shape}") from None  # fmt: skip
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise DataError(self.path, f"failed on a batch of shape {batch.shape} ({first[:200]})") from None
         finally:
