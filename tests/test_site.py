@@ -175,6 +175,9 @@ def test_leaderboard_chart_offers_only_what_its_experiment_has(fixture_results):
     ]
     assert '"../models/" + datum.id + ".html"' in formulas  # each point's link, from its id
     assert len(rows) == 8  # only ranked models are drawn
+    # Pareto labels name the model (its id without the experiment), never the encoder alone.
+    assert all(row["label"] == row["id"].removeprefix("lesion_a-") for row in rows)
+    assert len({row["label"] for row in rows}) == len(rows)
     # A grid of one initialisation and one architecture offers no selector at all.
     single = board[(board["encoder_weights"] == "random") & (board["architecture"] == "unet")]
     spec = charts.leaderboard_chart(single, "lesion_a", lambda i: i, "cpu", "")

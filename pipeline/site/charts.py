@@ -93,9 +93,10 @@ def leaderboard_frame(board: pd.DataFrame) -> pd.DataFrame:
     external = (ok["source"] == "external").to_numpy()
     rows.loc[external, "architecture"] = SUBMISSION
     rows.loc[external, "encoder_weights"] = SUBMISSION
-    # What a point on a Pareto front is labelled with: colour says the architecture and shape the
-    # initialisation, so the encoder is what is left to say; a submission says its name.
-    rows["label"] = [row.id if row.architecture == SUBMISSION else row.encoder for row in rows.itertuples()]
+    # What a point on a Pareto front is labelled with: the model's id without its experiment (the chart's own),
+    # never the encoder alone (two architectures of one encoder would read the same); a submission its name.
+    rows["label"] = [row.id if row.architecture == SUBMISSION else row.id.removeprefix(f"{row.experiment}-")
+                     for row in rows.itertuples()]  # fmt: skip
     rows["rank_interval"] = [f"{int(a)}-{int(b)}" for a, b in zip(ok["rank_low"], ok["rank_high"], strict=True)]
     return rows.reset_index(drop=True)
 
