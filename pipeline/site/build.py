@@ -328,7 +328,7 @@ def submission_context(results: Results, model_id: str) -> dict:
         "volume_chart": charts.volume_bars(model.volumes, chart_note(results)),
         "tolerance": _tolerance(metrics["experiment"], results), "viewers": viewer_entries(results, model_id),
         "viewer_colours": VIEWER_COLOURS, "files": sorted(about["files"].items()),
-        "working_size_note": notes[kind],
+        "working_size_note": notes[kind], "margin": results.summary["separations"]["relevant_difference"],
     }  # fmt: skip
 
 

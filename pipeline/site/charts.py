@@ -227,10 +227,10 @@ def significance_map(significance: dict, experiment: str, note: str) -> dict | N
         y=alt.Y("row:N", title="this model...", **axis),
         color=alt.Color("beats:N", title=f"adjusted p < {alpha}",
                         scale=alt.Scale(domain=["yes", "no"], range=["#1f77b4", "#e8e8e8"])),
-        tooltip=["row:N", "column:N", alt.Tooltip("p:Q", format=".4f", title="Holm-adjusted p")],
+        tooltip=["row:N", "column:N", alt.Tooltip("p:Q", format=".4f", title="adjusted p (every pair at once)")],
     )  # fmt: skip
-    title = (f"{EXPERIMENT_NAMES[experiment]}: which model beats which (exact one-sided Wilcoxon, Holm over "
-             f"{significance['comparisons']} pairs)")  # fmt: skip
+    title = (f"{EXPERIMENT_NAMES[experiment]}: which model is separated from which as better (max-T and Holm "
+             f"over all {significance['comparisons']} pairs)")  # fmt: skip
     return _compiled(chart.properties(width=alt.Step(22), height=alt.Step(22), title=_title(title, note)))
 
 
