@@ -189,29 +189,19 @@ class Separations:
         return 1 + self.better.sum(axis=0), models - self.better.sum(axis=1)
 
 
-def _pair_t(scores: np.ndarray) -> np.ndarray:
-    """|paired t| of every pair of rows, over the leading batch axis: scores (..., models, cases) ->
-    (..., models, models). A pair with no spread of its differences has t 0 when equal, else infinity."""
-    cases = scores.shape[-1]
-    means = scores.mean(axis=-1)
-    centred = scores - means[..., None]
-    covariance = centred @ np.swapaxes(centred, -1, -2) / (cases - 1)
-    variance = np.diagonal(covariance, axis1=-2, axis2=-1)
-    spread = variance[..., :, None] + variance[..., None, :] - 2 * covariance  # var(x_i - x_j)
-    gap = np.abs(means[..., :, None] - means[..., None, :])
-    # Rounding leaves a few ulps where the differences are constant: below this they are constant.
-    floor = 1e-12 * (variance[..., :, None] + variance[..., None, :]) + 1e-300
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = gap / np.sqrt(np.maximum(spread, 0) / cases)
-    return np.where(spread > floor, t, np.where(gap > 0, np.inf, 0.0))
+# Below this share of the two models' own sums of squares, the spread of a pair's differences is rounding and the
+# differences are constant (float32 carries about 7 digits, float64 about 16).
+CONSTANT = {np.float32: (1e-6, 1e-30), np.float64: (1e-12, 1e-300)}
 
 
-def _largest_pair_t(batch: np.ndarray) -> np.ndarray:
-    """The largest |paired t| over every pair, for each matrix of ``batch`` (B, models, cases): ``_pair_t``'s
-    numbers, computed in float32 as squares with few temporaries (the permutation null's hot loop; the
-    observed statistics stay float64, and a permutation p counts the observed labelling separately)."""
+def _pair_t_squared(batch: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """Squared paired t of every pair of rows of each matrix of ``batch`` (B, models, cases) -> (B, models,
+    models): t^2 = gap^2 n (n - 1) / (sum of squared deviations of the differences), computed in ``dtype`` with
+    few temporaries. A pair whose differences are constant has t 0 when they are 0, else infinity. The observed
+    statistics and an exact permutation null use float64 (the observed labelling, one of the permutations, then
+    gives the very same number); a random null uses float32, twice as fast (the observed one is counted apart)."""
     cases = batch.shape[-1]
-    work = batch.astype(np.float32)
+    work = np.array(batch, dtype=dtype)
     means = work.mean(axis=-1)
     work -= means[..., None]
     spread = work @ np.swapaxes(work, -1, -2)  # sums of cross-products
@@ -220,17 +210,14 @@ def _largest_pair_t(batch: np.ndarray) -> np.ndarray:
     spread += squares[..., :, None]
     spread += squares[..., None, :]  # sum of squared deviations of x_i - x_j
     gap = means[..., :, None] - means[..., None, :]
-    gap *= gap
-    floor = 1e-6 * (squares[..., :, None] + squares[..., None, :]) + 1e-30  # float32 rounding: constant below
-    constant = spread <= floor
+    relative, tiny = CONSTANT[dtype]
+    constant = spread <= relative * (squares[..., :, None] + squares[..., None, :]) + tiny
+    squared = gap * gap
     with np.errstate(divide="ignore", invalid="ignore"):
-        gap /= spread
-    gap[constant] = 0.0
-    largest = np.sqrt(gap.reshape(len(batch), -1).max(axis=1) * cases * (cases - 1), dtype=np.float64)
-    # A pair whose differences are constant and not zero has an infinite t.
-    infinite = (constant & (np.abs(means[..., :, None] - means[..., None, :]) > 0)).reshape(len(batch), -1).any(axis=1)
-    largest[infinite] = np.inf
-    return largest
+        squared /= spread
+    squared *= cases * (cases - 1)
+    squared[constant] = np.where(gap[constant] != 0, np.inf, 0.0)
+    return squared
 
 
 def _within_volume_permutations(scores: np.ndarray, permutations: int, seed: int):
@@ -280,14 +267,14 @@ def separations(scores: np.ndarray, higher_better: bool, confidence: float = 1 -
     alpha = 1 - confidence
     if models < 2 or cases < 2:
         return Separations(np.zeros((models, models), bool), np.ones((models, models)), alpha, 0, True)
-    observed = _pair_t(scores)
     upper = np.triu_indices(models, 1)
-    pair_t = observed[upper]
+    pair_t = np.sqrt(_pair_t_squared(scores[None])[0][upper])
     thresholds = np.sort(pair_t)
     reached = np.zeros(len(thresholds), dtype=np.int64)  # permutations whose max |t| reaches each threshold
     batches, count, exact = _within_volume_permutations(scores, permutations, seed)
+    dtype = np.float64 if exact else np.float32
     for batch in batches:
-        largest = _largest_pair_t(batch)
+        largest = np.sqrt(_pair_t_squared(batch, dtype).reshape(len(batch), -1).max(axis=1), dtype=np.float64)
         reached += len(batch) - np.searchsorted(np.sort(largest), thresholds, side="left")  # largest >= each
     # Exact: every permutation, the observed labelling among them. Random: the observed one counted in.
     adjusted_sorted = reached / count if exact else (reached + 1) / (count + 1)
