@@ -378,8 +378,11 @@ def aggregate(params: Params, models_dir: Path, evaluation_dir: Path, out_dir: P
     for row in grid_rows:
         row.update({k: v for k, v in dice_ranks.get(row["id"], {}).items() if k not in ("id", "experiment", "metric")})
     grid_frame = pd.DataFrame(grid_rows, columns=list(schema.decimals(schema.LEADERBOARD)))
+    comparisons = {}
     for row, entry in zip(external_rows, externals, strict=True):
-        row.update(external_place(entry, grid_frame, volumes, settings))
+        baselines = grid_baselines(entry, grid_frame, volumes)  # once per submission: its place and comparisons
+        row.update(external_place(entry, baselines, settings))
+        comparisons[entry.name] = external_comparisons(entry, baselines, row["params_m"], settings)
     seed_dice = seed_spread(grid_rows, mains, repeats, settings.confidence)
     frame = pd.DataFrame(rows, columns=list(schema.decimals(schema.LEADERBOARD)))
     grid_frame = frame[frame["source"] == "grid"]
@@ -403,7 +406,7 @@ def aggregate(params: Params, models_dir: Path, evaluation_dir: Path, out_dir: P
         folder.mkdir()
         record = {**entry.evaluation, **{k: v for k, v in row.items() if v is not None},
                   "metadata": public_metadata(entry.submission),
-                  "comparisons": external_comparisons(entry, grid_frame, volumes, settings)}  # fmt: skip
+                  "comparisons": comparisons[entry.name]}  # fmt: skip
         for key in UNPUBLISHED:
             record.pop(key, None)
         _write_json(record, folder / "metrics.json")
@@ -450,10 +453,10 @@ def grid_baselines(entry: ExternalRecords, grid: pd.DataFrame, volumes: dict) ->
     return placement.Baselines(ids, order, aligned, sizes)
 
 
-def external_place(entry: ExternalRecords, grid: pd.DataFrame, volumes: dict, settings: ranking.RankSettings) -> dict:
+def external_place(entry: ExternalRecords, baselines: placement.Baselines | None,
+                   settings: ranking.RankSettings) -> dict:  # fmt: skip
     """A submission's rank, rank set, P(rank 1) and tier on Dice among the grid's checkpoints plus itself
     (the grid's own tiers are computed without it), as ``pipeline.submit``'s dry run reports them."""
-    baselines = grid_baselines(entry, grid, volumes)
     if baselines is None:
         return {}
     entry_scores = {metric: entry.volumes.set_index("volume").loc[baselines.volumes, metric].to_numpy(dtype=float)
@@ -463,16 +466,14 @@ def external_place(entry: ExternalRecords, grid: pd.DataFrame, volumes: dict, se
     return {**{key: placed[key] for key in keys}, "ranked_among": placed["models"]}
 
 
-def external_comparisons(entry: ExternalRecords, grid: pd.DataFrame, volumes: dict,
+def external_comparisons(entry: ExternalRecords, baselines: placement.Baselines | None, params_m: float | None,
                          settings: ranking.RankSettings) -> list[dict]:  # fmt: skip
-    """The submission against the leader of the grid's checkpoints and against those of similar size, on
-    Dice (pipeline.results.placement: a relevance margin, exact Wilcoxon, Holm over these comparisons)."""
-    baselines = grid_baselines(entry, grid, volumes)
+    """The submission (``params_m`` million parameters, where known: its leaderboard row's) against the leader of
+    the grid's checkpoints and against those of similar size, on Dice (pipeline.results.placement: a relevance
+    margin, exact Wilcoxon, Holm over these comparisons)."""
     if baselines is None:
         return []
     order = baselines.volumes
-    params_m = entry.evaluation["submission"].get("params")
-    params_m = params_m / 1e6 if params_m else entry.submission.get("params_m")
     against = placement.compared_with(baselines, params_m)
     entry_dice = entry.volumes.set_index("volume").loc[order, "dice"].to_numpy(dtype=float)
     rows = placement.comparisons(entry_dice, baselines, against, margin=settings.relevant_difference,
