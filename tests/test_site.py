@@ -578,3 +578,24 @@ def test_a_model_page_offers_a_skip_link_to_its_viewer(fixture_site):
     page = (fixture_site / "models" / "lung-unet-resnet18-imagenet.html").read_text()
     assert '<a class="skip-link" href="#in-3-d">' in page and 'id="in-3-d"' in page
     assert page.index("skip-link") < page.index('class="summary-card')  # before the tables, not after them
+
+
+def test_a_models_downloads_take_the_weights_sha256_from_its_record_and_hash_only_the_small_files(tmp_path):
+    """At 600 models the weights are never read again to hash them: the training record's sha256 is used where
+    its md5 is the manifest's; config.json and preprocessing.json are hashed from the store."""
+    import hashlib
+
+    from pipeline.site.remote import model_downloads, object_path
+
+    config, weights = "12" + "a" * 30, "34" + "b" * 30
+    manifest = [{"md5": config, "relpath": "config.json"}, {"md5": weights, "relpath": "model.safetensors"}]
+    cache = _remote(tmp_path, "56" + "c" * 30 + ".dir", manifest)
+    (cache / object_path(config)).parent.mkdir(parents=True, exist_ok=True)
+    (cache / object_path(config)).write_text("{}")  # the weights' object is not in the store: never read
+    known = {"model.safetensors": {"md5": weights, "sha256": "f" * 64}}
+    found = model_downloads("https://x.org/store", "lung-unet-resnet18-imagenet", cache, known, tmp_path / "dvc.lock")
+    assert found["config.json"] == (f"https://x.org/store/{object_path(config)}", hashlib.sha256(b"{}").hexdigest())
+    assert found["model.safetensors"] == (f"https://x.org/store/{object_path(weights)}", "f" * 64)
+    other = {"model.safetensors": {"md5": "0" * 32, "sha256": "f" * 64}}  # another file's record: not taken
+    assert model_downloads("https://x.org/store", "lung-unet-resnet18-imagenet", cache, other,
+                           tmp_path / "dvc.lock")["model.safetensors"][1] is None  # fmt: skip

@@ -56,6 +56,7 @@ from pipeline.core.paths import (
 )
 from pipeline.core.viewer import COLOURS, as_script, payload_of
 from pipeline.evaluation.metrics import SCORES
+from pipeline.model.folder import WEIGHTS
 from pipeline.results import placement
 from pipeline.results.findings import INITIALISATION_EFFECT, LESION_EFFECT
 from pipeline.results.ranking import tier_words
@@ -72,7 +73,7 @@ from pipeline.site.data import (
     load_results,
     write_downloads,
 )
-from pipeline.site.remote import direct_url, model_downloads
+from pipeline.site.remote import model_downloads
 
 PAPER = {
     "arxiv": "https://arxiv.org/abs/2009.06412",
@@ -276,8 +277,14 @@ def model_context(results: Results, model_id: str, provenance: Provenance) -> di
     model = results.models[model_id]
     metrics = model.metrics
     evaluated = model.evaluated
-    # Text like any other value on the page (escaped there), never trusted markup: it is built from dvc.lock.
-    direct = direct_url(provenance.remote_url, model_id, provenance.dvc_cache) if provenance.remote_url else None
+    checkpoint = _checkpoint(metrics)
+    # Links built from dvc.lock: text like any other value on the page (escaped there), never trusted markup. The
+    # weights' sha256 is the training record's where its md5 is the manifest's: 600 weights are not read again.
+    downloads = {}
+    if provenance.remote_url:
+        known = {WEIGHTS: checkpoint} if checkpoint else None
+        downloads = model_downloads(provenance.remote_url, model_id, provenance.dvc_cache, known)
+    direct = downloads.get(WEIGHTS, (None, None))[0]
     same = results.leaderboard[results.leaderboard["experiment"] == metrics["experiment"]]
     note = chart_note(results)
     return {
@@ -287,14 +294,14 @@ def model_context(results: Results, model_id: str, provenance: Provenance) -> di
         "ranked": int((same["status"] == "ok").sum()),
         "volumes": _records(model.volumes) if evaluated else [],
         "seeds": _records(model.seeds),
-        "checkpoint": _checkpoint(metrics),
+        "checkpoint": checkpoint,
         "loss_chart": charts.loss_curves(model.history, metrics["best_epoch"], note) if evaluated else None,
         "volume_chart": charts.volume_bars(model.volumes, note) if evaluated else None,
         "mask_image": evaluated and (results.figures / "masks" / f"{model_id}.png").exists(),
         "slices": results.slices.get(metrics["experiment"], []),
         "direct_url": direct,
         "python_snippet": python_snippet(model_id, metrics["experiment"]),
-        "downloads": model_downloads(provenance.remote_url, model_id, provenance.dvc_cache) if direct else {},
+        "downloads": downloads,
         "remote_url": provenance.remote_url,
         "repo_url": provenance.repo_url,
         "revision": provenance.revision,

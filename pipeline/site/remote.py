@@ -26,56 +26,56 @@ def object_path(md5: str) -> str:
     return f"files/md5/{md5[:2]}/{md5[2:]}"
 
 
-def direct_url(base_url: str, model_id: str, store: Path, lock: Path = DVC_LOCK) -> str | None:
-    """The URL of models/<id>/model.safetensors in a published copy of the remote (``store``), or None if absent.
-
-    dvc.lock gives the md5 of the model's folder; the folder's manifest in the store lists its files' md5s.
-    Everything read from them is checked before it reaches a path or the URL (dvc.lock and the manifests can
-    arrive in a pull request): an md5 is 32 hexadecimal digits, or the model gets no link. ``base_url`` is
-    params' ``site.remote_url``, a plain http(s) address (pipeline.core.config); the result is text for a
-    page, escaped there like any other.
-    """
+def folder_entries(model_id: str, store: Path, lock: Path = DVC_LOCK) -> list[dict]:
+    """The files of models/<id>/ as dvc.lock and the folder's manifest in ``store`` record them, each with a
+    checked md5; empty when either is absent or malformed (dvc.lock and the manifests can arrive in a pull
+    request: an md5 is 32 hexadecimal digits, or the file gets no link)."""
     try:
         stages = yaml.safe_load(lock.read_text()).get("stages", {})
     except (OSError, yaml.YAMLError, AttributeError):
-        return None
+        return []
     stage = stages.get(f"train@{model_id}", {}) if isinstance(stages, dict) else {}
     outs = stage.get("outs", []) if isinstance(stage, dict) else []
     if len(outs) != 1 or not isinstance(outs[0], dict):
-        return None
+        return []
     folder = str(outs[0].get("md5", ""))
     if not (folder.endswith(".dir") and MD5.fullmatch(folder.removesuffix(".dir"))):
-        return None
+        return []
     try:
         entries = json.loads((store / f"{object_path(folder.removesuffix('.dir'))}.dir").read_text())
     except (OSError, ValueError):
-        return None
-    for entry in entries if isinstance(entries, list) else []:
-        if isinstance(entry, dict) and entry.get("relpath") == WEIGHTS and MD5.fullmatch(str(entry.get("md5", ""))):
-            return f"{base_url.rstrip('/')}/{object_path(entry['md5'])}"
-    return None
+        return []
+    if not isinstance(entries, list):
+        return []
+    return [entry for entry in entries if isinstance(entry, dict) and MD5.fullmatch(str(entry.get("md5", "")))]
 
 
-def direct_files(base_url: str, entries, store: Path) -> dict[str, tuple[str, str | None]]:
+def direct_url(base_url: str, model_id: str, store: Path, lock: Path = DVC_LOCK) -> str | None:
+    """The URL of models/<id>/model.safetensors in a published copy of the remote (``store``), or None if absent.
+    ``base_url`` is params' ``site.remote_url``, a plain http(s) address (pipeline.core.config); the result is
+    text for a page, escaped there like any other."""
+    entries = folder_entries(model_id, store, lock)
+    return next((f"{base_url.rstrip('/')}/{object_path(entry['md5'])}" for entry in entries
+                 if entry.get("relpath") == WEIGHTS), None)  # fmt: skip
+
+
+def model_downloads(base_url: str, model_id: str, store: Path, known: dict[str, dict] | None = None,
+                    lock: Path = DVC_LOCK) -> dict[str, tuple[str, str | None]]:  # fmt: skip
     """The model folder's files a reader downloads one by one (config.json, model.safetensors,
-    preprocessing.json): name -> (URL, sha256 of the stored object, None where the store lacks it), from the
-    folder's manifest ``entries`` (checked like ``direct_url``'s)."""
-    out = {}
-    for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, dict) or not MD5.fullmatch(str(entry.get("md5", ""))):
-            continue
-        name, stored = entry.get("relpath"), store / object_path(entry["md5"])
-        if name in (CONFIG, WEIGHTS, PREPROCESSING):
-            sha256 = hashlib.sha256(stored.read_bytes()).hexdigest() if stored.is_file() else None
-            out[name] = (f"{base_url.rstrip('/')}/{object_path(entry['md5'])}", sha256)
-    return dict(sorted(out.items()))
-
-
-def model_downloads(base_url: str, model_id: str, store: Path, lock: Path = DVC_LOCK) -> dict:
-    """``direct_files`` of a model's folder as dvc.lock records it (empty when it is not in ``store``)."""
-    weights = direct_url(base_url, model_id, store, lock)
-    if weights is None:
+    preprocessing.json): name -> (URL, sha256), from ``folder_entries``; empty without the weights. A file of
+    ``known`` (name -> its record's md5 and sha256: the weights' training record) whose md5 is the manifest's
+    takes that sha256, so the weights are never read again at 600 models; the rest are hashed from the store
+    (small files); None where the store lacks a file."""
+    entries = {entry.get("relpath"): entry["md5"] for entry in folder_entries(model_id, store, lock)}
+    if WEIGHTS not in entries:
         return {}
-    stages = yaml.safe_load(lock.read_text()).get("stages", {})
-    folder = str(stages[f"train@{model_id}"]["outs"][0]["md5"]).removesuffix(".dir")
-    return direct_files(base_url, json.loads((store / f"{object_path(folder)}.dir").read_text()), store)
+    out = {}
+    for name in sorted({CONFIG, WEIGHTS, PREPROCESSING} & set(entries)):
+        stored = store / object_path(entries[name])
+        record = (known or {}).get(name) or {}
+        if record.get("md5") == entries[name]:
+            sha256 = record.get("sha256")
+        else:
+            sha256 = hashlib.sha256(stored.read_bytes()).hexdigest() if stored.is_file() else None
+        out[name] = (f"{base_url.rstrip('/')}/{object_path(entries[name])}", sha256)
+    return out
