@@ -1,6 +1,7 @@
-"""Segment a CT volume with a trained model of the grid: NIfTI in, binary NIfTI mask out.
+"""Segment a CT volume with a trained model of the grid: NIfTI or a DICOM series in, binary NIfTI mask out.
 
     python -m pipeline.predict --model lung-unet-resnet18-random scan.nii.gz lungs.nii.gz
+    python -m pipeline.predict --model lung-unet-resnet18-random dicom/series/ lungs.nii.gz --dicom-seg lungs.dcm
     python -m pipeline.predict --model path/to/lesion_b-unet-resnet18-random/ scan.nii.gz lesions.nii.gz \\
         --lung-mask lungs.nii.gz
 
@@ -8,15 +9,19 @@
 folder (``config.json``, ``model.safetensors``, ``preprocessing.json``: a ``dvc get`` of models/<id>, or a
 hub export of ``python -m pipeline.site.publish --hub``). A pickled ``.pt`` checkpoint is refused, never opened
 (pipeline.model.folder). Any in-plane size and slice count; slices are the last array axis as nibabel returns
-them, in Hounsfield units. The model's own preprocessing is applied (pipeline.model.inference) and the mask is
-written with the input's affine and header. A lesion_b model sees the image only inside the lungs: give the
-lung mask (``--lung-mask``) or a lung model to compute it (``--lung-model``). The output is checked before
-the work starts: it must be a new ``.nii``/``.nii.gz`` name in an existing folder, never the input itself.
+them, in Hounsfield units; a DICOM series folder is read from its headers (pipeline.data.dicom). The scan is
+brought to the orientation of the model's training data and the mask back (pipeline.data.orientation); the
+model's own preprocessing is applied (pipeline.model.inference) and the mask is written with the input's affine
+and header (a DICOM series': the affine its headers give; ``--dicom-seg`` also writes a DICOM SEG object).
+A lesion_b model sees the image only inside the lungs: give the lung mask (``--lung-mask``) or a lung model to
+compute it (``--lung-model``). The output is checked before the work starts: it must be a new
+``.nii``/``.nii.gz`` name in an existing folder, never the input itself.
 
 From Python (a notebook):
 
     from pipeline.predict import load_model
     lesions = load_model("lesion_a-unet-resnet18-random").segment(volume_hu)   # (H, W, S) -> (H, W, S) uint8
+    lesions = load_model("lesion_a-unet-resnet18-random").segment_scan(volume_hu, affine)  # any orientation
 """
 
 import os
@@ -32,7 +37,8 @@ from pipeline.core.errors import ArgumentParser, DataError, PipelineError, run_s
 from pipeline.core.experiments import experiment
 from pipeline.core.outputs import written_atomically
 from pipeline.core.paths import MODELS_DIR
-from pipeline.data import rawdata, transforms
+from pipeline.data import dicom, orientation, rawdata, transforms
+from pipeline.data.orientation import reorientation
 from pipeline.model import checkpoints
 from pipeline.model.device import select_device
 from pipeline.model.folder import resolve
@@ -70,6 +76,20 @@ class Segmenter:
         mask = to_native(probs, volume.shape[0], volume.shape[1], self.threshold)
         return np.moveaxis(mask, 0, -1)  # a view: (H, W, slices) as the scan, without copying
 
+    @property
+    def orientation(self) -> str | None:
+        """The axis codes of the data the model was trained on (None: a folder that does not record them)."""
+        return self.preprocess.get("orientation")
+
+    def segment_scan(self, volume: np.ndarray, affine: np.ndarray, lung_mask: np.ndarray | None = None,
+                     progress: bool = False) -> np.ndarray:  # fmt: skip
+        """``segment`` of a scan with its affine: the arrays are brought to the model's orientation first (exact
+        axis swaps and flips) and the mask back to the scan's own, so a scan stored LPS or RPS gets the mask the
+        model gives the same scan stored as its training data was."""
+        turn = reorientation(affine, np.shape(volume), self.orientation)
+        lung = None if lung_mask is None else turn.to_model(lung_mask)
+        return turn.to_scan(self.segment(turn.to_model(volume), lung, progress))
+
 
 def load_model(model: str | Path, device: str = "auto", threshold: float = 0.5,
                models_dir: Path = MODELS_DIR) -> Segmenter:  # fmt: skip
@@ -85,13 +105,14 @@ def check_threshold(threshold: float) -> None:
         raise PipelineError(f"--threshold {threshold}: must lie strictly between 0 and 1")
 
 
-def check_output(output: Path, inputs: list[Path]) -> None:
+def check_output(output: Path, inputs: list[Path], kind: str = "NIfTI", suffixes: tuple[str, ...] = NIFTI_SUFFIXES,
+                 ) -> None:  # fmt: skip
     """Refuse, before any work, an input that cannot be read as a file, and an output that cannot be written or
     that would overwrite an input."""
     if output.is_dir():
         raise PipelineError(f"{output}: is a folder; give a file name for the mask")
-    if not output.name.endswith(NIFTI_SUFFIXES):
-        raise PipelineError(f"{output}: the mask is written as NIfTI; give a name ending in .nii or .nii.gz")
+    if not output.name.endswith(suffixes):
+        raise PipelineError(f"{output}: the mask is written as {kind}; give a name ending in {' or '.join(suffixes)}")
     if not output.parent.is_dir():
         raise PipelineError(f"{output}: its folder {output.parent} does not exist")
     if not os.access(output.parent, os.W_OK):
@@ -100,6 +121,19 @@ def check_output(output: Path, inputs: list[Path]) -> None:
         rawdata.check_regular(source)  # a missing input, a link loop, a FIFO: refused before any work
         if output.resolve() == source.resolve() or (output.exists() and os.path.samefile(output, source)):
             raise PipelineError(f"{output}: is an input of this command ({source}); the mask would destroy it")
+
+
+def read_scan(path: Path) -> tuple[np.ndarray, nib.Nifti1Image, dicom.Series | None]:
+    """A CT volume in HU, the image whose geometry the mask takes, and the DICOM series when ``path`` is a
+    series folder (None for a NIfTI file)."""
+    if dicom.is_series(path):
+        series = dicom.read_series(path)
+        volume = np.asarray(series.image.dataobj, dtype=np.float32)
+        rawdata.check_hounsfield(volume, path)
+        return volume, series.image, series
+    volume, _ = rawdata.read_image(path)
+    rawdata.voxel_size(path)  # a scan whose header gives no real voxel size is not a CT to trust
+    return volume, nib.load(path), None
 
 
 def save_mask(mask: np.ndarray, like: nib.Nifti1Image, path: Path) -> None:
@@ -118,21 +152,26 @@ def save_mask(mask: np.ndarray, like: nib.Nifti1Image, path: Path) -> None:
 
 def main() -> None:
     parser = ArgumentParser(description="Segment a CT volume (NIfTI) with a trained model.")
-    parser.add_argument("input", type=Path, help="CT volume, NIfTI, Hounsfield units")
+    parser.add_argument("input", type=Path, help="CT volume: a NIfTI file (Hounsfield units) or a DICOM series folder")
     parser.add_argument("output", type=Path, help="where to write the binary mask (NIfTI)")
     parser.add_argument("--model", required=True, help="a model id (e.g. lung-unet-resnet18-random) or model folder")
     parser.add_argument("--lung-mask", type=Path, help="lung mask of the scan (lesion_b models need one)")
     parser.add_argument("--lung-model", help="or a lung model to compute that mask")
+    parser.add_argument("--dicom-seg", type=Path, help="also write the mask as a DICOM SEG object (DICOM input)")
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     args = parser.parse_args()
     started = time.perf_counter()
     check_threshold(args.threshold)
-    check_output(args.output, [path for path in (args.input, args.lung_mask) if path is not None])
+    inputs = [path for path in (args.input, args.lung_mask) if path is not None and not dicom.is_series(path)]
+    check_output(args.output, inputs)
+    if args.dicom_seg is not None:
+        check_output(args.dicom_seg, inputs, "DICOM SEG", (".dcm",))
+        if not dicom.is_series(args.input):
+            raise PipelineError(f"--dicom-seg {args.dicom_seg}: a DICOM SEG refers to a DICOM series; "
+                                f"{args.input} is a NIfTI file")  # fmt: skip
     segmenter = load_model(args.model, args.device, args.threshold)
-    volume, _ = rawdata.read_image(args.input)
-    rawdata.voxel_size(args.input)  # a scan whose header gives no real voxel size is not a CT to trust
-    like = nib.load(args.input)
+    volume, like, series = read_scan(args.input)
     lung = None
     if segmenter.needs_lung_mask:
         if args.lung_mask is not None:
@@ -141,7 +180,7 @@ def main() -> None:
             lung_segmenter = load_model(args.lung_model, args.device, args.threshold)
             if experiment(lung_segmenter.experiment).target != "lung":
                 raise PipelineError(f"--lung-model {args.lung_model} is a {lung_segmenter.experiment} model")
-            lung = lung_segmenter.segment(volume, progress=True)
+            lung = lung_segmenter.segment_scan(volume, like.affine, progress=True)
         else:
             raise PipelineError(
                 f"{args.model} is a lesion_b model: it needs the scan's lung mask; pass --lung-mask LUNG.nii.gz "
@@ -149,11 +188,19 @@ def main() -> None:
             )
         if lung.shape != volume.shape:
             raise DataError(args.lung_mask or args.lung_model, f"has shape {lung.shape}, the scan {volume.shape}")
-    mask = segmenter.segment(volume, lung, progress=True)
+    mask = segmenter.segment_scan(volume, like.affine, lung, progress=True)
     save_mask(mask, like, args.output)
+    if args.dicom_seg is not None:
+        dicom.write_segmentation(mask, series, segmenter.name, experiment(segmenter.experiment).target_name,
+                                 args.dicom_seg)  # fmt: skip
+    millilitres = float(mask.sum()) * float(np.prod(like.header.get_zooms()[:3])) / 1000
+    turned = orientation.codes(like.affine)
     print(
-        f"predict: {args.input} {volume.shape} -> {args.output}: {int(mask.sum())} foreground voxels "
-        f"({mask.mean():.1%}) in {time.perf_counter() - started:.1f} s"
+        f"predict: {args.input} {volume.shape} ({turned}"
+        + (f", run as {segmenter.orientation}" if segmenter.orientation and segmenter.orientation != turned else "")
+        + f") -> {args.output}: {int(mask.sum())} foreground voxels ({mask.mean():.1%}, {millilitres:.1f} ml) "
+        f"in {time.perf_counter() - started:.1f} s"
+        + ("" if args.dicom_seg is None else f"; DICOM SEG {args.dicom_seg}")
     )
 
 

@@ -102,31 +102,36 @@ def test_bad_inputs_give_one_line(tmp_path, tiny_raw):
     assert not (tmp_path / "out.nii.gz").exists()
 
 
-@pytest.mark.parametrize("experiment", ["lung", "lesion_b"])
-def test_the_model_pages_python_snippet_needs_no_project_and_gives_predicts_mask(tmp_path, tiny_raw, experiment):
+def test_the_model_pages_python_snippet_needs_no_project_and_gives_predicts_mask(tmp_path, tiny_raw):
     """The snippet a model page gives (smp, torch, numpy, nibabel only) run where `import pipeline` fails, on a
-    scan in a folder of its own: the same mask as `pipeline.predict`."""
+    scan in a folder of its own: the same mask as `pipeline.predict`, for a lung model and for a lesion model
+    (which takes the lungs from a file). Both readers' folders in one interpreter: it imports torch once."""
     import shutil
     import subprocess
     import sys
 
     from pipeline.site.build import python_snippet
 
-    folder = _checkpoint(tmp_path, experiment)
-    work = tmp_path / "reader"
-    work.mkdir()
-    shutil.copytree(folder, work / "downloaded-model")
-    shutil.copyfile(tiny_raw / rawdata.TEST_IMAGE_DIR / "2.nii.gz", work / "scan.nii.gz")
-    lungs = None
-    if experiment == "lesion_b":
-        shutil.copyfile(tiny_raw / rawdata.TEST_LUNG_DIR / "2.nii.gz", work / "lungs.nii.gz")
-        lungs = nib.load(work / "lungs.nii.gz").get_fdata()
-    (work / "snippet.py").write_text(python_snippet("downloaded-model", experiment))
-    guard = "import sys; sys.modules['pipeline'] = None; exec(open('snippet.py').read())"  # no project code
-    result = subprocess.run([sys.executable, "-c", guard], cwd=work, capture_output=True, text=True, timeout=300)
+    readers = {}
+    for experiment in ("lung", "lesion_b"):
+        folder = _checkpoint(tmp_path, experiment)
+        work = tmp_path / f"reader-{experiment}"
+        work.mkdir()
+        shutil.copytree(folder, work / "downloaded-model")
+        shutil.copyfile(tiny_raw / rawdata.TEST_IMAGE_DIR / "2.nii.gz", work / "scan.nii.gz")
+        if experiment == "lesion_b":
+            shutil.copyfile(tiny_raw / rawdata.TEST_LUNG_DIR / "2.nii.gz", work / "lungs.nii.gz")
+        (work / "snippet.py").write_text(python_snippet("downloaded-model", experiment))
+        readers[experiment] = (folder, work)
+    guard = ("import os, sys; sys.modules['pipeline'] = None\n"  # no project code
+             "for work in sys.argv[1:]:\n    os.chdir(work); exec(open('snippet.py').read(), {})")  # fmt: skip
+    works = [str(work) for _, work in readers.values()]
+    result = subprocess.run([sys.executable, "-c", guard, *works], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    ours = np.asarray(nib.load(work / "mask.nii.gz").dataobj)
-    scan = nib.load(work / "scan.nii.gz")
-    expected = load_model(folder, device="cpu").segment(scan.get_fdata(), lung_mask=lungs)
-    assert ours.shape == expected.shape and np.array_equal(nib.load(work / "mask.nii.gz").affine, scan.affine)
-    assert (ours != expected).mean() < 1e-4  # the same steps: identical but for float ties at the threshold
+    for experiment, (folder, work) in readers.items():
+        ours = np.asarray(nib.load(work / "mask.nii.gz").dataobj)
+        scan = nib.load(work / "scan.nii.gz")
+        lungs = nib.load(work / "lungs.nii.gz").get_fdata() if experiment == "lesion_b" else None
+        expected = load_model(folder, device="cpu").segment(scan.get_fdata(), lung_mask=lungs)
+        assert ours.shape == expected.shape and np.array_equal(nib.load(work / "mask.nii.gz").affine, scan.affine)
+        assert (ours != expected).mean() < 1e-4  # the same steps: identical but for float ties at the threshold

@@ -259,6 +259,19 @@ def test_spearmans_p_is_exact_for_few_models():
     assert (rho, method) == (1.0, "exact") and p == pytest.approx(2 / 24)
 
 
+def test_spearmans_permutation_p_equals_scipys_spearman_per_pairing_with_ties():
+    """Ranks once, every pairing at once: the same p as scipy computing spearmanr on each pairing (ties in
+    both variables, 6 points: all 720 pairings), and a p of 1 where x's order says nothing about y."""
+    from scipy import stats
+
+    x, y = np.array([3.0, 1.0, 4.0, 1.0, 5.0, 9.0]), np.array([0.2, 0.7, 0.1, 0.8, 0.8, 0.3])
+    slow = stats.permutation_test((x,), lambda a: stats.spearmanr(a, y).statistic, permutation_type="pairings",
+                                  vectorized=False, n_resamples=np.inf).pvalue  # fmt: skip
+    rho, p, _ = findings.spearman(x, y)
+    assert rho == pytest.approx(stats.spearmanr(x, y).statistic) and p == pytest.approx(slow)
+    assert findings.spearman([1, 2, 3], [5, 4, 5])[1] == pytest.approx(1.0)
+
+
 def test_the_median_interval_comes_from_order_statistics():
     values = np.arange(1.0, 10.0)  # 9 values: [X(2), X(8)] covers 1 - 2 * 10/512 = 96.1%
     low, high, coverage = findings.median_interval(values, 0.95)

@@ -20,7 +20,7 @@ from pipeline.core.config import PreprocessParams, as_dict, load_params
 from pipeline.core.errors import ArgumentParser, DataError, PipelineError, run_stage
 from pipeline.core.outputs import replace_directory
 from pipeline.core.paths import PARAMS_FILE, PREPARED_DIR, RAW_DIR
-from pipeline.data import rawdata, transforms
+from pipeline.data import orientation, rawdata, transforms
 from pipeline.data.prepared import save_split
 
 
@@ -91,7 +91,9 @@ def preprocess(raw_dir: Path, out_dir: Path, params: PreprocessParams, profile: 
     meta = {
         "profile": profile,
         "data_source": _read_source(raw_dir),
-        "preprocess": as_dict(params),
+        # the training scan's axis codes: recorded in every model folder, so that predict can bring a scan stored
+        # otherwise to the orientation the networks learned (pipeline.data.orientation)
+        "preprocess": {**as_dict(params), "orientation": orientation.codes(train.affine)},
         "splits": {"train": cut, "val": train.slices - cut, "test": len(rows)},
         "volumes": volumes,
     }

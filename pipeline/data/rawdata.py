@@ -146,13 +146,18 @@ def read_image(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """A CT volume in Hounsfield units as float32, and its affine."""
     data, affine = read_array(path)
     image = data.astype(np.float32, copy=False)
+    check_hounsfield(image, path)
+    return image, affine
+
+
+def check_hounsfield(image: np.ndarray, path: Path) -> None:
+    """Refuse values that cannot be a CT in Hounsfield units (NaN, or no air and no tissue)."""
     if not np.isfinite(image).all():
         raise DataError(path, "contains NaN or infinite values")
     low, high = float(image.min()), float(image.max())
     # Air is near -1000 HU and bone well above 0: anything else is not a CT in Hounsfield units.
     if low > -500 or high < 0:
         raise DataError(path, f"values span [{low:g}, {high:g}]; expected Hounsfield units (air near -1000)")
-    return image, affine
 
 
 def read_labels(path: Path, allowed: tuple[int, ...]) -> np.ndarray:

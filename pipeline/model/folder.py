@@ -22,6 +22,7 @@ from pipeline.core.errors import DataError, PipelineError
 from pipeline.core.experiments import EXPERIMENTS, experiment
 from pipeline.core.fingerprint import file_sha256
 from pipeline.core.outputs import read_json
+from pipeline.data.orientation import check_codes as orientation_codes
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -40,7 +41,11 @@ def preprocessing_record(name: str, preprocess: dict) -> dict:
         "hu_offset": float(preprocess["hu_offset"]),
         "hu_scale": float(preprocess["hu_scale"]),
         "normalisation": "(HU + hu_offset) / hu_scale, then each slice resized to size x size (antialiased bilinear)",
-        "slices": "the last array axis of the NIfTI volume, as nibabel returns it, with no reorientation",
+        "slices": "the last array axis of the NIfTI volume, as nibabel returns it, after the scan is brought to "
+        "the orientation below",
+        # axis codes of the training data (e.g. RAS): a scan is permuted and flipped to it before inference and
+        # the mask back (pipeline.data.orientation); absent in folders made before it was recorded: as stored
+        **({"orientation": preprocess["orientation"]} if preprocess.get("orientation") else {}),
         "output": "one logit per pixel: sigmoid, resize back to the slice's size, threshold (0.5 in the benchmark)",
     }
 
@@ -121,6 +126,8 @@ def read_preprocessing(folder: Path) -> dict:
     for name, value, (low, high) in (("hu_offset", offset, HU_OFFSET_RANGE), ("hu_scale", scale, HU_SCALE_RANGE)):
         if type(value) not in (int, float) or not math.isfinite(value) or not low <= value <= high:
             raise DataError(path, f"has {name} {value!r}; expected a number from {low:g} to {high:g}")
+    if "orientation" in record and orientation_codes(record["orientation"]) is None:
+        raise DataError(path, f"has orientation {record['orientation']!r}; expected three axis codes such as 'RAS'")
     return record
 
 

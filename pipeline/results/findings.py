@@ -156,8 +156,16 @@ def spearman(x: np.ndarray, y: np.ndarray) -> tuple[float, float, str]:
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     rho = float(stats.spearmanr(x, y).statistic)
     exact = math.factorial(len(x)) <= EXACT_PERMUTATIONS
-    test = stats.permutation_test((x,), lambda a: stats.spearmanr(a, y).statistic, permutation_type="pairings",
-                                  n_resamples=EXACT_PERMUTATIONS if exact else 9_999, vectorized=False,
+    # Spearman's rho is Pearson's r of the ranks, and a pairing only reorders x's ranks: rank once, then
+    # correlate every permutation at once (scipy calling spearmanr per permutation took 15 s for 9 models).
+    y_centred = stats.rankdata(y) - stats.rankdata(y).mean()
+
+    def rank_correlation(ranks: np.ndarray, axis: int = -1) -> np.ndarray:
+        centred = np.moveaxis(ranks, axis, -1) - np.mean(ranks, axis=axis)[..., None]
+        return (centred @ y_centred) / np.sqrt((centred**2).sum(-1) * (y_centred @ y_centred))
+
+    test = stats.permutation_test((stats.rankdata(x),), rank_correlation, permutation_type="pairings",
+                                  n_resamples=EXACT_PERMUTATIONS if exact else 9_999, vectorized=True,
                                   random_state=0)  # fmt: skip
     return rho, float(test.pvalue), "exact" if exact else "9,999 permutations"
 

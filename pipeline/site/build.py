@@ -54,7 +54,7 @@ from pipeline.core.paths import (
     TEMPLATES_DIR,
     TRAIN_INPUTS,
 )
-from pipeline.core.viewer import COLOURS, as_script, payload_of
+from pipeline.core.viewer import COLOURS, as_script
 from pipeline.evaluation.metrics import SCORES
 from pipeline.model.folder import WEIGHTS
 from pipeline.results import placement
@@ -629,24 +629,13 @@ def footer(results: Results, provenance: Provenance) -> str:
     )
 
 
-def write_submission_viewer(scripts: Path, name: str, viewer: Path) -> None:
-    """A submission's viewer data (scores/<name>/viewer/), re-serialised from its verified payload: its label
-    volumes under its own name (``<name>--<volume>.js``) and a scan's CT only where the grid's figures did not
-    already write that file (the same CT: never overwritten). A stored script is never copied as code: one that
-    is not exactly what the score stage writes is refused."""
-    if not scripts.is_dir():
-        return
+def write_submission_viewer(payloads: dict[str, bytes], viewer: Path) -> None:
+    """A submission's viewer data re-serialised from its verified payloads (``Results.submission_viewers``):
+    a scan's CT only where the grid's figures did not already write that file (the same CT: never overwritten)."""
     viewer.mkdir(parents=True, exist_ok=True)
-    for path in sorted(scripts.iterdir()):
-        key = path.name.removesuffix(".js")
-        owned = key.startswith(f"{name}--") or key.startswith("ct-")
-        payload = payload_of(path.read_text(errors="replace"), key) if path.is_file() and owned else None
-        if payload is None:
-            raise DataError(path, f"is not a viewer script the score stage writes for {name}; score it again "
-                                  "(`dvc repro -f score`)")  # fmt: skip
-        if key.startswith("ct-") and (viewer / path.name).exists():
-            continue
-        (viewer / path.name).write_text(as_script(key, payload))
+    for key, payload in payloads.items():
+        if not (key.startswith("ct-") and (viewer / f"{key}.js").exists()):
+            (viewer / f"{key}.js").write_text(as_script(key, payload))
 
 
 def generate(results: Results, provenance: Provenance, docs: Path, sources: Path = SOURCES_DIR) -> int:
@@ -687,9 +676,8 @@ def generate(results: Results, provenance: Provenance, docs: Path, sources: Path
             shutil.copytree(results.figures / kind, docs / "img" / kind)
     if results.viewer:  # the viewer's volumes: one CT per volume shown, one small label volume per model
         shutil.copytree(results.figures / "viewer", docs / "viewer", ignore=shutil.ignore_patterns("*.json"))
-    for model_id, model in results.models.items():
-        if model.external:
-            write_submission_viewer(results.scores / model_id / "viewer", model_id, docs / "viewer")
+    for payloads in (results.submission_viewers or {}).values():
+        write_submission_viewer(payloads, docs / "viewer")
     write("submit.md", "submit.md.j2", **submit_context(results, provenance))
     palette = "".join(f".mask-key.{name} {{ background: rgb{colour}; }}\n" for name, colour in COLOURS.items())
     (docs / "assets" / "css" / "palette.css").write_text("/* Written by the site build from COLOURS. */\n" + palette)

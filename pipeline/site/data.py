@@ -18,6 +18,7 @@ from pipeline.core.errors import DataError, PipelineError
 from pipeline.core.experiments import EXPERIMENTS
 from pipeline.core.outputs import read_json, read_table, require_keys
 from pipeline.core.paths import FIGURES_DIR, RESULTS_DIR, SCORES_DIR
+from pipeline.core.viewer import payload_of
 from pipeline.results.aggregate import COLUMNS, RECIPE_COLUMNS
 
 EXPERIMENT_NAMES = {name: experiment.title for name, experiment in EXPERIMENTS.items()}
@@ -132,7 +133,8 @@ class Results:
     slices: dict  # experiment -> [{volume, slice}] the mask pictures show
     viewer: dict  # figures/viewer/viewer.json: the volumes each model's viewer shows ({} without viewer data)
     recipes: pd.DataFrame  # results/recipes.csv: the recipes ranked over seeds (empty without repeats)
-    scores: Path = SCORES_DIR  # the score stage's output: the submissions' viewer data
+    # per submission, its viewer scripts' verified payloads by script name (read from the score stage's output)
+    submission_viewers: dict[str, dict[str, bytes]] | None = None
 
     @property
     def data_source(self) -> str:
@@ -268,7 +270,25 @@ def load_results(results_dir: Path = RESULTS_DIR, figures_dir: Path = FIGURES_DI
                 raise DataError(viewer_path, f"gives {model_id} a volume that is not a plain folder name")
     recipes = read_table(results_dir / "recipes.csv", RECIPE_COLUMNS, AGGREGATE)
     records.check_columns(recipes, RECIPES, results_dir / "recipes.csv", AGGREGATE)
-    return Results(board, summary, rankings, models, figures_dir, slices, viewer, recipes, scores_dir)
+    viewers = {name: submission_viewer(scores_dir / name / "viewer", name) for name, model in models.items()
+               if model.external}  # fmt: skip
+    return Results(board, summary, rankings, models, figures_dir, slices, viewer, recipes, viewers)
+
+
+def submission_viewer(scripts: Path, name: str) -> dict[str, bytes]:
+    """A submission's viewer data (scores/<name>/viewer/) as verified payloads by script name: its label volumes
+    under its own name (``<name>--<volume>``) and the scans' CT (``ct-<volume>``). A stored script is data,
+    never code: one that is not exactly what the score stage writes is refused before any page is written."""
+    payloads = {}
+    for path in sorted(scripts.iterdir()) if scripts.is_dir() else ():
+        key = path.name.removesuffix(".js")
+        owned = key.startswith(f"{name}--") or key.startswith("ct-")
+        payload = payload_of(path.read_text(errors="replace"), key) if path.is_file() and owned else None
+        if payload is None:
+            raise DataError(path, f"is not a viewer script the score stage writes for {name}; score it again "
+                                  "(`dvc repro -f score`)")  # fmt: skip
+        payloads[key] = payload
+    return payloads
 
 
 def intensity(results: Results) -> dict:
