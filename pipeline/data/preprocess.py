@@ -52,21 +52,12 @@ def _read_source(raw_dir: Path) -> str:
         raise DataError(path, "is not the JSON that `python -m pipeline.data.fetch` writes") from None
 
 
-def preprocess(raw_dir: Path, out_dir: Path, params: PreprocessParams, profile: str) -> dict:
-    train = rawdata.load_train(raw_dir)
-    if not 1 <= params.train_slices < train.slices:
-        raise PipelineError(
-            f"params: preprocess.train_slices is {params.train_slices}; it must leave validation slices "
-            f"out of the {train.slices} training slices"
-        )
-    image, lung, lesion = prepare_scan(train, params)
-    cut = params.train_slices
-    save_split(out_dir / "train", image[:cut], lung[:cut], lesion[:cut])
-    save_split(out_dir / "val", image[cut:], lung[cut:], lesion[cut:])
-
+def write_test_set(scans, out_dir: Path, params: PreprocessParams) -> list[dict]:
+    """The test scans as the evaluation reads them (one rule for the benchmark's test set and for a reader's
+    scans in ``pipeline.rescore``): each in its native geometry under native/<name>/, all at the working size
+    in test/ with test/slices.csv (which volume each slice comes from); returns meta.json's volume records."""
     stacks, rows, volumes = [], [], []
-    names = rawdata.list_test_volumes(raw_dir)
-    for scan in tqdm(rawdata.iter_test_scans(raw_dir), total=len(names), desc="test volumes", unit="vol"):
+    for scan in scans:
         stacks.append(prepare_scan(scan, params))
         rows += [(scan.name, index) for index in range(scan.slices)]
         volume_dir = out_dir / "native" / scan.name.split(".")[0]
@@ -87,6 +78,25 @@ def preprocess(raw_dir: Path, out_dir: Path, params: PreprocessParams, profile: 
         writer = csv.writer(handle)
         writer.writerow(["volume", "slice"])
         writer.writerows(rows)
+    return volumes
+
+
+def preprocess(raw_dir: Path, out_dir: Path, params: PreprocessParams, profile: str) -> dict:
+    train = rawdata.load_train(raw_dir)
+    if not 1 <= params.train_slices < train.slices:
+        raise PipelineError(
+            f"params: preprocess.train_slices is {params.train_slices}; it must leave validation slices "
+            f"out of the {train.slices} training slices"
+        )
+    image, lung, lesion = prepare_scan(train, params)
+    cut = params.train_slices
+    save_split(out_dir / "train", image[:cut], lung[:cut], lesion[:cut])
+    save_split(out_dir / "val", image[cut:], lung[cut:], lesion[cut:])
+
+    names = rawdata.list_test_volumes(raw_dir)
+    scans = tqdm(rawdata.iter_test_scans(raw_dir), total=len(names), desc="test volumes", unit="vol")
+    volumes = write_test_set(scans, out_dir, params)
+    rows = sum(volume["shape"][2] for volume in volumes)
 
     meta = {
         "profile": profile,
@@ -94,7 +104,7 @@ def preprocess(raw_dir: Path, out_dir: Path, params: PreprocessParams, profile: 
         # the training scan's axis codes: recorded in every model folder, so that predict can bring a scan stored
         # otherwise to the orientation the networks learned (pipeline.data.orientation)
         "preprocess": {**as_dict(params), "orientation": orientation.codes(train.affine)},
-        "splits": {"train": cut, "val": train.slices - cut, "test": len(rows)},
+        "splits": {"train": cut, "val": train.slices - cut, "test": rows},
         "volumes": volumes,
     }
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
