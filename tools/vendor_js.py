@@ -36,6 +36,15 @@ VENDORED = {
     "iframe-worker": ("1.0.4", {"shim/index.js": "iframe-worker-shim.js"}, "LICENSE"),
     # The volume viewer (issue: see the segmentation in 3-D): a UMD build exposing the global `niivue`.
     "@niivue/niivue": ("0.69.0", {"dist/niivue.umd.js": "niivue.umd.js"}, None),
+    # "Try it on your scan": onnxruntime's WebAssembly build (the UMD script defines the global `ort`; it loads
+    # its .mjs and .wasm from ort/ when a reader runs a model, never before) ...
+    "onnxruntime-web": ("1.31.1", {"dist/ort.wasm.min.js": "ort/ort.wasm.min.js",
+                                   "dist/ort-wasm-simd-threaded.mjs": "ort/ort-wasm-simd-threaded.mjs",
+                                   "dist/ort-wasm-simd-threaded.wasm": "ort/ort-wasm-simd-threaded.wasm"}, None),
+    # ... and dcm2niix's, which converts a DICOM series in a worker (an ES module: index.js starts worker.js).
+    "@niivue/dcm2niix": ("1.2.0", {"dist/index.js": "dcm2niix/index.js", "dist/worker.js": "dcm2niix/worker.js",
+                                   "dist/dcm2niix.js": "dcm2niix/dcm2niix.js",
+                                   "dist/dcm2niix.wasm": "dcm2niix/dcm2niix.wasm"}, None),
 }  # fmt: skip
 # For the browser tests only (tests/vendor/): injected by Playwright, never part of the site.
 TEST_VENDORED = {
@@ -62,12 +71,30 @@ OUT OF THE USE OF THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMA
 """
 
 
+MIT = """Permission is hereby granted, free of charge, to any person obtaining a copy of this software and associated
+documentation files (the "Software"), to deal in the Software without restriction, including without limitation
+the rights to use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies of the Software, and to
+permit persons to whom the Software is furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all copies or substantial portions of
+the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED, INCLUDING BUT NOT LIMITED TO
+THE WARRANTIES OF MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT,
+TORT OR OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+"""
+STANDARD_TEXTS = {"BSD-2-Clause": ("BSD 2-Clause License", BSD_2_CLAUSE), "MIT": ("MIT License", MIT)}
+
+
 def _licence_text(package: str, version: str, declared: str | None) -> bytes:
-    if declared != "BSD-2-Clause":
+    if declared not in STANDARD_TEXTS:
         raise SystemExit(f"error: {package}@{version} ships no licence file and declares {declared!r}: vendor by hand")
-    return (f"{package} {version}: its package.json declares the licence BSD-2-Clause; the package ships no licence\n"
+    title, text = STANDARD_TEXTS[declared]
+    return (f"{package} {version}: its package.json declares the licence {declared}; the package ships no licence\n"
             f"file, so the licence's standard text follows. Copyright (c) the {package} authors.\n\n"
-            f"BSD 2-Clause License\n\n{BSD_2_CLAUSE}").encode()  # fmt: skip
+            f"{title}\n\n{text}").encode()  # fmt: skip
 
 
 def sha256(data: bytes) -> str:

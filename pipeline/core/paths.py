@@ -30,6 +30,7 @@ SCORES_DIR = Path("scores")  # stage score: scores/<submission name>/
 RESULTS_DIR = Path("results")  # stage aggregate
 REFERENCE_DIR = Path("reference")  # the paper's numbers
 FIGURES_DIR = Path("figures")  # stage figures
+BROWSER_DIR = Path("browser")  # stage browser: the models' browser graphs and a test volume
 
 SOURCES_DIR = Path("site")  # the website's hand-written sources and assets
 DOCS_DIR = Path("build/docs")  # the generated Markdown

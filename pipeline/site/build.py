@@ -41,10 +41,12 @@ from pipeline.core.errors import ArgumentParser, DataError, run_stage
 from pipeline.core.experiments import EXPERIMENTS
 from pipeline.core.outputs import read_json, replace_directory
 from pipeline.core.paths import (
+    BROWSER_DIR,
     DOCS_DIR,
     DVC_CACHE,
     FIGURES_DIR,
     MKDOCS_CONFIG,
+    MODELS_DIR,
     PARAMS_FILE,
     PROJECT_ROOT,
     PUBLIC_DIR,
@@ -60,7 +62,7 @@ from pipeline.model.folder import WEIGHTS
 from pipeline.results import placement
 from pipeline.results.findings import INITIALISATION_EFFECT, LESION_EFFECT
 from pipeline.results.ranking import tier_words
-from pipeline.site import charts
+from pipeline.site import charts, try_page
 from pipeline.site import format as site_format
 from pipeline.site import tables as site_tables
 from pipeline.site.data import (
@@ -73,7 +75,7 @@ from pipeline.site.data import (
     load_results,
     write_downloads,
 )
-from pipeline.site.remote import model_downloads
+from pipeline.site.remote import direct_url, model_downloads
 
 PAPER = {
     "arxiv": "https://arxiv.org/abs/2009.06412",
@@ -311,6 +313,9 @@ def model_context(results: Results, model_id: str, provenance: Provenance) -> di
         "tolerance": _tolerance(metrics["experiment"], results),
         "implementation": results.summary["implementation"],
         "viewers": viewer_entries(results, model_id),
+        "try_panel": try_page.panel(results.browser, results.leaderboard, model_id, published_weights(provenance))
+        if evaluated
+        else None,
         "viewer_colours": VIEWER_COLOURS,
     }
 
@@ -638,6 +643,28 @@ def write_submission_viewer(payloads: dict[str, bytes], viewer: Path) -> None:
             (viewer / f"{key}.js").write_text(as_script(key, payload))
 
 
+def published_weights(provenance: Provenance) -> Callable[[str], str | None]:
+    """The URL of a model's weights in the published remote (None in a build without one), each found once."""
+    found: dict[str, str | None] = {}
+
+    def url(model_id: str) -> str | None:
+        if provenance.remote_url and model_id not in found:
+            found[model_id] = direct_url(provenance.remote_url, model_id, provenance.dvc_cache)
+        return found.get(model_id)
+
+    return url
+
+
+def try_context(results: Results, provenance: Provenance) -> dict:
+    """try.html: the panel with a picker of every model the browser can run, in leaderboard order."""
+    weights = published_weights(provenance)
+    board = results.leaderboard.sort_values(["experiment", "rank", "id"], na_position="last")
+    options = [try_page.panel(results.browser, results.leaderboard, model_id, weights) for model_id in board["id"]
+               if results.models[model_id].evaluated and not results.models[model_id].external]  # fmt: skip
+    options = [option for option in options if option is not None]
+    return {"banner": _banner(results), "options": options, "try_panel": options[0] if options else None}
+
+
 def generate(results: Results, provenance: Provenance, docs: Path, sources: Path = SOURCES_DIR) -> int:
     """Write every page of the site into ``docs`` (which must be empty); returns the number of pages."""
     env = environment(results.summary["bootstrap"]["confidence"])
@@ -678,6 +705,9 @@ def generate(results: Results, provenance: Provenance, docs: Path, sources: Path
         shutil.copytree(results.figures / "viewer", docs / "viewer", ignore=shutil.ignore_patterns("*.json"))
     for payloads in (results.submission_viewers or {}).values():
         write_submission_viewer(payloads, docs / "viewer")
+    if results.browser:
+        try_page.copy_graphs(results.browser_dir, docs)
+    write("try.md", "try.md.j2", **try_context(results, provenance))
     write("submit.md", "submit.md.j2", **submit_context(results, provenance))
     palette = "".join(f".mask-key.{name} {{ background: rgb{colour}; }}\n" for name, colour in COLOURS.items())
     (docs / "assets" / "css" / "palette.css").write_text("/* Written by the site build from COLOURS. */\n" + palette)
@@ -756,24 +786,35 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS_DIR)
     parser.add_argument("--figures", type=Path, default=FIGURES_DIR)
     parser.add_argument("--scores", type=Path, default=SCORES_DIR, help="the submissions' viewer data")
+    parser.add_argument("--browser", type=Path, default=BROWSER_DIR, help="the models' browser graphs")
+    parser.add_argument("--models", type=Path, default=MODELS_DIR, help="the weights a build without a remote ships")
     parser.add_argument("--docs", type=Path, default=DOCS_DIR, help="where the generated Markdown goes")
     parser.add_argument("--out", type=Path, default=PUBLIC_DIR)
     parser.add_argument("--no-mkdocs", action="store_true", help="only generate the Markdown")
     args = parser.parse_args()
     started = time.perf_counter()
-    results = load_results(args.results, args.figures, args.scores)
+    results = load_results(args.results, args.figures, args.scores, args.browser)
     provenance = load_provenance(args.params)
     with replace_directory(args.docs) as staging:
         pages = generate(results, provenance, staging)
     generated = time.perf_counter() - started
+    shipped = 0
     if not args.no_mkdocs:
         with replace_directory(args.out) as staging:
             build(args.docs, staging, experiments=results.experiments, extra=build_settings(results, provenance))
+            # a build without a published remote ships its own models' weights for the browser (hard links)
+            shipped = try_page.place_weights(results.browser, staging, args.models) if not provenance.remote_url else 0
     total = time.perf_counter() - started
     size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file()) / 1e6 if args.out.exists() else 0
     print(
         f"site: {pages} pages from {len(results.models)} models ({results.data_source}, profile "
-        f"{results.profile}); generate {generated:.1f}s, total {total:.1f}s -> {args.out}/ ({size:.1f} MB)"
+        f"{results.profile}); generate {generated:.1f}s, total {total:.1f}s -> {args.out}/ ({size:.1f} MB"
+        + (
+            f", of which the models' weights for the browser {shipped / 1e6:.0f} MB"
+            if not args.no_mkdocs and shipped
+            else ""
+        )
+        + ")"
     )
 
 

@@ -20,6 +20,7 @@ from pipeline.core.outputs import read_json, read_table, require_keys
 from pipeline.core.paths import FIGURES_DIR, RESULTS_DIR, SCORES_DIR
 from pipeline.core.viewer import payload_of
 from pipeline.results.aggregate import COLUMNS, RECIPE_COLUMNS
+from pipeline.site import try_page
 
 EXPERIMENT_NAMES = {name: experiment.title for name, experiment in EXPERIMENTS.items()}
 EXPERIMENT_BLURBS = {name: experiment.blurb for name, experiment in EXPERIMENTS.items()}
@@ -135,6 +136,8 @@ class Results:
     recipes: pd.DataFrame  # results/recipes.csv: the recipes ranked over seeds (empty without repeats)
     # per submission, its viewer scripts' verified payloads by script name (read from the score stage's output)
     submission_viewers: dict[str, dict[str, bytes]] | None = None
+    browser: dict | None = None  # browser/index.json: the models the "Try it on your scan" panel runs
+    browser_dir: Path | None = None
 
     @property
     def data_source(self) -> str:
@@ -228,8 +231,8 @@ def _model(results_dir: Path, model_id: str, status: str, source: str = "grid") 
     return Model(model_id, metrics, history, volumes, seeds)
 
 
-def load_results(results_dir: Path = RESULTS_DIR, figures_dir: Path = FIGURES_DIR,
-                 scores_dir: Path = SCORES_DIR) -> Results:  # fmt: skip
+def load_results(results_dir: Path = RESULTS_DIR, figures_dir: Path = FIGURES_DIR, scores_dir: Path = SCORES_DIR,
+                 browser_dir: Path | None = None) -> Results:  # fmt: skip
     """Everything the site shows; one DataError naming the file when something is missing or malformed."""
     board_path = results_dir / "leaderboard.csv"
     board = read_table(board_path, tuple(COLUMNS), AGGREGATE)
@@ -272,7 +275,14 @@ def load_results(results_dir: Path = RESULTS_DIR, figures_dir: Path = FIGURES_DI
     records.check_columns(recipes, RECIPES, results_dir / "recipes.csv", AGGREGATE)
     viewers = {name: submission_viewer(scores_dir / name / "viewer", name) for name, model in models.items()
                if model.external}  # fmt: skip
-    return Results(board, summary, rankings, models, figures_dir, slices, viewer, recipes, viewers)
+    browser = try_page.load_browser(browser_dir) if browser_dir is not None else None
+    if browser:
+        unknown = sorted(set(browser["models"]) - set(board["id"]))
+        if unknown:
+            path = Path(browser_dir) / try_page.INDEX
+            raise DataError(path, f"has {unknown[0]}, which the leaderboard does not list; {try_page.REMEDY}")
+    return Results(board, summary, rankings, models, figures_dir, slices, viewer, recipes, viewers, browser,
+                   browser_dir)  # fmt: skip
 
 
 def submission_viewer(scripts: Path, name: str) -> dict[str, bytes]:

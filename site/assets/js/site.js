@@ -241,6 +241,16 @@
     if (document.getElementById("leaderboard")) load("leaderboard.js");
     if (document.getElementById("compare")) load("compare.js");
     if (document.querySelector(".viewer")) load("viewer.js");
+    setUpTry();
+  }
+
+  // "Try it on your scan": its scripts load when the panel opens (try.html opens it), never with the page.
+  function setUpTry() {
+    var panel = document.getElementById("try-model");
+    if (!panel) return;
+    function scripts() { return Promise.all([load("nifti.js"), load("orient.js")]).then(function () { return load("try.js"); }); }
+    if (panel.open) scripts();
+    else panel.addEventListener("toggle", function () { if (panel.open) scripts(); }, { once: true });
   }
   if (document.readyState !== "loading") start();
   else document.addEventListener("DOMContentLoaded", start);

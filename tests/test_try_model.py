@@ -1,0 +1,227 @@
+"""Any model of the build run on a reader's own scan: the browser graph gives predict's mask (onnxruntime in Python
+on the demo-size test volumes), and in Debian's chromium the "Try it on your scan" panel does the same from a NIfTI
+file and from a DICOM series, over loopback HTTP, with no request off the machine and nothing loaded before the
+panel is opened."""
+
+import os
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.data import dicom, rawdata
+from pipeline.predict import load_model
+from tests.conftest import ROOT, run_stage_here
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_project, tmp_path_factory) -> Path:
+    """The browser stage run on the tiny project: its graphs, index and test volume."""
+    out = tmp_path_factory.mktemp("browser") / "browser"
+    run_stage_here(tiny_project, "pipeline.evaluation.browser_graphs", "--out", str(out))
+    return out
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(bool), b.astype(bool)
+    total = a.sum() + b.sum()
+    return 1.0 if total == 0 else 2 * (a & b).sum() / total
+
+
+def _run_graph(graph: Path, weights: Path, volume: np.ndarray, lungs: np.ndarray | None, tmp: Path) -> np.ndarray:
+    """onnxruntime (Python) on a browser graph, its weights read from the model's own safetensors file."""
+    import onnxruntime as ort
+
+    folder = tmp / graph.stem
+    folder.mkdir(exist_ok=True)
+    shutil.copyfile(graph, folder / "graph.onnx")
+    (folder / "model.safetensors").unlink(missing_ok=True)
+    os.link(weights, folder / "model.safetensors")  # onnxruntime refuses a link that leads out of the folder
+    session = ort.InferenceSession(str(folder / "graph.onnx"))
+
+    def file_order(array):  # (H, W, S) as nibabel gives it -> (S, W, H): each slice as the file stores it
+        return np.ascontiguousarray(np.moveaxis(array, -1, 0).transpose(0, 2, 1), dtype=np.float32)
+
+    feeds = {"slices": file_order(volume)}
+    if lungs is not None:
+        feeds["lungs"] = file_order(lungs)
+    (mask,) = session.run(None, feeds)
+    return np.moveaxis(mask.transpose(0, 2, 1), 0, -1)
+
+
+@pytest.mark.slow
+def test_the_browser_graph_gives_predicts_mask_on_every_test_volume(exported, tiny_project, tiny_raw, tmp_path):
+    """Dice >= 0.999 per test volume between onnxruntime on the browser graph (fed the model's own safetensors)
+    and pipeline.predict, for every model of the build; one graph per kind of model, no weights in it."""
+    import json
+
+    index = json.loads((exported / "index.json").read_text())
+    board = pd.read_csv(tiny_project / "results" / "leaderboard.csv")
+    assert set(index["models"]) == set(board.loc[board["status"].isin(["ok", "degenerate"]), "id"])
+    for graph, size in index["graphs"].items():
+        weights = next(tiny_project / "models" / m / "model.safetensors" for m, e in index["models"].items()
+                       if e["graph"] == graph)  # fmt: skip
+        assert size < weights.stat().st_size / 10  # weights-free: they stay in model.safetensors
+    lung_id = board[board["experiment"] == "lung"].sort_values("rank")["id"].iloc[0]
+    for model_id, entry in index["models"].items():
+        folder = tiny_project / "models" / model_id
+        segmenter = load_model(folder, device="cpu")
+        assert entry["orientation"] == "RAS"
+        for path in sorted((tiny_raw / rawdata.TEST_IMAGE_DIR).glob("*.nii.gz")):
+            volume = np.asarray(nib.load(path).dataobj, dtype=np.float32)
+            lungs = None
+            if "lungs" in entry["inputs"]:
+                lungs = load_model(tiny_project / "models" / lung_id, device="cpu").segment(volume)
+            expected = segmenter.segment(volume, lungs)
+            got = _run_graph(exported / entry["graph"], folder / "model.safetensors", volume, lungs, tmp_path)
+            assert got.shape == expected.shape
+            assert _dice(got, expected) >= 0.999, (model_id, path.name, _dice(got, expected))
+
+
+# ------------------------------------------------------------------------------------------- in the browser
+
+
+@pytest.fixture(scope="module")
+def try_site(tiny_project, exported, tmp_path_factory) -> Path:
+    """The tiny project's site with its browser graphs and, as a build without a published remote, its weights."""
+    root = tmp_path_factory.mktemp("try-site")
+    public = root / "public"
+    paths = {"--params": "params.yaml", "--results": "results", "--figures": "figures", "--scores": "scores",
+             "--models": "models"}  # fmt: skip
+    arguments = [str(part) for flag, name in paths.items() for part in (flag, tiny_project / name)]
+    run_stage_here(ROOT, "pipeline.site.build", *arguments, "--browser", str(exported), "--docs", str(root / "docs"),
+                   "--out", str(public))  # fmt: skip
+    return public
+
+
+@pytest.fixture(scope="module")
+def served(try_site):
+    from benchmarks.browser import serve
+
+    with serve(try_site) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    from benchmarks.browser import launch
+
+    with sync_playwright() as running:
+        browser = launch(running, webgl=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def tab(chromium):
+    from tests.test_site_browser import Tab
+
+    tab = Tab(chromium)
+    yield tab
+    tab.context.close()
+
+
+def _leader(tiny_project: Path, experiment: str) -> str:
+    board = pd.read_csv(tiny_project / "results" / "leaderboard.csv")
+    return board[board["experiment"] == experiment].sort_values("rank")["id"].iloc[0]
+
+
+def _run_panel(tab, files, out: Path) -> Path:
+    """Open the panel, give it the files (or press "Try with a test volume" for None), wait, download the mask."""
+    page = tab.page
+    page.click("#try-model > summary")
+    page.wait_for_function("() => window.siteTry !== undefined")
+    if files is None:
+        page.click("#try-model .try-test")
+    else:
+        page.set_input_files("#try-model input[type=file]", files)
+    page.wait_for_function("() => ['done', 'error'].includes(document.getElementById('try-model').dataset.state)",
+                           timeout=240_000)  # fmt: skip
+    state = page.get_attribute("#try-model", "data-state")
+    assert state == "done", page.inner_text("#try-model [role=alert]")
+    with page.expect_download() as download:
+        page.click("a#try-download")
+    download.value.save_as(out)
+    return out
+
+
+@pytest.mark.browser
+def test_a_model_page_runs_the_model_on_a_nifti_scan_and_gives_predicts_mask(tab, served, tiny_project, tiny_raw,
+                                                                             tmp_path):  # fmt: skip
+    lung = _leader(tiny_project, "lung")
+    tab.open(f"{served}/models/{lung}.html")
+    assert not [url for url in tab.requested if "/vendor/ort/" in url or "safetensors" in url or "try.js" in url]
+    scan = tiny_raw / rawdata.TEST_IMAGE_DIR / "2.nii.gz"
+    mask_path = _run_panel(tab, [str(scan)], tmp_path / "mask.nii.gz")
+    mask = nib.load(mask_path)
+    expected = load_model(tiny_project / "models" / lung, device="cpu").segment(np.asarray(nib.load(scan).dataobj))
+    assert np.array_equal(mask.affine, nib.load(scan).affine) and mask.shape == expected.shape
+    assert _dice(np.asarray(mask.dataobj), expected) >= 0.999
+    assert " ml segmented" in tab.page.inner_text("#try-model .try-volume")
+    assert all("127.0.0.1" in url or url.startswith(("blob:", "data:")) for url in tab.requested)
+    tab.check_clean()
+
+
+@pytest.mark.browser
+def test_a_dicom_series_is_converted_in_the_page_and_gets_the_same_mask(tab, served, tiny_project, tiny_raw, tmp_path):
+    lung = _leader(tiny_project, "lung")
+    scan = nib.load(tiny_raw / rawdata.TEST_IMAGE_DIR / "2.nii.gz")
+    whole = nib.Nifti1Image(np.round(np.asarray(scan.dataobj)).astype(np.float32), scan.affine)
+    files = dicom.write_series(whole, tmp_path / "series")
+    tab.open(f"{served}/models/{lung}.html")
+    mask = nib.load(_run_panel(tab, [str(f) for f in files], tmp_path / "mask.nii.gz"))
+    # dcm2niix stores the series rows flipped (RPS): the same voxels in world space as predict's mask
+    expected = load_model(tiny_project / "models" / lung, device="cpu").segment(np.asarray(whole.dataobj))
+    ours = nib.as_closest_canonical(mask)
+    assert np.allclose(ours.affine, scan.affine, atol=1e-3)
+    assert _dice(np.asarray(ours.dataobj), expected) >= 0.999
+    tab.check_clean()
+
+
+@pytest.mark.browser
+def test_a_lesion_b_model_finds_the_lungs_first_on_the_test_volume(tab, served, tiny_project, exported, tmp_path):
+    lesion = _leader(tiny_project, "lesion_b")
+    tab.open(f"{served}/models/{lesion}.html")
+    mask = nib.load(_run_panel(tab, None, tmp_path / "mask.nii.gz"))
+    test_volume = nib.load(exported / "test-volume.nii.gz")
+    volume = np.asarray(test_volume.dataobj, dtype=np.float32)
+    lungs = load_model(tiny_project / "models" / _leader(tiny_project, "lung"), device="cpu").segment(volume)
+    expected = load_model(tiny_project / "models" / lesion, device="cpu").segment(volume, lungs)
+    assert np.array_equal(mask.affine, test_volume.affine)
+    assert _dice(np.asarray(mask.dataobj), expected) >= 0.999
+    tab.check_clean()
+
+
+@pytest.mark.browser
+def test_bad_input_is_one_message_and_the_panel_stays_usable(tab, served, try_site, tiny_project, tiny_raw, tmp_path):
+    tab.open(f"{served}/try.html#model={_leader(tiny_project, 'lung')}")
+    page = tab.page
+    page.wait_for_function("() => window.siteTry !== undefined")
+    jpeg = tmp_path / "photo.nii"
+    jpeg.write_bytes(b"\xff\xd8\xff\xe0" + bytes(400))
+    page.set_input_files("#try-model input[type=file]", str(jpeg))
+    page.wait_for_function("() => document.getElementById('try-model').dataset.state === 'error'")
+    assert "not a NIfTI file" in page.inner_text("#try-model [role=alert]")
+    rgb = nib.Nifti1Image(np.zeros((8, 8, 4, 3), dtype=np.float32), np.eye(4))
+    nib.save(rgb, tmp_path / "colour.nii.gz")
+    page.set_input_files("#try-model input[type=file]", str(tmp_path / "colour.nii.gz"))
+    page.wait_for_function("() => document.querySelector('#try-model [role=alert]').textContent.includes('4-D')")
+    # still usable: a real scan then runs to the end
+    page.set_input_files("#try-model input[type=file]", str(tiny_raw / rawdata.TEST_IMAGE_DIR / "1.nii.gz"))
+    page.wait_for_function("() => document.getElementById('try-model').dataset.state === 'done'", timeout=240_000)
+    assert page.inner_text("#try-model [role=alert]").strip() == ""
+    assert tab.outside == []
+
+
+@pytest.mark.browser
+def test_from_a_file_the_panel_says_how_to_serve_the_folder(tab, try_site, tiny_project):
+    tab.open((try_site / "models" / f"{_leader(tiny_project, 'lung')}.html").as_uri())
+    tab.page.click("#try-model > summary")
+    tab.page.wait_for_selector("#try-model .try-file-protocol:not([hidden])")
+    assert "python -m http.server" in tab.page.inner_text("#try-model .try-file-protocol")
+    assert tab.page.is_disabled("#try-model input[type=file]")
