@@ -211,6 +211,27 @@ def test_bad_input_is_one_message_and_the_panel_stays_usable(tab, served, try_si
     nib.save(rgb, tmp_path / "colour.nii.gz")
     page.set_input_files("#try-model input[type=file]", str(tmp_path / "colour.nii.gz"))
     page.wait_for_function("() => document.querySelector('#try-model [role=alert]').textContent.includes('4-D')")
+    # a header claiming more voxels than a tab holds: refused before anything is read
+    header = nib.Nifti1Header()
+    header.set_data_shape((1000, 1000, 200))
+    header.set_data_dtype(np.int16)
+    (tmp_path / "huge.nii").write_bytes(header.binaryblock + bytes(4) + bytes(1024))
+    page.set_input_files("#try-model input[type=file]", str(tmp_path / "huge.nii"))
+    page.wait_for_function("() => document.querySelector('#try-model [role=alert]').textContent.includes('100,000,000')")
+    # a DICOM series with a slice missing: dcm2niix converts it unevenly spaced, and the page says so
+    scan = nib.load(tiny_raw / rawdata.TEST_IMAGE_DIR / "1.nii.gz")
+    files = dicom.write_series(nib.Nifti1Image(np.round(np.asarray(scan.dataobj)).astype(np.float32), scan.affine),
+                               tmp_path / "series")  # fmt: skip
+    page.set_input_files("#try-model input[type=file]", [str(f) for f in files[:1] + files[2:]])
+    page.wait_for_function("() => document.querySelector('#try-model [role=alert]').textContent.includes('missing')",
+                           timeout=120_000)  # fmt: skip
+    # weights that are not the model's: onnxruntime refuses them, in one sentence
+    page.eval_on_selector("#try-model", "(panel) => { panel.dataset.weights = panel.dataset.graph; }")
+    page.set_input_files("#try-model input[type=file]", str(tiny_raw / rawdata.TEST_IMAGE_DIR / "1.nii.gz"))
+    page.wait_for_function("() => document.querySelector('#try-model [role=alert]').textContent.includes('weights')",
+                           timeout=120_000)  # fmt: skip
+    assert page.get_attribute("#try-model", "data-state") == "error"
+    page.evaluate("() => document.getElementById('try-picker').dispatchEvent(new Event('change'))")
     # still usable: a real scan then runs to the end
     page.set_input_files("#try-model input[type=file]", str(tiny_raw / rawdata.TEST_IMAGE_DIR / "1.nii.gz"))
     page.wait_for_function("() => document.getElementById('try-model').dataset.state === 'done'", timeout=240_000)
@@ -225,3 +246,15 @@ def test_from_a_file_the_panel_says_how_to_serve_the_folder(tab, try_site, tiny_
     tab.page.wait_for_selector("#try-model .try-file-protocol:not([hidden])")
     assert "python -m http.server" in tab.page.inner_text("#try-model .try-file-protocol")
     assert tab.page.is_disabled("#try-model input[type=file]")
+
+
+@pytest.mark.browser
+def test_the_browser_inference_benchmark_times_both_cases(try_site, exported, tiny_project):
+    from benchmarks.browser_inference import main
+
+    result = main(["--site", str(try_site), "--browser-dir", str(exported), "--results",
+                   str(tiny_project / "results"), "--paper-slices", "2", "--paper-size", "64"])  # fmt: skip
+    volume = nib.load(exported / "test-volume.nii.gz").shape
+    assert result["demo"]["shape"] == list(volume) and result["paper_size"]["shape"] == [64, 64, 2]
+    assert result["demo"]["model"] == _leader(tiny_project, "lung")
+    assert 0 < result["demo"]["seconds"] < 600 and 0 < result["paper_size"]["seconds"] < 600

@@ -186,6 +186,7 @@
       running = false;
       ui.cancel.hidden = true;
       ui.progress.hidden = true;
+      ui.input.value = "";  // choosing the same file again is a new run
     });
   }
 
