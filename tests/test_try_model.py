@@ -217,7 +217,8 @@ def test_bad_input_is_one_message_and_the_panel_stays_usable(tab, served, try_si
     header.set_data_dtype(np.int16)
     (tmp_path / "huge.nii").write_bytes(header.binaryblock + bytes(4) + bytes(1024))
     page.set_input_files("#try-model input[type=file]", str(tmp_path / "huge.nii"))
-    page.wait_for_function("() => document.querySelector('#try-model [role=alert]').textContent.includes('100,000,000')")
+    alert = "() => document.querySelector('#try-model [role=alert]').textContent"
+    page.wait_for_function(f"{alert}.includes('100,000,000')")
     # a DICOM series with a slice missing: dcm2niix converts it unevenly spaced, and the page says so
     scan = nib.load(tiny_raw / rawdata.TEST_IMAGE_DIR / "1.nii.gz")
     files = dicom.write_series(nib.Nifti1Image(np.round(np.asarray(scan.dataobj)).astype(np.float32), scan.affine),
