@@ -123,11 +123,15 @@ def main(argv: list[str] | None = None) -> dict:
                        "shape": [args.paper_size, args.paper_size, args.paper_slices], "seconds": round(paper, 2),
                        "slices_per_s": round(args.paper_slices / paper, 3)},
     }  # fmt: skip
-    print(f"demo: {model} on the test volume {index['test_volume']['name']} {tuple(demo_shape)}: {demo:.1f} s from "
-          f"run to mask ({result['demo']['slices_per_s']} slices/s)")
-    print(f"paper size: unet-resnet18 at {args.paper_size} px on {args.paper_size} x {args.paper_size} x "
-          f"{args.paper_slices}: {paper:.1f} s from run to mask ({result['paper_size']['slices_per_s']} slices/s); "
-          "WebAssembly, one thread, headless chromium on this machine")
+    print(
+        f"demo: {model} on the test volume {index['test_volume']['name']} {tuple(demo_shape)}: {demo:.1f} s from "
+        f"run to mask ({result['demo']['slices_per_s']} slices/s)"
+    )
+    print(
+        f"paper size: unet-resnet18 at {args.paper_size} px on {args.paper_size} x {args.paper_size} x "
+        f"{args.paper_slices}: {paper:.1f} s from run to mask ({result['paper_size']['slices_per_s']} slices/s); "
+        "WebAssembly, one thread, headless chromium on this machine"
+    )
     return result
 
 
