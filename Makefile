@@ -19,10 +19,11 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/dvc repro
 
-# The inner loop (about 4 minutes on 2 cores at the last measure): lint and the fast tests, no DVC runs, no Ray, no browser, in one
-# process (measured: two workers make it slower, each building the session fixtures and sharing the cores).
+# The inner loop: lint and the fast tests, no DVC runs, no Ray, no browser, on two workers with one torch thread
+# each (tests/conftest.py; measured: 100 s of pytest on this 2-core machine, where one process took 160 s and two
+# workers with two threads apiece 136 s).
 check: setup lint
-	$(BIN)/python -m pytest -m "not dvc and not ray and not browser and not slow"
+	$(BIN)/python -m pytest -m "not dvc and not ray and not browser and not slow" -n 2 --dist loadfile
 
 # What CI runs: every test, on two workers (pytest-xdist), a test file per worker at a time so that module
 # fixtures (a project through DVC, a Ray cluster, a browser) are built once; the runs through DVC start first.

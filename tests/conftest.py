@@ -4,6 +4,7 @@ trained, evaluated and aggregated in-process, the results fixture and the site b
 for DVC runs, and a loopback HTTP server."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,13 @@ from pipeline.core.config import Params, parse_params
 from pipeline.data import phantom
 
 ROOT = Path(__file__).resolve().parents[1]
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two workers on two cores: one torch thread each, not two apiece fighting over the cores (measured: the
+    # inner loop 136 s with the default threads). Subprocesses the tests start keep their own default.
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items) -> None:

@@ -346,6 +346,7 @@ def _limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
 
 
+@pytest.mark.slow  # a fresh interpreter (torch) or git and dvc processes: make test runs it
 def test_predict_on_a_full_disk_fails_in_one_line_and_leaves_no_partial_file(tmp_path, model_folder, scan):
     output = tmp_path / "mask.nii.gz"
     command = [sys.executable, "-m", "pipeline.predict", "--model", str(model_folder), "--device", "cpu",
@@ -562,6 +563,7 @@ def test_publish_to_a_path_that_is_a_file(tmp_path):
     assert target.read_text() == "not a folder"
 
 
+@pytest.mark.slow  # a fresh interpreter (torch) or git and dvc processes: make test runs it
 def test_publish_to_a_broken_remote_says_why_not_dvcs_banner(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
@@ -983,6 +985,7 @@ def test_a_stage_started_by_dvc_ends_when_dvc_is_killed(tmp_path):
     assert not running()
 
 
+@pytest.mark.slow  # a fresh interpreter (torch) or git and dvc processes: make test runs it
 def test_publish_refuses_a_checkout_whose_published_commands_would_fail(tmp_path):
     """A page's `dvc get` resolves the committed dvc.lock against the committed default remote: publish refuses
     while either is not the one published, in one line and with nothing written; --set-remote sets and

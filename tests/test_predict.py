@@ -102,6 +102,7 @@ def test_bad_inputs_give_one_line(tmp_path, tiny_raw):
     assert not (tmp_path / "out.nii.gz").exists()
 
 
+@pytest.mark.slow  # a fresh interpreter (torch) or git and dvc processes: make test runs it
 def test_the_model_pages_python_snippet_needs_no_project_and_gives_predicts_mask(tmp_path, tiny_raw):
     """The snippet a model page gives (smp, torch, numpy, nibabel only) run where `import pipeline` fails, on a
     scan in a folder of its own: the same mask as `pipeline.predict`, for a lung model and for a lesion model

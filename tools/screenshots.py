@@ -6,7 +6,8 @@ compare view, at 1440 px (a laptop) and 390 px (a phone), full page, from public
     python -m tools.screenshots --site DIR --out DIR
 
 The pages are chosen from the site itself: the first leaderboard, its first model, its first submission (if any)
-and the compare view of its first two models; methods and the Submit page. Nothing leaves the machine:
+and the compare view of its first two models; methods, the Submit page, and try.html with its panel after a run
+on the build's test volume. Nothing leaves the machine:
 requests to other hosts are refused and listed.
 """
 
@@ -30,7 +31,7 @@ def pages(site: Path) -> dict[str, str]:
     ids = re.findall(r'data-id="([^"]+)" data-status="ok" data-source="grid"', board.read_text())
     outside = re.findall(r'data-id="([^"]+)" data-status="ok" data-source="external"', board.read_text())
     chosen = {"home": "index.html", "leaderboard": f"leaderboard/{board.name}", "methods": "methods.html",
-              "submit": "submit.html"}  # fmt: skip
+              "submit": "submit.html", "try": "try.html"}  # fmt: skip
     if ids:
         chosen["model"] = f"models/{ids[0]}.html"
         chosen["compare"] = f"compare.html#models={','.join(ids[:2])}"
@@ -77,6 +78,14 @@ def main() -> None:
                 target = args.out / f"{name}-{label}.png"
                 page.screenshot(path=str(target), full_page=True)
                 written.append(target)
+                if name == "try" and page.locator("#try-model .try-test").count():
+                    # the panel after a run on the build's test volume: progress done, download, the mask shown
+                    page.click("#try-model .try-test")
+                    page.wait_for_function("() => ['done', 'error'].includes(document.getElementById('try-model')"
+                                           ".dataset.state)", timeout=600_000)  # fmt: skip
+                    page.wait_for_timeout(1500)  # NiiVue draws
+                    page.locator("#try-model").screenshot(path=str(args.out / f"try-panel-{label}.png"))
+                    written.append(args.out / f"try-panel-{label}.png")
                 if name == "model" and page.locator(".viewer").count():
                     viewer = page.locator(".viewer").first
                     viewer.scroll_into_view_if_needed()

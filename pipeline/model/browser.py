@@ -153,7 +153,11 @@ def export_graph(folder: Path, out: Path) -> dict:
                               external_data=False, verbose=False)  # fmt: skip
         graph = onnx.load(str(staging))
         moved = _point_into_weights(graph, folder / WEIGHTS)
+        # the exporter's per-node notes (stack traces, fx names: 90% of the file) are of no use to a reader
         graph.ClearField("metadata_props")
+        for node in graph.graph.node:
+            node.ClearField("metadata_props")
+            node.ClearField("doc_string")
         onnx.save(graph, str(out))
     finally:
         staging.unlink(missing_ok=True)
