@@ -88,6 +88,30 @@ def paper_case(site: Path, work: Path, slices: int, size: int = 512) -> tuple[Pa
     return scan, overrides
 
 
+def measure(browser, site_dir: Path, browser_dir: Path, results: Path, slices: int, size: int) -> dict:
+    """Both measurements in ``browser`` (a launched chromium), on a copy of the built site."""
+    index = json.loads((browser_dir / "index.json").read_text())
+    board = pd.read_csv(results / "leaderboard.csv")
+    lungs = board[(board["experiment"] == "lung") & board["id"].isin(index["models"])].sort_values("rank")
+    model = lungs["id"].iloc[0]
+    with tempfile.TemporaryDirectory() as temporary:
+        work = Path(temporary)
+        site = work / "site"
+        shutil.copytree(site_dir, site)
+        scan, overrides = paper_case(site, work, slices, size)
+        demo_scan = browser_dir / index["test_volume"]["file"]
+        demo_shape = nib.load(demo_scan).shape
+        with serve(site) as base:
+            demo = run_panel(browser, base, f"models/{model}.html", demo_scan)
+            paper = run_panel(browser, base, f"models/{model}.html", scan, overrides)
+    return {
+        "demo": {"model": model, "volume": index["test_volume"]["name"], "shape": list(demo_shape),
+                 "seconds": round(demo, 2), "slices_per_s": round(demo_shape[2] / demo, 2)},
+        "paper_size": {"model": f"unet-resnet18 at {size} px (random weights)", "shape": [size, size, slices],
+                       "seconds": round(paper, 2), "slices_per_s": round(slices / paper, 3)},
+    }  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--site", type=Path, default=Path("public"), help="a built site with browser graphs")
@@ -98,39 +122,20 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
-    index = json.loads((args.browser_dir / "index.json").read_text())
-    board = pd.read_csv(args.results / "leaderboard.csv")
-    lungs = board[(board["experiment"] == "lung") & board["id"].isin(index["models"])].sort_values("rank")
-    model = lungs["id"].iloc[0]
-    with tempfile.TemporaryDirectory() as temporary:
-        work = Path(temporary)
-        site = work / "site"
-        shutil.copytree(args.site, site)
-        scan, overrides = paper_case(site, work, args.paper_slices, args.paper_size)
-        demo_scan = args.browser_dir / index["test_volume"]["file"]
-        demo_shape = nib.load(demo_scan).shape
-        with sync_playwright() as playwright, serve(site) as base:
-            browser = launch(playwright)
-            try:
-                demo = run_panel(browser, base, f"models/{model}.html", demo_scan)
-                paper = run_panel(browser, base, f"models/{model}.html", scan, overrides)
-            finally:
-                browser.close()
-    result = {
-        "demo": {"model": model, "shape": list(demo_shape), "seconds": round(demo, 2),
-                 "slices_per_s": round(demo_shape[2] / demo, 2)},
-        "paper_size": {"model": "unet-resnet18 at 512 px (random weights)",
-                       "shape": [args.paper_size, args.paper_size, args.paper_slices], "seconds": round(paper, 2),
-                       "slices_per_s": round(args.paper_slices / paper, 3)},
-    }  # fmt: skip
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            result = measure(browser, args.site, args.browser_dir, args.results, args.paper_slices, args.paper_size)
+        finally:
+            browser.close()
+    demo, paper = result["demo"], result["paper_size"]
     print(
-        f"demo: {model} on the test volume {index['test_volume']['name']} {tuple(demo_shape)}: {demo:.1f} s from "
-        f"run to mask ({result['demo']['slices_per_s']} slices/s)"
+        f"demo: {demo['model']} on the test volume {demo['volume']} {tuple(demo['shape'])}: {demo['seconds']:.1f} s "
+        f"from run to mask ({demo['slices_per_s']} slices/s)"
     )
     print(
-        f"paper size: unet-resnet18 at {args.paper_size} px on {args.paper_size} x {args.paper_size} x "
-        f"{args.paper_slices}: {paper:.1f} s from run to mask ({result['paper_size']['slices_per_s']} slices/s); "
-        "WebAssembly, one thread, headless chromium on this machine"
+        f"paper size: {paper['model']} on {' x '.join(map(str, paper['shape']))}: {paper['seconds']:.1f} s from run "
+        f"to mask ({paper['slices_per_s']} slices/s); WebAssembly, one thread, headless chromium on this machine"
     )
     return result
 

@@ -250,11 +250,10 @@ def test_from_a_file_the_panel_says_how_to_serve_the_folder(tab, try_site, tiny_
 
 
 @pytest.mark.browser
-def test_the_browser_inference_benchmark_times_both_cases(try_site, exported, tiny_project):
-    from benchmarks.browser_inference import main
+def test_the_browser_inference_benchmark_times_both_cases(chromium, try_site, exported, tiny_project):
+    from benchmarks.browser_inference import measure
 
-    result = main(["--site", str(try_site), "--browser-dir", str(exported), "--results",
-                   str(tiny_project / "results"), "--paper-slices", "2", "--paper-size", "64"])  # fmt: skip
+    result = measure(chromium, try_site, exported, tiny_project / "results", slices=2, size=64)
     volume = nib.load(exported / "test-volume.nii.gz").shape
     assert result["demo"]["shape"] == list(volume) and result["paper_size"]["shape"] == [64, 64, 2]
     assert result["demo"]["model"] == _leader(tiny_project, "lung")

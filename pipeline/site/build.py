@@ -658,7 +658,9 @@ def published_weights(provenance: Provenance) -> Callable[[str], str | None]:
 def try_context(results: Results, provenance: Provenance) -> dict:
     """try.html: the panel with a picker of every model the browser can run, in leaderboard order."""
     weights = published_weights(provenance)
-    board = results.leaderboard.sort_values(["experiment", "rank", "id"], na_position="last")
+    order = {name: position for position, name in enumerate(results.experiments)}
+    board = results.leaderboard.assign(_order=results.leaderboard["experiment"].map(order))
+    board = board.sort_values(["_order", "rank", "id"], na_position="last")
     options = [try_page.panel(results.browser, results.leaderboard, model_id, weights) for model_id in board["id"]
                if results.models[model_id].evaluated and not results.models[model_id].external]  # fmt: skip
     options = [option for option in options if option is not None]
