@@ -256,6 +256,10 @@ def test_make_publish_writes_one_deployable_folder_that_serves_the_site_and_the_
     assert f"dvc pull train@{cell}" in _text(page) and f"{url}/dvcstore/files/md5/" in page
     assert f"dvc get https://example.org/you/bench models/{cell} -o {cell}" in _text(page)
     assert "<p><div" not in page  # the command block is a block of its own, not inside a paragraph
+    # "Try it on your scan" reads the weights from the published store, on the same host: no copy beside the pages
+    weights = re.search(r'id="try-model"[^>]* data-weights="([^"]+)"', page).group(1)
+    assert weights.startswith(f"{url}/dvcstore/files/md5/") and not (deployed / "try" / "weights").exists()
+    assert (deployed / "dvcstore" / weights.removeprefix(f"{url}/dvcstore/")).is_file()
     home = (deployed / "index.html").read_text()
     assert 'href="https://example.org/you/bench"' in home and (deployed / ".nojekyll").exists()
     # Published: the model folders and nothing else of the cache (no data).

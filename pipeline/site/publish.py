@@ -38,7 +38,16 @@ from pipeline.core import submissions as submissions_module
 from pipeline.core.config import load_params
 from pipeline.core.errors import ArgumentParser, PipelineError, run_stage
 from pipeline.core.outputs import read_json, read_table, replace_directory
-from pipeline.core.paths import DVC_CACHE, DVC_LOCK, MODELS_DIR, PARAMS_FILE, RESULTS_DIR, SUBMISSIONS_DIR, TRAIN_INPUTS
+from pipeline.core.paths import (
+    BROWSER_DIR,
+    DVC_CACHE,
+    DVC_LOCK,
+    MODELS_DIR,
+    PARAMS_FILE,
+    RESULTS_DIR,
+    SUBMISSIONS_DIR,
+    TRAIN_INPUTS,
+)
 from pipeline.core.processes import dvc_command, dvc_message
 from pipeline.model.folder import CONFIG, PREPROCESSING, WEIGHTS, read_preprocessing
 from pipeline.site import model_card
@@ -201,7 +210,7 @@ def publish_site(out: Path, url: str, repo_url: str, params_file: Path = PARAMS_
     if missing:
         raise PipelineError(f"{cache / missing[0]}: not in this checkout's DVC cache ({len(missing)} files missing); "
                             "fetch the models first (`dvc pull`)")  # fmt: skip
-    results = load_results()
+    results = load_results(browser_dir=BROWSER_DIR)  # the try panels read the weights from the store below
     with replace_directory(out) as staging:
         store = staging / STORE
         for name in objects:
