@@ -112,3 +112,26 @@ def test_bad_scans_labels_and_folders_are_refused_in_one_line(tiny_project, tiny
     line = error_line(rescore(tiny_project, images, labels, inside, "--experiment", "lung"))
     assert "give a folder of your own" in line and not inside.exists()
     assert (out / "kept.txt").read_text() == "an earlier report"
+
+
+def test_dicom_series_folders_are_scored_like_their_nifti(tiny_project, tiny_raw, tmp_path):
+    """Scans given as DICOM series folders (named like their labels) score exactly as the same scans in NIfTI
+    (a series stores whole HU: both are written from the rounded volume)."""
+    from pipeline.data import dicom
+
+    as_nifti, as_dicom, labels = tmp_path / "nifti", tmp_path / "dicom", tmp_path / "labels"
+    for folder in (as_nifti, as_dicom, labels):
+        folder.mkdir()
+    for name in ("1.nii.gz", "2.nii.gz", "3.nii.gz"):
+        scan = nib.load(tiny_raw / rawdata.TEST_IMAGE_DIR / name)
+        whole = nib.Nifti1Image(np.round(np.asarray(scan.dataobj)).astype(np.float32), scan.affine)
+        nib.save(whole, as_nifti / name)
+        dicom.write_series(whole, as_dicom / name.removesuffix(".nii.gz"))
+        shutil.copy(tiny_raw / rawdata.TEST_LUNG_DIR / name, labels / name)
+    scored = {}
+    for kind, images in (("nifti", as_nifti), ("dicom", as_dicom)):
+        result = rescore(tiny_project, images, labels, tmp_path / f"out-{kind}", "--experiment", "lung")
+        assert result.returncode == 0, result.stderr
+        scored[kind] = pd.read_csv(tmp_path / f"out-{kind}" / "volumes.csv", dtype={"volume": str})
+    assert len(scored["dicom"]) == len(scored["nifti"]) > 0
+    pd.testing.assert_frame_equal(scored["dicom"], scored["nifti"])

@@ -226,6 +226,11 @@ def test_bad_input_is_one_message_and_the_panel_stays_usable(tab, served, try_si
     page.set_input_files("#try-model input[type=file]", [str(f) for f in files[:1] + files[2:]])
     page.wait_for_function("() => document.querySelector('#try-model [role=alert]').textContent.includes('missing')",
                            timeout=120_000)  # fmt: skip
+    # two series mixed: dcm2niix converts each, and the page asks for one
+    other = dicom.write_series(nib.Nifti1Image(np.round(np.asarray(scan.dataobj)).astype(np.float32) + 5,
+                                               scan.affine), tmp_path / "other", first=100)  # fmt: skip
+    page.set_input_files("#try-model input[type=file]", [str(f) for f in files + other])
+    page.wait_for_function(f"{alert}.includes('2 series')", timeout=120_000)
     # weights that are not the model's: onnxruntime refuses them, in one sentence
     page.eval_on_selector("#try-model", "(panel) => { panel.dataset.weights = panel.dataset.graph; }")
     page.set_input_files("#try-model input[type=file]", str(tiny_raw / rawdata.TEST_IMAGE_DIR / "1.nii.gz"))
