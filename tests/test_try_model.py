@@ -263,3 +263,24 @@ def test_the_browser_inference_benchmark_times_both_cases(chromium, try_site, ex
     assert result["demo"]["shape"] == list(volume) and result["paper_size"]["shape"] == [64, 64, 2]
     assert result["demo"]["model"] == _leader(tiny_project, "lung")
     assert 0 < result["demo"]["seconds"] < 600 and 0 < result["paper_size"]["seconds"] < 600
+
+
+@pytest.mark.browser
+def test_cancel_stops_a_run_between_batches_and_the_next_run_completes(tab, served, tiny_project, tiny_raw, tmp_path):
+    volume = np.full((512, 512, 120), -1000, dtype=np.int16)
+    volume[100:400, 150:350] = 40  # a body to segment; many batches of 7 slices at 512 x 512
+    nib.save(nib.Nifti1Image(volume, np.diag([0.7, 0.7, 5.0, 1.0])), tmp_path / "large.nii.gz")
+    tab.open(f"{served}/models/{_leader(tiny_project, 'lung')}.html")
+    page = tab.page
+    page.click("#try-model > summary")
+    page.wait_for_function("() => window.siteTry !== undefined")
+    page.set_input_files("#try-model input[type=file]", str(tmp_path / "large.nii.gz"))
+    page.wait_for_function("() => document.querySelector('#try-model .try-status').textContent.includes('slice')",
+                           timeout=120_000)  # fmt: skip
+    page.click("#try-model .try-cancel")
+    page.wait_for_function("() => document.getElementById('try-model').dataset.state === 'idle'", timeout=60_000)
+    assert page.inner_text("#try-model .try-status") == "Cancelled."
+    assert page.is_hidden("#try-model .try-result") and page.is_hidden("#try-model .try-cancel")
+    page.set_input_files("#try-model input[type=file]", str(tiny_raw / rawdata.TEST_IMAGE_DIR / "1.nii.gz"))
+    page.wait_for_function("() => document.getElementById('try-model').dataset.state === 'done'", timeout=240_000)
+    tab.check_clean()
