@@ -111,7 +111,7 @@ def test_the_model_pages_python_snippet_needs_no_project_and_gives_predicts_mask
     import subprocess
     import sys
 
-    from pipeline.site.build import python_snippet
+    from pipeline.site.model_page import python_snippet
 
     readers = {}
     for experiment in ("lung", "lesion_b"):

@@ -18,8 +18,9 @@ import pytest
 
 from pipeline.core.errors import DataError
 from pipeline.site import charts
-from pipeline.site.build import Provenance, build, embed, environment, generate, model_context
+from pipeline.site.build import Provenance, build, embed, environment, generate
 from pipeline.site.data import load_results
+from pipeline.site.model_page import model_context
 from tests.conftest import FIXED_PROVENANCE_ARGS, ROOT, error_line, run_here
 
 SNAPSHOTS = Path(__file__).parent / "snapshots" / "site"

@@ -12,6 +12,11 @@ Two steps, kept apart so the generated pages can be diffed and tested without a 
    built), and one small data file per model for the compare view;
 2. build: ``mkdocs build --strict`` renders build/docs/ into public/.
 
+The pages' contexts live by page kind: a model's page in pipeline.site.model_page, the comparisons and the
+compare view in pipeline.site.compare_page, the "Try it on your scan" panel in pipeline.site.try_page, what every
+page shares in pipeline.site.context; this module holds the home, leaderboard, methods, Get a model, Submit and
+Cite pages, the page generator and the mkdocs build.
+
 Both write to a staging folder swapped in at the end, so a failed run leaves the previous site intact.
 The site works offline and from ``file://``: one vendored copy of vega, loaded only by pages
 with charts; data inline or in generated ``.js`` files (never fetched); no web fonts; no instant navigation;
@@ -21,12 +26,10 @@ model pages reached by links and left out of the search index.
 import datetime
 import json
 import logging
-import math
 import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
@@ -34,11 +37,9 @@ import pandas as pd
 import yaml
 from markupsafe import Markup, escape
 
-from pipeline.core import experiments as experiments_registry
 from pipeline.core import submissions
 from pipeline.core.config import load_params
 from pipeline.core.errors import ArgumentParser, DataError, run_stage
-from pipeline.core.experiments import EXPERIMENTS
 from pipeline.core.outputs import read_json, replace_directory
 from pipeline.core.paths import (
     BROWSER_DIR,
@@ -57,25 +58,23 @@ from pipeline.core.paths import (
     TRAIN_INPUTS,
 )
 from pipeline.core.viewer import COLOURS, as_script
-from pipeline.evaluation.metrics import SCORES
-from pipeline.model.folder import WEIGHTS
-from pipeline.results import placement
 from pipeline.results.findings import INITIALISATION_EFFECT, LESION_EFFECT
 from pipeline.results.ranking import tier_words
 from pipeline.site import charts, try_page
 from pipeline.site import format as site_format
 from pipeline.site import tables as site_tables
+from pipeline.site.compare_page import compare_contexts, compare_page_context
+from pipeline.site.context import Provenance, chart_note, page_banner, records
 from pipeline.site.data import (
     ARCHITECTURE_NAMES,
     EXPERIMENT_BLURBS,
     EXPERIMENT_NAMES,
     SYNTHETIC_SOURCES,
     Results,
-    intensity,
     load_results,
     write_downloads,
 )
-from pipeline.site.remote import direct_url, model_downloads
+from pipeline.site.model_page import model_context, model_data, model_entry, published_weights, submission_context
 
 PAPER = {
     "arxiv": "https://arxiv.org/abs/2009.06412",
@@ -85,18 +84,6 @@ PAPER = {
 }
 # Files the pipeline itself rewrites before this stage runs: a difference there is not an uncommitted change.
 PIPELINE_OUTPUTS = ("dvc.lock", "results", "speed.json", "models/train_inputs.json")
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """Where the results come from, printed on every model page and in every footer."""
-
-    revision: str  # git commit of the project (with "+ uncommitted changes" when its code differs)
-    train_inputs: dict  # models/train_inputs.json: code and data hashes, training params
-    remote_url: str  # public address of the published DVC remote, "" when there is none
-    dvc_cache: Path  # where the models' folder manifests are, to find direct links
-    repo_url: str = ""  # public address of the project's repository, "" when there is none
-    built: str = ""  # build date (UTC)
 
 
 def git_revision(root: Path = Path(".")) -> str:
@@ -157,29 +144,6 @@ def environment(confidence: float) -> jinja2.Environment:
 # ---------------------------------------------------------------- page contexts
 
 
-def _banner(results: Results) -> dict:
-    return {
-        "synthetic": results.synthetic,
-        "source": SYNTHETIC_SOURCES.get(results.data_source, results.data_source),
-        "data_source": results.data_source,
-        "profile": results.profile,
-    }
-
-
-def chart_note(results: Results) -> str:
-    """What every chart title says under it when the data are not real."""
-    if not results.synthetic:
-        return ""
-    return f"{SYNTHETIC_SOURCES[results.data_source]}, profile {results.profile}: not real CT"
-
-
-def _records(frame: pd.DataFrame) -> list[dict]:
-    return [
-        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-        for row in frame.to_dict("records")
-    ]
-
-
 def counts(board: pd.DataFrame) -> dict:
     status = board["status"].value_counts()
     return {"models": len(board), "ok": int(status.get("ok", 0)), "degenerate": int(status.get("degenerate", 0)),
@@ -204,7 +168,7 @@ def home_context(results: Results) -> dict:
         })  # fmt: skip
     effects = [e for e in summary["effects"] if e["effect"] in (INITIALISATION_EFFECT, LESION_EFFECT)]
     return {
-        "banner": _banner(results), "counts": counts(board), "rows": rows, "experiments": results.experiments,
+        "banner": page_banner(results), "counts": counts(board), "rows": rows, "experiments": results.experiments,
         "architectures": results.present("architecture"), "encoders": results.present("encoder"),
         "weights": results.present("encoder_weights"), "summary": summary,
         "forest": charts.forest_plot(effects, chart_note(results), "Paired effects on Dice"), "effects": effects,
@@ -221,7 +185,7 @@ def leaderboard_context(results: Results, experiment: str, model_href: Callable[
     note = chart_note(results)
     ranking = results.summary["rankings"]["dice"].get(experiment)
     return {
-        "banner": _banner(results), "experiment": experiment, "counts": counts(grid), "device": device,
+        "banner": page_banner(results), "experiment": experiment, "counts": counts(grid), "device": device,
         "submitted": len(rows) - len(grid),
         "table": site_tables.leaderboard_table(rows.drop(columns="_status"), model_href, device, results.synthetic,
                                                f"{results.summary['bootstrap']['confidence']:.0%}"),
@@ -234,268 +198,11 @@ def leaderboard_context(results: Results, experiment: str, model_href: Callable[
     }  # fmt: skip
 
 
-PYTHON_SNIPPET = """import json
-
-import nibabel as nib
-import numpy as np
-import segmentation_models_pytorch as smp
-import torch
-import torch.nn.functional as F
-
-folder = "{folder}"  # config.json, model.safetensors, preprocessing.json
-model = smp.from_pretrained(folder).eval()
-pre = json.load(open(f"{{folder}}/preprocessing.json"))
-scan = nib.load("scan.nii.gz")  # Hounsfield units; slices along the last axis, as trained
-hu = np.moveaxis(np.asarray(scan.dataobj, dtype=np.float32), -1, 0)  # (slices, H, W)
-size = (pre["size"], pre["size"])
-x = torch.from_numpy((hu + pre["hu_offset"]) / pre["hu_scale"])[:, None]
-x = F.interpolate(x, size=size, mode="bilinear", antialias=True){lungs}
-with torch.no_grad():
-    p = torch.sigmoid(torch.cat([model(batch) for batch in x.split(8)]).float())
-p = F.interpolate(p, size=hu.shape[1:], mode="bilinear", align_corners=False)[:, 0]
-mask = np.moveaxis((p >= 0.5).numpy().astype(np.uint8), 0, -1)  # back to (H, W, slices)
-nib.save(nib.Nifti1Image(mask, scan.affine), "mask.nii.gz")
-"""
-LUNG_INPUT = """
-lungs = np.moveaxis(np.asarray(nib.load("lungs.nii.gz").dataobj) > 0, -1, 0).astype(np.float32)
-lungs = F.interpolate(torch.from_numpy(lungs)[:, None], size=size, mode="bilinear", antialias=True) >= 0.5
-x = x * lungs  # a lesion B model sees the lungs only"""
-
-
-def python_snippet(model_id: str, experiment: str) -> str:
-    """The model page's library-only Python: smp, torch, numpy and nibabel, no project code (a test runs it)."""
-    lungs = LUNG_INPUT if experiments_registry.experiment(experiment).inside_lungs else ""
-    return PYTHON_SNIPPET.format(folder=model_id, lungs=lungs).rstrip("\n")
-
-
-def _checkpoint(metrics: dict) -> dict | None:
-    record = metrics.get("checkpoint")
-    if not isinstance(record, dict) or not {"bytes", "sha256", "md5"} <= set(record):
-        return None
-    return {"megabytes": record["bytes"] / 1e6, "sha256": record["sha256"], "md5": record["md5"]}
-
-
-def model_context(results: Results, model_id: str, provenance: Provenance) -> dict:
-    model = results.models[model_id]
-    metrics = model.metrics
-    evaluated = model.evaluated
-    checkpoint = _checkpoint(metrics)
-    # Links built from dvc.lock: text like any other value on the page (escaped there), never trusted markup. The
-    # weights' sha256 is the training record's where its md5 is the manifest's: 600 weights are not read again.
-    downloads = {}
-    if provenance.remote_url:
-        known = {WEIGHTS: checkpoint} if checkpoint else None
-        downloads = model_downloads(provenance.remote_url, model_id, provenance.dvc_cache, known)
-    direct = downloads.get(WEIGHTS, (None, None))[0]
-    same = results.leaderboard[results.leaderboard["experiment"] == metrics["experiment"]]
-    note = chart_note(results)
-    return {
-        "banner": _banner(results),
-        "m": metrics,
-        "evaluated": evaluated,
-        "ranked": int((same["status"] == "ok").sum()),
-        "volumes": _records(model.volumes) if evaluated else [],
-        "seeds": _records(model.seeds),
-        "checkpoint": checkpoint,
-        "loss_chart": charts.loss_curves(model.history, metrics["best_epoch"], note) if evaluated else None,
-        "volume_chart": charts.volume_bars(model.volumes, note) if evaluated else None,
-        "mask_image": evaluated and (results.figures / "masks" / f"{model_id}.png").exists(),
-        "slices": results.slices.get(metrics["experiment"], []),
-        "direct_url": direct,
-        "python_snippet": python_snippet(model_id, metrics["experiment"]),
-        "downloads": downloads,
-        "remote_url": provenance.remote_url,
-        "repo_url": provenance.repo_url,
-        "revision": provenance.revision,
-        "train_inputs": provenance.train_inputs,
-        "train_params": json.dumps(provenance.train_inputs.get("train", {}), indent=2, sort_keys=True),
-        "speed_device": results.summary["speed"].get("device"),
-        "tolerance": _tolerance(metrics["experiment"], results),
-        "implementation": results.summary["implementation"],
-        "viewers": viewer_entries(results, model_id),
-        "try_panel": try_page.panel(results.browser, results.leaderboard, model_id, published_weights(provenance))
-        if evaluated
-        else None,
-        "viewer_colours": VIEWER_COLOURS,
-    }
-
-
-def submission_context(results: Results, model_id: str) -> dict:
-    """A submission's page: what it is, how it scored, how it compares with the baselines, what was scored."""
-    model = results.models[model_id]
-    metrics, about = model.metrics, model.metrics["submission"]
-    same = results.leaderboard[results.leaderboard["experiment"] == metrics["experiment"]]
-    kind = about["kind"]
-    notes = {
-        "predictions": "the submitted masks resized to it as the ground truth is (coverage of at least a half)",
-        "smp": "the model's own output there" if about.get("input") == "the prepared test slices" else
-        "its masks on each scan's grid resized to it as the ground truth is",
-    }  # fmt: skip
-    notes["onnx"] = notes["smp"]
-    return {
-        "banner": _banner(results), "m": metrics, "meta": metrics["metadata"], "about": about,
-        "kind_title": submissions.KIND_TITLES[kind], "payload": submissions.PAYLOADS[kind],
-        "ranked": int((same["status"] == "ok").sum()), "comparisons": metrics["comparisons"],
-        "size_factor": placement.SIZE_FACTOR, "volumes": _records(model.volumes),
-        "volume_chart": charts.volume_bars(model.volumes, chart_note(results)),
-        "tolerance": _tolerance(metrics["experiment"], results), "viewers": viewer_entries(results, model_id),
-        "viewer_colours": VIEWER_COLOURS, "files": sorted(about["files"].items()),
-        "working_size_note": notes[kind], "margin": results.summary["separations"]["relevant_difference"],
-    }  # fmt: skip
-
-
-# The viewer draws the prediction in the colours of the mask pictures (pipeline.core.viewer).
-VIEWER_COLOURS = ";".join(",".join(map(str, COLOURS[name])) for name in ("tp", "fp", "fn"))
-
-
-def viewer_entries(results: Results, model_id: str) -> list[dict]:
-    """The volumes a model's viewer shows: its CT's key and its prediction's key (a submission's, from its
-    score record: the score stage writes its viewer data)."""
-    model = results.models[model_id]
-    if model.external:
-        volumes = [v for v in model.metrics.get("viewer", []) if isinstance(v, str) and v.isalnum()]
-        names = {submissions.case_id(name): name for name in model.metrics["test_volumes"]}
-    else:
-        volumes = results.viewer.get("models", {}).get(model_id, [])
-        names = results.viewer.get("volumes", {})
-    typical = set(results.viewer.get("typical", {}).values())
-    return [{"volume": names.get(v, v), "ct": f"ct-{v}", "labels": f"{model_id}--{v}", "typical": v in typical}
-            for v in volumes]  # fmt: skip
-
-
-def _tolerance(name: str, results: Results) -> float:
-    return results.summary["tolerances"][EXPERIMENTS[name].target]
-
-
-def curves_frame(results: Results) -> pd.DataFrame:
-    """Every evaluated model's loss per epoch, long: id, experiment, architecture, split, epoch, loss."""
-    frames = []
-    for model_id, model in results.models.items():
-        if model.history.empty:
-            continue
-        frame = model.history.melt(
-            id_vars="epoch", value_vars=["train_loss", "val_loss"], var_name="split", value_name="loss"
-        )
-        frame["split"] = frame["split"].map({"train_loss": "train", "val_loss": "validation"})
-        metrics = model.metrics
-        frames.append(frame.assign(id=model_id, architecture=metrics["architecture"], experiment=metrics["experiment"]))
-    if not frames:
-        return pd.DataFrame(columns=["id", "experiment", "architecture", "split", "epoch", "loss"])
-    return pd.concat(frames).round(6)
-
-
-def compare_contexts(results: Results, model_href: Callable[[str], str]) -> dict[str, dict]:
-    """One context per comparison page (template compare/<name>.md.j2)."""
-    # The grid's own comparisons: submissions have no architecture x encoder x initialisation to compare by.
-    board = results.grid
-    summary, banner, note = results.summary, _banner(results), chart_note(results)
-    init_pairs, lesion_pairs = (pd.DataFrame(summary["pairs"][name]) for name in ("initialisation", "lesions"))
-    filters = sorted(p.stem for p in (results.figures / "filters").glob("*.png"))
-    effects = summary["effects"]
-    arch_effects = [e for e in effects if e["effect"] not in (INITIALISATION_EFFECT, LESION_EFFECT)]
-    init_effects = [e for e in effects if e["effect"] == INITIALISATION_EFFECT]
-    lesion_effects = [e for e in effects if e["effect"] == LESION_EFFECT]
-    common = {"banner": banner, "experiments": results.experiments, "summary": summary}
-    return {
-        "architectures": {
-            **common,
-            "strip": charts.strip_plot(board, "architecture", "Dice per architecture, every model", note, model_href),
-            "forest": charts.forest_plot(arch_effects, note, "One architecture against another, same encoder and init"),
-            "ours": summary["dice"]["by_architecture"],
-        },
-        "encoders": {
-            **common,
-            "heatmaps": {e: charts.encoder_heatmap(board, e, model_href, note) for e in results.experiments},
-            "ours": summary["dice"]["by_encoder"],
-        },
-        "initialisation": {
-            **common,
-            "strip": charts.strip_plot(board, "encoder_weights", "Dice per initialisation, every model", note,
-                                       model_href),
-            "forest": charts.forest_plot(init_effects, note, "ImageNet minus random, same model otherwise"),
-            "pairs": len(init_pairs),
-            "scatter": charts.paired_scatter(init_pairs, "random", "imagenet", "Dice, random init",
-                                             "Dice, ImageNet init", "Same model, two initialisations", note),
-            "filters": filters,
-        },
-        "lesions": {
-            **common,
-            "pairs": len(lesion_pairs),
-            "forest": charts.forest_plot(lesion_effects, note, "Lesion B minus lesion A, same model otherwise"),
-            "scatter": charts.paired_scatter(lesion_pairs, "lesion_a", "lesion_b", "Dice, lesion A", "Dice, lesion B",
-                                             "Same model, without and with the lung mask", note),
-        },
-        "training": {**common, "curves": charts.training_curves(curves_frame(results), note)},
-        "rankings": {
-            **common,
-            "blobs": {e: charts.blob_plot(results.rankings, summary["rankings"]["dice"][e]["blobs"], e, "dice", note,
-                                          model_href) for e in summary["rankings"]["dice"]},
-            "significance": {e: charts.significance_map(summary["rankings"]["dice"][e]["significance"], e, note)
-                             for e in summary["rankings"]["dice"]},
-            "recipes": _records(results.recipes),
-        },
-        "figures": {
-            **common,
-            "params": charts.dice_vs_params(board, model_href, note),
-            "correlations": summary["size_correlation"],
-            "histograms": charts.intensity_histograms(intensity(results), note),
-            "masks": summary["best_and_worst"],
-            "slices": results.slices,
-        },
-    }  # fmt: skip
-
-
-def model_data(results: Results, model_id: str) -> dict:
-    """What the compare view needs of one model, written as data/models/<id>.js (loaded on demand)."""
-    model = results.models[model_id]
-    m = model.metrics
-    keys = ("id", "experiment", "architecture", "encoder", "encoder_weights", "status", "status_reason", "dice",
-            "dice_ci_low", "dice_ci_high", "nsd", "nsd_ci_low", "nsd_ci_high", "hd95", "hd95_median",
-            "hd95_median_ci_low", "hd95_median_ci_high",
-            "sensitivity", "specificity", "precision", "rank", "rank_low", "rank_high", "tier", "params_m", "gflops",
-            "infer_images_per_s", "seed_dice_sd", "seeds", "paper_dice")  # fmt: skip
-    record = {key: m.get(key) for key in keys}  # metrics.json holds the model's leaderboard row (aggregate)
-    record = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}
-    columns = ["volume", *SCORES, "nsd", "hd95"]
-    record["volumes"] = _records(model.volumes[columns]) if model.evaluated else []
-    record["history"] = charts.history_rows(model.history, f"{model_id} ") if not model.history.empty else []
-    record["source"] = m.get("source", "grid")
-    record["mask"] = f"img/masks/{model_id}.png" if (results.figures / "masks" / f"{model_id}.png").exists() else None
-    record["viewer"] = viewer_entries(results, model_id)
-    return record
-
-
-def model_entry(results: Results, row: dict) -> dict:
-    """A model in data/models.js: what the compare view's picker and the search box match and show."""
-    entry = {"id": row["id"], "experiment": row["experiment"], "status": row["status"], "dice": row["dice"],
-             "source": row["source"]}  # fmt: skip
-    if row["source"] == "external":
-        entry["title"] = results.models[row["id"]].metrics["metadata"]["title"]
-    return entry
-
-
 def _js_data(variable: str, key: str, value) -> str:
     """A .js file that registers ``value`` under ``window[variable][key]``: data a page can load from
     ``file://`` (browsers refuse fetch() there, not <script>)."""
     text = site_format.script_json(value)
     return f"(window.{variable} = window.{variable} || {{}})[{json.dumps(key)}] = {text};\n"
-
-
-def t_quantiles(confidence: float, most: int = 100) -> dict[str, float]:
-    """The two-sided Student t quantile at ``confidence`` for 1 to ``most`` degrees of freedom (scipy): what the
-    compare view's paired intervals use, so that the browser needs no t distribution of its own."""
-    from scipy import stats
-
-    return {str(df): round(float(stats.t.ppf(0.5 + confidence / 2, df)), 6) for df in range(1, most + 1)}
-
-
-def compare_page_context(results: Results) -> dict:
-    return {
-        "banner": _banner(results), "experiments": results.experiments,
-        "loss_template": charts.loss_template(chart_note(results)),
-        "bootstrap": results.summary["bootstrap"], "viewer_colours": VIEWER_COLOURS,
-        "t_quantiles": t_quantiles(results.summary["bootstrap"]["confidence"]),
-    }  # fmt: skip
 
 
 def protocol_rows(results: Results, provenance: Provenance) -> list[dict]:
@@ -555,7 +262,7 @@ def methods_context(results: Results, provenance: Provenance) -> dict:
     summary = results.summary
     return {
         "protocol": protocol_rows(results, provenance),
-        "banner": _banner(results), "summary": summary, "implementation": summary["implementation"],
+        "banner": page_banner(results), "summary": summary, "implementation": summary["implementation"],
         "volumes": summary["test_volumes"], "smallest_p": summary["smallest_wilcoxon_p"],
         "tolerances": summary["tolerances"], "speed": summary["speed"], "bootstrap": summary["bootstrap"],
         "voxel": summary.get("voxel_size") or {}, "separations": summary["separations"], "source": module_paths(),
@@ -599,7 +306,8 @@ def submit_context(results: Results, provenance: Provenance) -> dict:
     return {
         "repo_url": provenance.repo_url, "example": example,
         "example_experiment": example.split("-")[0], "margin": results.summary["separations"]["relevant_difference"],
-        "banner": _banner(results), "baselines": int(((board["source"] == "grid") & (board["status"] == "ok")).sum()),
+        "banner": page_banner(results),
+        "baselines": int(((board["source"] == "grid") & (board["status"] == "ok")).sum()),
         "submitted": int((board["source"] == "external").sum()), "volumes": results.summary["test_volumes"],
         "image_dir": rawdata.TEST_IMAGE_DIR, "lung_dir": rawdata.TEST_LUNG_DIR,
         "name_length": submissions.NAME_LENGTH, "affine_atol": submissions.AFFINE_ATOL,
@@ -643,18 +351,6 @@ def write_submission_viewer(payloads: dict[str, bytes], viewer: Path) -> None:
             (viewer / f"{key}.js").write_text(as_script(key, payload))
 
 
-def published_weights(provenance: Provenance) -> Callable[[str], str | None]:
-    """The URL of a model's weights in the published remote (None in a build without one), each found once."""
-    found: dict[str, str | None] = {}
-
-    def url(model_id: str) -> str | None:
-        if provenance.remote_url and model_id not in found:
-            found[model_id] = direct_url(provenance.remote_url, model_id, provenance.dvc_cache)
-        return found.get(model_id)
-
-    return url
-
-
 def try_context(results: Results, provenance: Provenance) -> dict:
     """try.html: the panel with a picker of every model the browser can run, in leaderboard order."""
     weights = published_weights(provenance)
@@ -664,7 +360,7 @@ def try_context(results: Results, provenance: Provenance) -> dict:
     options = [try_page.panel(results.browser, results.leaderboard, model_id, weights) for model_id in board["id"]
                if results.models[model_id].evaluated and not results.models[model_id].external]  # fmt: skip
     options = [option for option in options if option is not None]
-    return {"banner": _banner(results), "options": options, "try_panel": options[0] if options else None}
+    return {"banner": page_banner(results), "options": options, "try_panel": options[0] if options else None}
 
 
 def generate(results: Results, provenance: Provenance, docs: Path, sources: Path = SOURCES_DIR) -> int:
@@ -688,7 +384,7 @@ def generate(results: Results, provenance: Provenance, docs: Path, sources: Path
         write(f"compare/{name}.md", f"compare/{name}.md.j2", **context)
     write("compare.md", "compare.md.j2", **compare_page_context(results))
     write("methods.md", "methods.md.j2", **methods_context(results, provenance))
-    write("models/index.md", "models_index.md.j2", banner=_banner(results), rows=_records(results.leaderboard),
+    write("models/index.md", "models_index.md.j2", banner=page_banner(results), rows=records(results.leaderboard),
           experiments=results.experiments)  # fmt: skip
     data = docs / "data" / "models"
     data.mkdir(parents=True)
@@ -698,7 +394,7 @@ def generate(results: Results, provenance: Provenance, docs: Path, sources: Path
         else:
             write(f"models/{model_id}.md", "model.md.j2", **model_context(results, model_id, provenance))
         (data / f"{model_id}.js").write_text(_js_data("benchmarkModels", model_id, model_data(results, model_id)))
-    index = [model_entry(results, r) for r in _records(results.leaderboard)]
+    index = [model_entry(results, r) for r in records(results.leaderboard)]
     (docs / "data" / "models.js").write_text(_js_data("benchmarkIndex", "models", index))
     for kind in ("masks", "filters"):
         if (results.figures / kind).is_dir():
@@ -716,7 +412,7 @@ def generate(results: Results, provenance: Provenance, docs: Path, sources: Path
     write("get-a-model.md", "get-a-model.md.j2", **get_a_model_context(results, provenance))
     write_downloads(results, docs / "downloads")
     cited = citation(provenance)
-    write("cite.md", "cite.md.j2", banner=_banner(results), repo_url=provenance.repo_url, **cited)
+    write("cite.md", "cite.md.j2", banner=page_banner(results), repo_url=provenance.repo_url, **cited)
     (docs / "downloads" / "CITATION.cff").write_text(yaml.safe_dump(cited["cff"], sort_keys=False, allow_unicode=True))
     return pages
 
