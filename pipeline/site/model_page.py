@@ -32,8 +32,9 @@ scan = nib.load("scan.nii.gz")  # Hounsfield units
 # turned to the orientation of the training data (exact axis swaps and flips, as predict does); the mask is
 # written in this orientation with its own affine, so it lies on the scan in any viewer
 codes = tuple(pre.get("orientation") or nib.aff2axcodes(scan.affine))  # a folder without one: as stored
-turn = nib.orientations.ornt_transform(nib.orientations.io_orientation(scan.affine),
-                                       nib.orientations.axcodes2ornt(codes))
+turn = nib.orientations.ornt_transform(
+    nib.orientations.io_orientation(scan.affine), nib.orientations.axcodes2ornt(codes)
+)
 scan = scan.as_reoriented(turn)
 hu = np.moveaxis(np.asarray(scan.dataobj, dtype=np.float32), -1, 0)  # (slices, H, W)
 size = (pre["size"], pre["size"])
