@@ -191,7 +191,7 @@ def main() -> None:
     mask = segmenter.segment_scan(volume, like.affine, lung, progress=True)
     save_mask(mask, like, args.output)
     if args.dicom_seg is not None:
-        dicom.write_segmentation(mask, series, segmenter.name, experiment(segmenter.experiment).target_name,
+        dicom.write_segmentation(mask, series, segmenter.name, experiment(segmenter.experiment).target,
                                  args.dicom_seg)  # fmt: skip
     millilitres = float(mask.sum()) * float(np.prod(like.header.get_zooms()[:3])) / 1000
     turned = orientation.codes(like.affine)

@@ -156,6 +156,8 @@ def test_predict_on_a_dicom_series_gives_the_niftis_mask_and_a_dicom_seg(tmp_pat
     assert np.allclose(from_nifti.affine, from_dicom.affine, atol=1e-5)
     assert np.array_equal(np.asarray(from_nifti.dataobj), np.asarray(from_dicom.dataobj))
     seg = hd.seg.segread(tmp_path / "mask.dcm")
+    segment = seg.SegmentSequence[0]
+    assert segment.SegmentLabel == "lung" and segment.SegmentedPropertyTypeCodeSequence[0].CodeMeaning == "Lung"
     frames = seg.get_volume().array if hasattr(seg, "get_volume") else None
     assert frames is not None and int(frames.sum()) == int(np.asarray(from_dicom.dataobj).sum())
 
