@@ -95,10 +95,12 @@ def graph_key(folder: Path) -> str:
     return f"{name}{'-lungs' if lungs else ''}-{digest}"
 
 
-def _point_into_weights(graph, weights: Path) -> int:
-    """Every initializer whose bytes are a tensor of ``weights`` becomes external data at that tensor's byte
-    range; returns how many. A tensor found by its name is checked byte for byte; one stored under another name
-    (save_pretrained keeps a shared tensor once) is found by its bytes."""
+def _point_into_weights(graph, weights: Path, parameters: set[str]) -> int:
+    """Every initializer that is one of the network's ``parameters`` (its state dict's names) becomes external
+    data at that tensor's byte range in ``weights``; returns how many. A tensor found by its name is checked byte
+    for byte; one stored under another name (save_pretrained keeps a shared tensor once) is found by its bytes.
+    The exporter's own constants stay in the graph even where their bytes equal a weight of this model: another
+    model that shares the graph has other weights there."""
     import onnx
     from onnx import numpy_helper
     from onnx.external_data_helper import set_external_data
@@ -116,6 +118,8 @@ def _point_into_weights(graph, weights: Path) -> int:
         values = numpy_helper.to_array(tensor)
         raw = np.ascontiguousarray(values).astype(values.dtype.newbyteorder("<"), copy=False).tobytes()
         name = tensor.name.removeprefix("net.")
+        if name not in parameters:
+            continue
         where = span(name) if name in header else None
         if where is None or data[where[0] : where[0] + where[1]] != raw:
             if not by_bytes:
@@ -152,7 +156,7 @@ def export_graph(folder: Path, out: Path) -> dict:
                               input_names=inputs, output_names=[OUTPUT], dynamic_shapes=dynamic,
                               external_data=False, verbose=False)  # fmt: skip
         graph = onnx.load(str(staging))
-        moved = _point_into_weights(graph, folder / WEIGHTS)
+        moved = _point_into_weights(graph, folder / WEIGHTS, set(network.state_dict()))
         # the exporter's per-node notes (stack traces, fx names: 90% of the file) are of no use to a reader
         graph.ClearField("metadata_props")
         for node in graph.graph.node:
