@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.browser import launch, serve
+from pipeline.site.try_page import lung_leader
 
 
 def run_panel(browser, base: str, page_path: str, scan: Path, overrides: dict | None = None,
@@ -92,8 +93,7 @@ def measure(browser, site_dir: Path, browser_dir: Path, results: Path, slices: i
     """Both measurements in ``browser`` (a launched chromium), on a copy of the built site."""
     index = json.loads((browser_dir / "index.json").read_text())
     board = pd.read_csv(results / "leaderboard.csv")
-    lungs = board[(board["experiment"] == "lung") & board["id"].isin(index["models"])].sort_values("rank")
-    model = lungs["id"].iloc[0]
+    model = lung_leader(board, index)
     with tempfile.TemporaryDirectory() as temporary:
         work = Path(temporary)
         site = work / "site"

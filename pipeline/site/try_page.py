@@ -17,6 +17,7 @@ from pipeline.core.experiments import experiment
 from pipeline.core.outputs import read_json, require_keys
 from pipeline.core.paths import MODELS_DIR
 from pipeline.model.folder import WEIGHTS
+from pipeline.results.aggregate import leader_row
 
 INDEX = "index.json"
 REMEDY = "export the browser graphs again (`dvc repro browser`)"
@@ -53,12 +54,11 @@ def model_entry(browser: dict, model_id: str, direct: str | None, prefix: str = 
 
 
 def lung_leader(board, browser: dict) -> str | None:
-    """The best-ranked lung model of the grid that has a browser graph: what finds a scan's lungs."""
-    lungs = board[(board["experiment"] == "lung") & (board["source"] == "grid") & board["rank"].notna()]
-    for model_id in lungs.sort_values(["rank", "id"])["id"]:
-        if model_id in browser["models"]:
-            return model_id
-    return None
+    """The leading lung model of the grid (the one leader rule) among those with a browser graph: what finds a
+    scan's lungs."""
+    lungs = board[(board["experiment"] == "lung") & (board["source"] == "grid") & board["rank"].notna()
+                  & board["id"].isin(list(browser["models"]))]  # fmt: skip
+    return None if lungs.empty else str(leader_row(lungs)["id"])
 
 
 def panel(browser: dict | None, board, model_id: str, direct_of) -> dict | None:
