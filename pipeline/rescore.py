@@ -146,8 +146,10 @@ def rank(records: dict[str, dict], volumes: pd.DataFrame, board: pd.DataFrame, s
         rows[i]["published_rank"] = published.at[i, "rank"] if pd.notna(published.at[i, "rank"]) else None
         rows[i]["published_dice"] = published.at[i, "dice"]
     frame = pd.DataFrame(list(rows.values()), columns=list(COLUMNS))
-    frame = frame.sort_values(["rank", "id"] if frame["rank"].notna().any() else ["dice", "id"],
-                              ascending=[True, True] if frame["rank"].notna().any() else [False, True])  # fmt: skip
+    if frame["rank"].notna().any():
+        frame = frame.sort_values(["rank", "id"])
+    else:  # too few models or scans to rank: best Dice first
+        frame = frame.sort_values(["dice", "id"], ascending=[False, True])
     both = frame.dropna(subset=["rank", "published_rank"])
     if len(both) >= 2:
         tau = stats.kendalltau(both["rank"], both["published_rank"])
