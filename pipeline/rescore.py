@@ -25,7 +25,6 @@ published, and nothing in the project changes. A refusal is one ``error:`` line 
 
 import fnmatch
 import html
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -43,7 +42,7 @@ from pipeline.core.experiments import experiment as experiment_of
 from pipeline.core.outputs import read_table, replace_directory
 from pipeline.core.paths import MODELS_DIR, PARAMS_FILE, PREPARED_DIR, PUBLIC_DIR, RESULTS_DIR
 from pipeline.data import orientation, rawdata
-from pipeline.data.preprocess import write_test_set
+from pipeline.data.preprocess import write_meta, write_test_set
 from pipeline.evaluation.evaluate import evaluate_model
 from pipeline.evaluation.heldout import HeldOutSet
 from pipeline.predict import load_model, read_scan
@@ -199,6 +198,36 @@ The intervals are Student t over your scans; the claims are about these checkpoi
 """
 
 
+def lung_model(board: pd.DataFrame, experiment: str, lungs_given: bool, models_dir: Path, device: str):
+    """The build's leading lung model where ``experiment`` needs lungs and none are given, else None."""
+    if not experiment_of(experiment).inside_lungs or lungs_given:
+        return None
+    lung_rows = board[(board["experiment"] == "lung") & (board["source"] == "grid") & board["rank"].notna()]
+    if lung_rows.empty:
+        raise PipelineError(f"{experiment} needs the scans' lungs: pass --lungs (no ranked lung model here)")
+    lung_id = str(leader_row(lung_rows)["id"])
+    print(f"rescore: lungs from the leading lung model {lung_id}")
+    return load_model(models_dir / lung_id, device)
+
+
+def score_models(segmenters: dict, scans: list, experiment: str, params) -> tuple[dict, list[dict]]:
+    """Every model's evaluation record and per-volume rows on ``scans``, prepared in a scratch folder by the
+    preprocess stage's own code (as the study's test set) and scored by the evaluate stage's."""
+    records, rows = {}, []
+    with tempfile.TemporaryDirectory(prefix="rescore-") as work:
+        prepared = Path(work)
+        volumes = write_test_set(scans, prepared, params.preprocess)
+        preprocess = {k: getattr(params.preprocess, k) for k in ("size", "hu_offset", "hu_scale")}
+        splits = {"train": 0, "val": 0, "test": sum(s.slices for s in scans)}
+        write_meta(prepared, "rescore", "your scans", preprocess, splits, volumes)
+        test = HeldOutSet.load(prepared)
+        with tqdm(segmenters.items(), desc="models", unit="model") as bar:
+            for model_id, segmenter in bar:
+                records[model_id], volume_rows = evaluate_model(segmenter.model, experiment, test, params.evaluate)
+                rows += [{"id": model_id, **row} for row in volume_rows]
+    return records, rows
+
+
 def main() -> None:
     parser = ArgumentParser(description="Score the build's models on your own labelled scans and rank them.")
     parser.add_argument("--images", type=Path, required=True, help="your scans: NIfTI files or DICOM series folders")
@@ -231,14 +260,7 @@ def main() -> None:
     lungs = {}
     if chosen.inside_lungs and args.lungs is not None:
         lungs = dict((name, path) for name, _, path in pair_cases(args.images, args.lungs))
-    lung_segmenter = None
-    if chosen.inside_lungs and args.lungs is None:
-        lung_rows = board[(board["experiment"] == "lung") & (board["source"] == "grid") & board["rank"].notna()]
-        if lung_rows.empty:
-            raise PipelineError(f"{args.experiment} needs the scans' lungs: pass --lungs (no ranked lung model here)")
-        lung_id = str(leader_row(lung_rows)["id"])
-        lung_segmenter = load_model(args.models_dir / lung_id, args.device)
-        print(f"rescore: lungs from the leading lung model {lung_id}")
+    lung_segmenter = lung_model(board, args.experiment, args.lungs is not None, args.models_dir, args.device)
     segmenters = {i: load_model(args.models_dir / i, args.device) for i in ids}
     targets = {s.orientation for s in segmenters.values()}
     if len(targets) > 1:
@@ -253,21 +275,7 @@ def main() -> None:
             scans.append(read_case(f"{number}.nii.gz", scan, labels, lungs.get(name), chosen.target, target,
                                    lung_segmenter))  # fmt: skip
     case_of = {f"{number}.nii.gz": name for number, (name, _, _) in enumerate(cases, start=1)}
-    records, rows = {}, []
-    with tempfile.TemporaryDirectory(prefix="rescore-") as work:
-        prepared = Path(work)
-        volumes = write_test_set(scans, prepared, params.preprocess)
-        meta = {"profile": "rescore", "data_source": str(args.images), "preprocess": {
-            **{k: getattr(params.preprocess, k) for k in ("size", "hu_offset", "hu_scale")}},
-            "splits": {"train": 0, "val": 0, "test": sum(s.slices for s in scans)}, "volumes": volumes}  # fmt: skip
-        (prepared / "meta.json").write_text(json.dumps(meta))
-        test = HeldOutSet.load(prepared)
-        with tqdm(ids, desc="models", unit="model") as bar:
-            for model_id in bar:
-                record, volume_rows = evaluate_model(segmenters[model_id].model, args.experiment, test,
-                                                     params.evaluate)  # fmt: skip
-                records[model_id] = record
-                rows += [{"id": model_id, **row} for row in volume_rows]
+    records, rows = score_models(segmenters, scans, args.experiment, params)
     volumes_frame = pd.DataFrame(rows)
     volumes_frame["volume"] = volumes_frame["volume"].map(case_of)
     frame, about = rank(records, volumes_frame, board, ranking.RankSettings.from_params(params))

@@ -3,6 +3,7 @@
     python -m pipeline.submit NAME --experiment lung --predictions preds/          # masks, one per test volume
     python -m pipeline.submit NAME --experiment lung --model my-smp-folder/        # segmentation-models-pytorch
     python -m pipeline.submit NAME --experiment lung --model model.onnx            # ONNX (onnxruntime)
+    python -m pipeline.submit NAME ... --model model.onnx --onnx-contract native   # ONNX, its own preprocessing
     python -m pipeline.submit NAME ... --dry-run                                   # score and place; write nothing
 
 Predictions are the test volumes' masks (data/raw/rp_im/*.nii.gz), binary NIfTI in each scan's own geometry,
@@ -41,6 +42,7 @@ from pipeline.evaluation import external, nnunet
 from pipeline.evaluation.heldout import HeldOutSet
 from pipeline.model.device import select_device
 from pipeline.model.folder import CONFIG, PREPROCESSING, WEIGHTS
+from pipeline.model.onnx_network import CONTRACTS
 from pipeline.results import placement, ranking
 
 MODEL_FILES = (CONFIG, WEIGHTS, PREPROCESSING)  # what is kept of a submitted smp folder
@@ -55,6 +57,10 @@ def parse_args() -> argparse.Namespace:
     what.add_argument("--predictions", type=Path, help="a folder of predicted masks, one per test volume (NIfTI)")
     what.add_argument("--model", type=Path, help="a segmentation-models-pytorch folder or an .onnx file")
     parser.add_argument("--case-map", type=Path, help="CSV (case, volume): which prediction is which test volume")
+    parser.add_argument("--onnx-contract", choices=CONTRACTS, default="benchmark",
+                        help="an .onnx model's contract: benchmark (normalised slices at the working size in, "
+                             "logits out; default) or native (HU slices at the scan's size in, probabilities "
+                             "out: your own preprocessing is scored)")  # fmt: skip
     for field, (limit, what_it_is) in submissions.TEXT_FIELDS.items():
         parser.add_argument(f"--{field.replace('_', '-')}", default="", help=f"{what_it_is} (at most {limit})")
     parser.add_argument("--url", default="", help="the model's web page (http or https)")
@@ -107,13 +113,16 @@ def score(args: argparse.Namespace, params, test: HeldOutSet, meta: dict, device
     if args.case_map is not None:
         raise PipelineError("--case-map: only for --predictions")
     kind = external.model_kind(args.model)
+    if args.onnx_contract != "benchmark" and kind != "onnx":
+        raise PipelineError(f"--onnx-contract {args.onnx_contract}: only for an .onnx --model ({args.model} is not)")
     has_own = kind == "smp" and (args.model / PREPROCESSING).is_file()
     recorded = None if has_own else external.default_preprocessing(args.experiment, meta["preprocess"])
+    if args.onnx_contract == "native":
+        recorded = external.native_contract(args.experiment)
     network = external.load_network(args.model, kind, args.experiment, recorded or {}, device)
     if recorded is not None:
         recorded = network.preprocessing  # an ONNX graph's fixed input size included
-    scored = external.score_network(network, args.experiment, test, params.evaluate, meta["preprocess"])
-    scored.about.update(external.time_inference(network, params.speed, device))
+    scored = external.score_model(network, args.experiment, test, params, meta["preprocess"], device)
     if kind == "onnx":
         files = {submissions.PAYLOADS["onnx"]: args.model}
     else:

@@ -278,6 +278,71 @@ def test_an_onnx_graph_whose_output_is_not_one_logit_per_pixel_is_refused(projec
     assert "gave output of shape (1, 1, 16, 16) for input (1, 1, 32, 32)" in line
 
 
+def _own_pipeline(tiny_project: Path, size: int = 32):
+    """A submitter's whole model in one torch module: the HU scaling, a plain bilinear resize to its working
+    size (not the benchmark's antialiased one), the grid model's network, sigmoid, and back to the slice's size."""
+    import torch
+    import torch.nn.functional as F
+
+    from pipeline.model import checkpoints
+
+    network, _ = checkpoints.load(tiny_project / "models" / GRID_MODEL)
+
+    class OwnPipeline(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.network = network
+
+        def forward(self, hu):
+            height, width = hu.shape[-2:]
+            x = F.interpolate((hu + 500.0) / 500.0, size=(size, size), mode="bilinear", align_corners=False)
+            probs = torch.sigmoid(self.network(x))
+            return F.interpolate(probs, size=(height, width), mode="bilinear", align_corners=False)
+
+    return OwnPipeline().eval()  # a new module trains by default, and the exporter restores the mode it found
+
+
+def test_a_native_onnx_graph_is_scored_on_its_own_preprocessing(project, tiny_project, tmp_path, tiny_prepared):
+    """The native contract: HU slices at the scan's size in, probabilities at that size out; the benchmark only
+    thresholds. Its score is exactly that of the masks the submitter's own pipeline makes."""
+    import torch
+
+    from pipeline.core.config import load_params
+    from pipeline.data.prepared import load_native
+    from pipeline.evaluation import external
+    from pipeline.evaluation.heldout import HeldOutSet
+
+    model = _own_pipeline(tiny_project)
+    path = tmp_path / "native.onnx"
+    axes = {"hu": {0: "n", 2: "h", 3: "w"}, "probabilities": {0: "n", 2: "h", 3: "w"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 1, 40, 48),), str(path), dynamo=False, input_names=["hu"],
+                          output_names=["probabilities"], dynamic_axes=axes)  # fmt: skip
+    params = load_params(project / "params.yaml")
+    test = HeldOutSet.load(tiny_prepared)
+    masks = {}
+    with torch.no_grad():
+        for name in test.volume_rows:
+            hu = torch.from_numpy(np.asarray(load_native(test.volume_dirs[name], tiny_prepared).image, np.float32))
+            masks[name] = (model(hu[:, None])[:, 0] >= params.evaluate.threshold).numpy()
+    own = external.score_masks(masks, "lung", test, params.evaluate).record
+    out = _dry_run(project, "--model", str(path), "--onnx-contract", "native")
+    assert f"Dice {own['dice']:.4f} [{own['dice_ci_low']:.4f}, {own['dice_ci_high']:.4f}]" in out
+    benchmark = _onnx_export(tiny_project, tmp_path / "benchmark.onnx")  # the same network under today's contract
+    assert f"Dice {own['dice']:.4f} [" not in _dry_run(project, "--model", str(benchmark))
+    # What the contract refuses, each in one line: logits for probabilities, a fixed size, the wrong kind of model.
+    logits = _onnx_export(tiny_project, tmp_path / "logits.onnx")
+    line = error_line(_submit(project, "x", "--model", str(logits), "--onnx-contract", "native", "--dry-run"))
+    assert "under the native contract it gives probabilities in [0, 1]" in line
+    fixed = _onnx_export(tiny_project, tmp_path / "fixed.onnx", size=32)
+    line = error_line(_submit(project, "x", "--model", str(fixed), "--onnx-contract", "native", "--dry-run"))
+    assert "fixes its slices at 32 x 32" in line
+    copy = Path(shutil.copytree(tiny_project / "models" / GRID_MODEL, tmp_path / "copy"))
+    line = error_line(_submit(project, "x", "--model", str(copy), "--onnx-contract", "native", "--dry-run"))
+    assert "--onnx-contract native: only for an .onnx --model" in line
+
+
 def _init_dvc(project: Path) -> None:
     result = subprocess.run([DVC, "init", "--no-scm", "-q"], cwd=project, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

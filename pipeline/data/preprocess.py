@@ -98,15 +98,18 @@ def preprocess(raw_dir: Path, out_dir: Path, params: PreprocessParams, profile: 
     volumes = write_test_set(scans, out_dir, params)
     rows = sum(volume["shape"][2] for volume in volumes)
 
-    meta = {
-        "profile": profile,
-        "data_source": _read_source(raw_dir),
-        # the training scan's axis codes: recorded in every model folder, so that predict can bring a scan stored
-        # otherwise to the orientation the networks learned (pipeline.data.orientation)
-        "preprocess": {**as_dict(params), "orientation": orientation.codes(train.affine)},
-        "splits": {"train": cut, "val": train.slices - cut, "test": rows},
-        "volumes": volumes,
-    }
+    # the training scan's axis codes: recorded in every model folder, so that predict can bring a scan stored
+    # otherwise to the orientation the networks learned (pipeline.data.orientation)
+    preprocess = {**as_dict(params), "orientation": orientation.codes(train.affine)}
+    splits = {"train": cut, "val": train.slices - cut, "test": rows}
+    return write_meta(out_dir, profile, _read_source(raw_dir), preprocess, splits, volumes)
+
+
+def write_meta(out_dir: Path, profile: str, data_source: str, preprocess: dict, splits: dict,
+               volumes: list[dict]) -> dict:  # fmt: skip
+    """meta.json of a prepared folder (what pipeline.data.prepared.load_meta reads), written and returned."""
+    meta = {"profile": profile, "data_source": data_source, "preprocess": preprocess, "splits": splits,
+            "volumes": volumes}  # fmt: skip
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return meta
 

@@ -166,6 +166,15 @@ def evaluation_key(train: dict, checkpoint: str, data: str, code: str, params: E
     return input_key(inputs)
 
 
+def write_keyed_result(folder: Path, key: str, record: dict, rows: list[dict]) -> None:
+    """A result's files (metrics.json, volumes.csv) and the key of what it was computed from, with their digests
+    (what ``stored_result`` checks): evaluate's per run and score's per submission, in a staged folder."""
+    (folder / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    write_volumes(rows, folder / "volumes.csv")
+    stored = {"key": key, "files": result_digests(folder, RESULT_FILES)}
+    (folder / KEY_FILE).write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
+
+
 def stored_result(folder: Path, key: str) -> str:
     """Whether the stored result in ``folder`` is current: "current", "stale" (other inputs, or none stored) or
     "altered" (computed for these inputs, but its files no longer have the digests recorded with it)."""
@@ -199,10 +208,7 @@ def evaluate_run(job: Job, models_dir: Path, out_dir: Path, test: HeldOutSet, pa
         scores, rows = evaluate_model(model, job.train["experiment"], test, params)
         record.update(scores, implementation={"surface": surface.IMPLEMENTATION, "library": surface.library_version()})
     with replace_directory(out_dir / job.run_id) as staging:
-        (staging / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        write_volumes(rows, staging / "volumes.csv")
-        stored = {"key": job.key, "files": result_digests(staging, RESULT_FILES)}
-        (staging / KEY_FILE).write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
+        write_keyed_result(staging, job.key, record, rows)
 
 
 # A worker process's state: the test set and settings, loaded once per process (``_start_worker``).

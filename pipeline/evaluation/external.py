@@ -7,7 +7,9 @@ an ONNX model, by the grid's own scoring path (pipeline.evaluation.evaluate.scor
   ONNX graph's input size where it fixes one). When that preprocessing is the prepared test data's, the model
   sees the very slices the grid's models see (so a copy of a grid model scores exactly as it); otherwise each
   scan is normalised and resized to the model's own working size from its Hounsfield units, as ``predict``
-  does. Scoring runs on one CPU thread (or the GPU), as evaluation does, so that a result never depends on
+  does. An ONNX graph under the native contract (pipeline.model.onnx_network) is given each scan's Hounsfield
+  units at the scan's own size and its probabilities are only thresholded: its submitter's preprocessing is
+  what is scored. Scoring runs on one CPU thread (or the GPU), as evaluation does, so that a result never depends on
   the machine's thread count; the timing of inference then uses all threads, as the speed stage does.
 """
 
@@ -36,7 +38,7 @@ from pipeline.model.folder import (
     pickle_refusal,
     preprocessing_record,
 )
-from pipeline.model.onnx_network import ONNX_SUFFIX, OnnxNetwork
+from pipeline.model.onnx_network import CONTRACTS, ONNX_SUFFIX, OnnxNetwork
 
 PREPROCESS_KEYS = ("size", "hu_offset", "hu_scale")
 
@@ -102,10 +104,37 @@ def default_preprocessing(experiment: str, preprocess: dict) -> dict:
     return preprocessing_record(experiment, preprocess)
 
 
+def native_contract(experiment: str) -> dict:
+    """What submission.json records of a graph under the native contract: no preprocessing of the benchmark's."""
+    lungs = " and the lung mask (0 or 1) as a second input of that shape"
+    lungs = lungs if experiment_of(experiment).inside_lungs else ""
+    return {
+        "experiment": experiment, "contract": "native",
+        "input": f"each test scan's slices at its own size in Hounsfield units, (N, 1, H, W) float32{lungs}; "
+                 "slice k is volume[:, :, k] of the NIfTI array as nibabel reads it (as stored, not reoriented)",
+        "output": "probabilities in [0, 1] of that shape, thresholded by the benchmark (>= evaluate.threshold); "
+                  "no resize, no sigmoid",
+    }  # fmt: skip
+
+
+def contract_of(preprocessing: dict | None) -> str:
+    """The ONNX contract a recorded preprocessing names ("benchmark" where it names none, as before it existed)."""
+    contract = (preprocessing or {}).get("contract", "benchmark")
+    if contract not in CONTRACTS:
+        raise PipelineError(f"unknown ONNX contract {contract!r}; expected one of {', '.join(CONTRACTS)}")
+    return contract
+
+
 def load_network(path: Path, kind: str, experiment: str, defaults: dict, device: torch.device) -> Network:
     """The model at ``path`` ready to segment, checked: an smp folder's weights match its config (all there,
-    finite, the right shapes), an ONNX graph takes (N, 1, S, S) and gives the same shape."""
+    finite, the right shapes), an ONNX graph takes and gives what its contract says (``defaults['contract']``)."""
     path = Path(path)
+    if kind == "onnx" and contract_of(defaults) == "native":
+        network = OnnxNetwork(path, "native", inputs=2 if experiment_of(experiment).inside_lungs else 1)
+        network.check(0)
+        return Network(network, native_contract(experiment), {
+            "kind": "onnx", "contract": "native", "params": network.parameters(),
+            "params_counted": "values in the ONNX graph's weights"})  # fmt: skip
     if kind == "onnx":
         network = OnnxNetwork(path)
         size = network.working_size(defaults["size"])
@@ -113,7 +142,7 @@ def load_network(path: Path, kind: str, experiment: str, defaults: dict, device:
             raise DataError(path, f"takes {size} x {size} slices; the benchmark's working sizes are multiples of 32")
         preprocessing = {**defaults, "size": size}
         network.check(size)
-        return Network(network, preprocessing, {"kind": "onnx", "params": network.parameters(),
+        return Network(network, preprocessing, {"kind": "onnx", "contract": "benchmark", "params": network.parameters(),
                                                 "params_counted": "values in the ONNX graph's weights"})  # fmt: skip
     model, preprocessing = checkpoints.load(path, device, default_preprocessing=defaults)
     if preprocessing["experiment"] != experiment:
@@ -158,29 +187,53 @@ def _native_masks(network: Network, experiment: str, test: HeldOutSet, threshold
     return masks
 
 
-def time_inference(network: Network, speed: SpeedParams, device: torch.device) -> dict:
+def _contract_masks(network: Network, experiment: str, test: HeldOutSet, threshold: float) -> dict[str, np.ndarray]:
+    """Each scan's Hounsfield units given to a native-contract graph at the scan's own size; its probabilities
+    thresholded on the scan's grid, nothing else done."""
+    inside_lungs = experiment_of(experiment).inside_lungs
+    masks = {}
+    for name in test.volume_rows:
+        native = load_native(test.volume_dirs[name], test.prepared_dir)
+        lung = np.asarray(native.lung, dtype=np.float32) if inside_lungs else None
+        probs = network.model.native_probabilities(np.asarray(native.image, dtype=np.float32), lung)
+        masks[name] = probs >= threshold
+    return masks
+
+
+def time_inference(network: Network, speed: SpeedParams, device: torch.device, test: HeldOutSet) -> dict:
     """Images per second of inference, as the speed stage times the grid's networks (median of repeats after
-    warm-up, random slices at the working size, a batch of ``speed.batch_size``)."""
-    size = network.preprocessing["size"]
+    warm-up, random slices at the working size, a batch of ``speed.batch_size``); a native-contract graph on
+    slices of the first test scan's size, the size it is given when scored."""
+    native = network.preprocessing.get("contract") == "native"
+    height, width = test.shapes[next(iter(test.volume_rows))][:2] if native else (network.preprocessing["size"],) * 2
     generator = torch.Generator().manual_seed(0)
-    images = torch.randn(speed.batch_size, 1, size, size, generator=generator)
+    images = torch.randn(speed.batch_size, 1, height, width, generator=generator)
     if isinstance(network.model, OnnxNetwork):
         batch = images.numpy()
 
         def infer() -> None:
-            network.model.logits(batch)
+            if native:
+                network.model.native_probabilities(batch[:, 0] * 500, np.ones_like(batch[:, 0]))
+            else:
+                network.model.logits(batch)
 
         timing_device = torch.device("cpu")
         seconds = median_seconds(infer, timing_device, speed.warmup, speed.repeats)
     else:
         timing_device = device
         seconds = inference_seconds(network.model, images.to(device), device, speed.warmup, speed.repeats)
-    return {"infer_images_per_s": speed.batch_size / seconds, "speed_device": device_name(timing_device)}
+    shape = {"speed_slice": f"{height} x {width}"} if native else {}
+    return {"infer_images_per_s": speed.batch_size / seconds, "speed_device": device_name(timing_device), **shape}
 
 
 def score_network(network: Network, experiment: str, test: HeldOutSet, params: EvaluateParams,
                   prepared_preprocess: dict) -> Scored:  # fmt: skip
     """Scores of a loaded model, on one thread (see the module's docstring)."""
+    if network.preprocessing.get("contract") == "native":
+        native = _contract_masks(network, experiment, test, params.threshold)
+        record, rows = evaluate_masks(native, experiment, test, params)
+        seen = "each test scan's slices in Hounsfield units at the scan's own size"
+        return Scored(record, rows, native, {**network.about, "input": seen})
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -200,3 +253,12 @@ def score_network(network: Network, experiment: str, test: HeldOutSet, params: E
     seen = "the prepared test slices" if same else "each scan resized to the model's working size"
     about = {**network.about, "preprocessing": {k: network.preprocessing[k] for k in PREPROCESS_KEYS}, "input": seen}
     return Scored(record, rows, native, about)
+
+
+def score_model(network: Network, experiment: str, test: HeldOutSet, params, prepared_preprocess: dict,
+                device: torch.device) -> Scored:  # fmt: skip
+    """A loaded model scored (``score_network``) and its inference timed (``time_inference``): what submit's
+    dry run and the score stage both report."""
+    scored = score_network(network, experiment, test, params.evaluate, prepared_preprocess)
+    scored.about.update(time_inference(network, params.speed, device, test))
+    return scored

@@ -227,6 +227,48 @@ def _save_png(picture: Image.Image, path: Path) -> None:
         picture.save(partial, optimize=True)
 
 
+def shown_arrays(held_out: HeldOutSet, experiments, volumes: np.ndarray) -> tuple[dict, dict]:
+    """(the slices each experiment's pictures show, and their (model inputs, targets, plain CT)), read once for
+    all models of the experiment."""
+    shown, arrays = {}, {}
+    for experiment in experiments:
+        inputs, targets = held_out.experiment(experiment)
+        rows = shown[experiment] = shown_slices(np.asarray(targets), volumes)
+        arrays[experiment] = (
+            np.asarray(inputs)[rows],
+            np.asarray(targets)[rows],
+            np.asarray(held_out.split.image)[rows],
+        )
+    return shown, arrays
+
+
+def draw_model(model, cell, arrays: tuple, window: tuple, filters: bool, viewer: ViewerPlan, volumes: list[str],
+               threshold: float, out: Path) -> None:  # fmt: skip
+    """One model's pictures: its masks on the shown slices, its first-layer filters (``filters``) and its
+    predictions on the viewer's volumes."""
+    inputs, targets, images = arrays
+    predicted = probabilities(model, inputs) >= threshold
+    _save_png(mask_strip(images, targets, predicted, window), out / "masks" / f"{cell.id}.png")
+    if filters:
+        _save_png(filter_grid(first_convolution(model)), out / "filters" / f"{cell.id}.png")
+    for volume in volumes:
+        labels = viewer.labels(model, cell.experiment, volume, threshold)
+        write_text_atomically(out / "viewer" / f"{cell.id}--{volume}.js", as_script(f"{cell.id}--{volume}", labels))
+
+
+def remove_stale(out: Path, index: dict, filtered: set, shown_volumes: dict, needed: list[str]) -> None:
+    """Pictures and viewer scripts of models no longer in the grid, no longer finished, or of volumes no longer
+    shown."""
+    for folder in ("masks", "filters"):
+        for picture in (out / folder).glob("*.png"):
+            if picture.stem not in index or (folder == "filters" and parse_cell_id(picture.stem) not in filtered):
+                picture.unlink()
+    kept = {f"ct-{v}.js" for v in needed} | {f"{i}--{v}.js" for i, vs in shown_volumes.items() for v in vs}
+    for script in (out / "viewer").glob("*.js"):
+        if script.name not in kept:
+            script.unlink()
+
+
 def main() -> None:
     parser = ArgumentParser(description="Draw the website's figures from the models and the test set.")
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
@@ -245,13 +287,7 @@ def main() -> None:
     with open(args.prepared / "test" / "slices.csv") as handle:
         slice_rows = list(csv.DictReader(handle))
     volumes = np.asarray([row["volume"] for row in slice_rows])
-    shown, arrays = {}, {}
-    for experiment in grid.experiments:
-        inputs, targets = held_out.experiment(experiment)
-        shown[experiment] = shown_slices(np.asarray(targets), volumes)
-        rows = shown[experiment]
-        # (model inputs, targets, plain CT) of the shown slices, read once for all models of the experiment
-        arrays[experiment] = (np.asarray(inputs)[rows], np.asarray(targets)[rows], np.asarray(test.image)[rows])
+    shown, arrays = shown_arrays(held_out, grid.experiments, volumes)
     filtered = set(filter_cells(cells))
     data = held_out.fingerprint()
     code = code_fingerprint(STAGE)
@@ -279,15 +315,8 @@ def main() -> None:
             index[cell.id] = entry
             continue
         model, _ = checkpoints.load(resolve(args.models / cell.id, args.models), device)
-        inputs, targets, images = arrays[cell.experiment]
-        predicted = probabilities(model, inputs) >= params.evaluate.threshold
-        _save_png(mask_strip(images, targets, predicted, window), args.out / "masks" / f"{cell.id}.png")
-        if cell in filtered:
-            _save_png(filter_grid(first_convolution(model)), args.out / "filters" / f"{cell.id}.png")
-        for volume in volumes_shown:
-            labels = viewer.labels(model, cell.experiment, volume, params.evaluate.threshold)
-            write_text_atomically(args.out / "viewer" / f"{cell.id}--{volume}.js",
-                                  as_script(f"{cell.id}--{volume}", labels))  # fmt: skip
+        draw_model(model, cell, arrays[cell.experiment], window, cell in filtered, viewer, volumes_shown,
+                   params.evaluate.threshold, args.out)  # fmt: skip
         index[cell.id] = _entry(key, outputs)
         drawn += 1
     needed = sorted({volume for volumes in shown_volumes.values() for volume in volumes})
@@ -297,24 +326,15 @@ def main() -> None:
         if _drawn(old.get(f"ct-{volume}"), ct_key, [path]) is None:
             write_text_atomically(path, as_script(f"ct-{volume}", viewer.ct(volume)))
         index[f"ct-{volume}"] = _entry(ct_key, [path])
-    for folder in ("masks", "filters"):  # pictures of models no longer in the grid, or no longer finished
-        for picture in (args.out / folder).glob("*.png"):
-            if picture.stem not in index or (folder == "filters" and parse_cell_id(picture.stem) not in filtered):
-                picture.unlink()
-    kept = {f"ct-{v}.js" for v in needed} | {f"{i}--{v}.js" for i, vs in shown_volumes.items() for v in vs}
-    for script in (args.out / "viewer").glob("*.js"):
-        if script.name not in kept:
-            script.unlink()
+    remove_stale(args.out, index, filtered, shown_volumes, needed)
     layout = {
         "labels": viewer_data.LABELS, "hu_range": viewer_data.HU_RANGE, "models": shown_volumes,
         "volumes": {folder: viewer.names[folder] for folder in needed}, "typical": viewer.typical,
     }  # fmt: skip
     write_text_atomically(args.out / "viewer" / "viewer.json", json.dumps(layout, indent=2, sort_keys=True) + "\n")
     write_text_atomically(args.out / "intensity.json", json.dumps(intensity_histograms(test, preprocess)) + "\n")
-    slices = {
-        experiment: [{"volume": slice_rows[i]["volume"], "slice": int(slice_rows[i]["slice"])} for i in rows]
-        for experiment, rows in shown.items()
-    }
+    slices = {experiment: [{"volume": slice_rows[i]["volume"], "slice": int(slice_rows[i]["slice"])} for i in rows]
+              for experiment, rows in shown.items()}  # fmt: skip
     write_text_atomically(args.out / "slices.json", json.dumps(slices, indent=2) + "\n")
     write_text_atomically(args.out / "index.json", json.dumps(index, indent=2, sort_keys=True) + "\n")
     seconds = time.perf_counter() - started

@@ -29,14 +29,14 @@ from tqdm import tqdm
 from pipeline.core import submissions
 from pipeline.core.config import Params, load_params
 from pipeline.core.errors import ArgumentParser, DataError, run_stage
-from pipeline.core.fingerprint import code_fingerprint, file_sha256, input_key, result_digests
+from pipeline.core.fingerprint import code_fingerprint, file_sha256, input_key
 from pipeline.core.outputs import replace_directory, write_text_atomically
 from pipeline.core.paths import PARAMS_FILE, PREPARED_DIR, SCORES_DIR, SUBMISSIONS_DIR
 from pipeline.core.viewer import as_script
 from pipeline.data import predictions
 from pipeline.data.prepared import load_meta, load_native, native_target
 from pipeline.evaluation import external, surface, viewer_data
-from pipeline.evaluation.evaluate import KEY_FILE, RESULT_FILES, stored_result, write_volumes
+from pipeline.evaluation.evaluate import stored_result, write_keyed_result
 from pipeline.evaluation.heldout import HeldOutSet
 from pipeline.model.device import select_device
 
@@ -70,9 +70,7 @@ def score_submission(folder: Path, record: dict, test: HeldOutSet, params: Param
         return external.score_masks(masks, record["experiment"], test, params.evaluate)
     defaults = record["preprocessing"] or external.default_preprocessing(record["experiment"], prepared_preprocess)
     network = external.load_network(root, record["kind"], record["experiment"], defaults, device)
-    scored = external.score_network(network, record["experiment"], test, params.evaluate, prepared_preprocess)
-    scored.about.update(external.time_inference(network, params.speed, device))
-    return scored
+    return external.score_model(network, record["experiment"], test, params, prepared_preprocess, device)
 
 
 def viewer_volumes(scored: external.Scored, test: HeldOutSet, requested: list[str]) -> list[str]:
@@ -123,10 +121,7 @@ def write_result(out: Path, name: str, key: str, record: dict, scored: external.
     with replace_directory(out / name) as staging:
         shown = write_viewer(scored, name, record["experiment"], test, params, staging / "viewer")
         evaluation["viewer"] = shown
-        (staging / "metrics.json").write_text(json.dumps(evaluation, indent=2, sort_keys=True) + "\n")
-        write_volumes(scored.rows, staging / "volumes.csv")
-        stored = {"key": key, "files": result_digests(staging, RESULT_FILES)}
-        (staging / KEY_FILE).write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
+        write_keyed_result(staging, key, evaluation, scored.rows)
 
 
 def main() -> None:

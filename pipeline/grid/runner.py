@@ -218,6 +218,32 @@ def make_engine(args: argparse.Namespace):
     return RayEngine(Path("."), args.address, args.models_per_gpu, args.cpus_per_model, args.retries, args.num_cpus)
 
 
+def train_cells(engine, cells: list, batch: int) -> tuple[list[Outcome], list[str]]:
+    """Train ``cells`` on ``engine`` with progress, recording finished ones ``batch`` at a time (and what
+    finished when interrupted); (the failures, the cells another runner is training)."""
+    if engine.name == "ray":
+        print(f"grid: Ray engine, {engine.describe()}")
+    failures, elsewhere, pending = [], [], []
+    progress = Progress(len(cells), engine.slots)
+    try:
+        for outcome in engine.run(cells):
+            progress.update(outcome)
+            if outcome.status == "ok":
+                pending.append(outcome.name)
+            elif outcome.status == "busy":
+                elsewhere.append(outcome.name)
+            else:
+                failures.append(outcome)
+                tqdm.write(f"failed: {outcome.name} ({outcome.error or 'non-zero exit'}; log: {outcome.log})")
+            if len(pending) >= batch:
+                commit(pending)
+                pending = []
+    finally:
+        progress.close()
+        commit(pending)  # what finished is recorded even when the run is interrupted
+    return failures, elsewhere
+
+
 def main() -> None:
     parser = ArgumentParser(description="Train the grid's stale cells and record them in DVC.")
     parser.add_argument("--glob", default="*", help="only cells whose id matches, e.g. 'lesion_*-unet-*'")
@@ -245,29 +271,11 @@ def main() -> None:
         return
     commit(plan.commit)
     failures: list[Outcome] = []
-    elsewhere, pending = [], []
+    elsewhere: list[str] = []
     evaluate_here = args.engine == "ray" and not args.train_only
     engine = make_engine(args) if plan.run or evaluate_here else None
     if engine is not None and plan.run:
-        if engine.name == "ray":
-            print(f"grid: Ray engine, {engine.describe()}")
-        progress = Progress(len(plan.run), engine.slots)
-        try:
-            for outcome in engine.run(plan.run):
-                progress.update(outcome)
-                if outcome.status == "ok":
-                    pending.append(outcome.name)
-                elif outcome.status == "busy":
-                    elsewhere.append(outcome.name)
-                else:
-                    failures.append(outcome)
-                    tqdm.write(f"failed: {outcome.name} ({outcome.error or 'non-zero exit'}; log: {outcome.log})")
-                if len(pending) >= args.batch:
-                    commit(pending)
-                    pending = []
-        finally:
-            progress.close()
-            commit(pending)  # what finished is recorded even when the run is interrupted
+        failures, elsewhere = train_cells(engine, plan.run, args.batch)
     if engine is not None:
         try:
             if evaluate_here and not failures:

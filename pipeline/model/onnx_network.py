@@ -2,11 +2,19 @@
 
 Loading an ONNX file executes nothing from it (unlike a pickle): onnxruntime parses a protobuf graph and runs
 its own kernels, and custom operators need a library that the caller registers explicitly, which this module
-never does. The model must take what the benchmark's networks take and give what they give: one input of
-shape (N, 1, H, W), float32, the normalised CT slice at the working size, and one output of shape
-(N, 1, H, W), the logits (a sigmoid and a threshold of 0.5 make the mask). A batch axis of fixed size 1 is
-accepted and fed one slice at a time. Both shapes are checked on the declared graph and on one trial run
-before any scan is segmented.
+never does. A graph follows one of two contracts (``CONTRACTS``), chosen by its submitter:
+
+- "benchmark": it takes what the grid's networks take and gives what they give: one input of shape
+  (N, 1, S, S), float32, the normalised CT slice at the working size, and one output of that shape, the logits.
+  The benchmark normalises, resizes (antialiased bilinear), applies the sigmoid, resizes back and thresholds,
+  as for its own models.
+- "native": the graph is the whole model, the submitter's own preprocessing included. It takes each scan's
+  slices at the scan's own size in Hounsfield units, (N, 1, H, W) float32 (and a lesion_b graph a second
+  input of that shape, the lung mask, 0 or 1), and gives probabilities of that shape in [0, 1]; the benchmark
+  only thresholds them (``>= evaluate.threshold``) on the scan's own grid.
+
+A batch axis of fixed size 1 is accepted and fed one slice at a time. Shapes are checked on the declared graph
+and on one trial run before any scan is segmented.
 """
 
 from pathlib import Path
@@ -57,15 +65,19 @@ def _refuse_external_data(path: Path) -> None:
                               "(onnx.save_model(model, path, save_as_external_data=False))")  # fmt: skip
 
 
+CONTRACTS = ("benchmark", "native")
+
+
 class OnnxNetwork:
-    """An ONNX segmentation network with the benchmark's input and output convention."""
+    """An ONNX segmentation network under one of the ``CONTRACTS`` (see the module's docstring); ``inputs`` is 2
+    for a native lesion_b graph (the slice and the lungs), else 1."""
 
     time_limit_s = 600.0  # one batch of at most 8 slices; a paper-size network on one CPU thread takes seconds
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, contract: str = "benchmark", inputs: int = 1):
         import onnxruntime
 
-        self.path = Path(path)
+        self.path, self.contract = Path(path), contract
         _refuse_external_data(self.path)
         options = _bounded_options()
         options.intra_op_num_threads = 1  # one thread per process, as the grid's models are evaluated
@@ -76,21 +88,28 @@ class OnnxNetwork:
         except Exception as error:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise DataError(path, f"is not a loadable ONNX model ({first[:200]})") from None
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise DataError(path, f"has {len(inputs)} inputs and {len(outputs)} outputs; expected one of each "
-                                  "(the CT slice in, the logits out)")  # fmt: skip
-        self.input, self.output = inputs[0], outputs[0]
+        self.inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(self.inputs) != inputs or len(outputs) != 1:
+            wanted = "the CT slice and the lung mask in" if inputs == 2 else "the CT slice in"
+            given = "probabilities" if contract == "native" else "the logits"
+            raise DataError(path, f"has {len(self.inputs)} inputs and {len(outputs)} outputs; expected {inputs} "
+                                  f"and 1 ({wanted}, {given} out)")  # fmt: skip
+        self.input, self.output = self.inputs[0], outputs[0]
+        for declared in self.inputs:
+            shape = list(declared.shape)
+            if len(shape) != 4 or _dimension(shape[1]) not in (None, 1):
+                raise DataError(path, f"takes input {declared.name!r} of shape {shape}; expected (N, 1, H, W)")
+            if declared.type != "tensor(float)":
+                raise DataError(path, f"takes {declared.type} as input; expected tensor(float) (float32)")
         shape = list(self.input.shape)
-        if len(shape) != 4 or _dimension(shape[1]) not in (None, 1):
-            raise DataError(path, f"takes input {self.input.name!r} of shape {shape}; expected (N, 1, H, W)")
-        if self.input.type != "tensor(float)":
-            raise DataError(path, f"takes {self.input.type} as input; expected tensor(float) (float32)")
         self.batch = _dimension(shape[0])
         self.size = (_dimension(shape[2]), _dimension(shape[3]))  # a fixed working size, or None where free
+        if contract == "native" and self.size != (None, None):
+            raise DataError(path, f"fixes its slices at {shape[2]} x {shape[3]}; under the native contract it takes "
+                                  "each scan at its own size: leave H and W free (dynamic axes)")  # fmt: skip
         if len(self.output.shape) != 4:
             raise DataError(path, f"gives output {self.output.name!r} of shape {self.output.shape}; expected "
-                                  "(N, 1, H, W) logits")  # fmt: skip
+                                  f"(N, 1, H, W) {'probabilities' if contract == 'native' else 'logits'}")  # fmt: skip
 
     def working_size(self, default: int) -> int:
         """The size the graph fixes (square), or ``default`` where its spatial axes are free."""
@@ -99,10 +118,11 @@ class OnnxNetwork:
             raise DataError(self.path, f"takes {height} x {width} slices; the benchmark's slices are square")
         return height or width or default
 
-    def logits(self, batch: np.ndarray) -> np.ndarray:
-        """(N, 1, S, S) float32 in, (N, 1, S, S) logits out."""
+    def _run(self, feeds: list[np.ndarray]) -> np.ndarray:
+        """The graph's output for its inputs (each (N, 1, H, W) float32), of the first input's shape, finite."""
+        batch = feeds[0]
         if self.batch == 1 and batch.shape[0] != 1:
-            return np.concatenate([self.logits(batch[i : i + 1]) for i in range(batch.shape[0])])
+            return np.concatenate([self._run([feed[i : i + 1] for feed in feeds]) for i in range(batch.shape[0])])
         import threading
 
         import onnxruntime
@@ -114,8 +134,9 @@ class OnnxNetwork:
         watchdog = threading.Timer(self.time_limit_s, setattr, (options, "terminate", True))
         watchdog.daemon = True
         watchdog.start()
+        named = {declared.name: np.ascontiguousarray(feed) for declared, feed in zip(self.inputs, feeds, strict=True)}
         try:
-            (out,) = self.session.run([self.output.name], {self.input.name: np.ascontiguousarray(batch)}, options)
+            (out,) = self.session.run([self.output.name], named, options)
         except Exception as error:  # onnxruntime's own failure types
             if options.terminate:
                 raise DataError(
@@ -130,16 +151,43 @@ class OnnxNetwork:
             raise DataError(self.path, f"failed on a batch of shape {batch.shape} ({first[:200]})") from None
         finally:
             watchdog.cancel()
+        what = "probability" if self.contract == "native" else "logit"
         if out.shape != batch.shape:
             raise DataError(self.path, f"gave output of shape {tuple(out.shape)} for input {tuple(batch.shape)}; "
-                                       "expected the same shape (one logit per pixel)")  # fmt: skip
+                                       f"expected the same shape (one {what} per pixel)")  # fmt: skip
         if not np.isfinite(out).all():
-            raise DataError(self.path, "gave non-finite logits (NaN or infinity)")
+            raise DataError(self.path, f"gave non-finite {what} values (NaN or infinity)")
         return out.astype(np.float32, copy=False)
 
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 1, S, S) float32 in, (N, 1, S, S) logits out (the benchmark contract)."""
+        return self._run([batch])
+
     def check(self, size: int) -> None:
-        """One trial run on a zero slice at the working size: the shapes are what the benchmark needs."""
-        self.logits(np.zeros((1, 1, size, size), dtype=np.float32))
+        """One trial run on a zero slice (square at the working size; under the native contract, of a shape no
+        scan has, 48 x 40, since it takes any): the shapes are what the benchmark needs."""
+        if self.contract == "native":
+            self.native_probabilities(np.zeros((1, 48, 40), np.float32), np.zeros((1, 48, 40), np.float32))
+        else:
+            self.logits(np.zeros((1, 1, size, size), dtype=np.float32))
+
+    def native_probabilities(self, image_hu: np.ndarray, lung: np.ndarray | None = None,
+                             batch_size: int = 8) -> np.ndarray:  # fmt: skip
+        """Probabilities (N, H, W) of a scan's slices (N, H, W) in Hounsfield units, under the native contract;
+        ``lung`` (0 or 1, same shape) is fed to a graph that takes it."""
+        out = np.empty(image_hu.shape, dtype=np.float32)
+        for start in range(0, image_hu.shape[0], batch_size):
+            stop = start + batch_size
+            feeds = [np.asarray(image_hu[start:stop], dtype=np.float32)[:, None]]
+            if len(self.inputs) == 2:
+                feeds.append(np.asarray(lung[start:stop], dtype=np.float32)[:, None])
+            probs = self._run(feeds)[:, 0]
+            if probs.min() < 0 or probs.max() > 1:
+                raise DataError(self.path, f"gave values from {probs.min():.3g} to {probs.max():.3g}; under the "
+                                           "native contract it gives probabilities in [0, 1] (end the graph with "
+                                           "a sigmoid)")  # fmt: skip
+            out[start:stop] = probs
+        return out
 
     def probabilities(self, inputs: np.ndarray, batch_size: int = 8) -> np.ndarray:
         """Sigmoid outputs (N, S, S) for normalised inputs (N, S, S), as pipeline.model.inference gives them."""

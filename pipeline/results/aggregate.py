@@ -339,14 +339,9 @@ def _write_csv(rows: list[dict], columns: dict, path: Path) -> None:
             writer.writerow([_format(row.get(name), decimals) for name, decimals in columns.items()])
 
 
-def aggregate(params: Params, models_dir: Path, evaluation_dir: Path, out_dir: Path, reference_dir: Path,
-              speed_file: Path = SPEED_FILE, submissions_dir: Path | None = None,
-              scores_dir: Path | None = None) -> pd.DataFrame:  # fmt: skip
-    """Write results/ into ``out_dir``; the leaderboard's frame. Submissions are ranked with the grid's models
-    when ``submissions_dir`` and ``scores_dir`` are given."""
-    table = paper_rows(reference_dir)
-    paper = {key: row["dice"] for key, row in table.items()}
-    speed = read_speed(speed_file)
+def read_grid(params: Params, models_dir: Path, evaluation_dir: Path) -> tuple[dict, list, dict, list[str]]:
+    """(every run's records by id, the main runs in grid order, the seed runs of each repeated cell, the data
+    sources the models were trained on: one, or the leaderboard refuses)."""
     runs = params.runs()
     records = {run.id: RunRecords(run, models_dir, evaluation_dir) for run in runs}
     sources = sorted({r.train["data_source"] for r in records.values()})
@@ -360,6 +355,53 @@ def aggregate(params: Params, models_dir: Path, evaluation_dir: Path, out_dir: P
     for run in runs:
         if run.seed is not None:
             repeats.setdefault(run.cell.id, []).append(records[run.id])
+    return records, mains, repeats, sources
+
+
+def write_grid_folders(out_dir: Path, rows: list[dict], mains: list, repeats: dict, table: dict, models_dir: Path,
+                       evaluation_dir: Path) -> None:  # fmt: skip
+    """results/<id>/ of each grid model: its published record, history, per-volume scores and seed runs."""
+    for row, main in zip(rows, mains, strict=True):
+        folder = out_dir / row["id"]
+        folder.mkdir()
+        record = {**main.train, **main.evaluation, **{k: v for k, v in row.items() if v is not None}}
+        for key in UNPUBLISHED:
+            record.pop(key, None)
+        record.update(paper_reported(main.run.cell, table), training_error=main.train.get("error", ""))
+        _write_json(record, folder / "metrics.json")
+        if not main.history.empty:
+            shutil.copyfile(models_dir / main.run.id / "history.csv", folder / "history.csv")
+        if not main.volumes.empty:
+            shutil.copyfile(evaluation_dir / main.run.id / "volumes.csv", folder / "volumes.csv")
+        if main.run.id in repeats:
+            pd.DataFrame(_seed_rows(main, repeats[main.run.id])).to_csv(folder / "seeds.csv", index=False,
+                                                                       float_format="%.6f")  # fmt: skip
+
+
+def write_external_folders(out_dir: Path, rows: list[dict], externals: list, comparisons: dict,
+                           scores_dir: Path) -> None:  # fmt: skip
+    """results/<name>/ of each submission: its record, metadata, paired comparisons and per-volume scores."""
+    for row, entry in zip(rows, externals, strict=True):
+        folder = out_dir / row["id"]
+        folder.mkdir()
+        record = {**entry.evaluation, **{k: v for k, v in row.items() if v is not None},
+                  "metadata": public_metadata(entry.submission),
+                  "comparisons": comparisons[entry.name]}  # fmt: skip
+        for key in UNPUBLISHED:
+            record.pop(key, None)
+        _write_json(record, folder / "metrics.json")
+        shutil.copyfile(scores_dir / entry.name / "volumes.csv", folder / "volumes.csv")
+
+
+def aggregate(params: Params, models_dir: Path, evaluation_dir: Path, out_dir: Path, reference_dir: Path,
+              speed_file: Path = SPEED_FILE, submissions_dir: Path | None = None,
+              scores_dir: Path | None = None) -> pd.DataFrame:  # fmt: skip
+    """Write results/ into ``out_dir``; the leaderboard's frame. Submissions are ranked with the grid's models
+    when ``submissions_dir`` and ``scores_dir`` are given."""
+    table = paper_rows(reference_dir)
+    paper = {key: row["dice"] for key, row in table.items()}
+    speed = read_speed(speed_file)
+    records, mains, repeats, sources = read_grid(params, models_dir, evaluation_dir)
     externals, other_test_set = read_externals(submissions_dir, scores_dir, params)
     settings = ranking.RankSettings.from_params(params)
     grid_rows = [model_row(main, paper, speed) for main in mains]
@@ -386,31 +428,8 @@ def aggregate(params: Params, models_dir: Path, evaluation_dir: Path, out_dir: P
     seed_dice = seed_spread(grid_rows, mains, repeats, settings.confidence)
     frame = pd.DataFrame(rows, columns=list(schema.decimals(schema.LEADERBOARD)))
     grid_frame = frame[frame["source"] == "grid"]
-    for row, main in zip(grid_rows, mains, strict=True):
-        folder = out_dir / row["id"]
-        folder.mkdir()
-        record = {**main.train, **main.evaluation, **{k: v for k, v in row.items() if v is not None}}
-        for key in UNPUBLISHED:
-            record.pop(key, None)
-        record.update(paper_reported(main.run.cell, table), training_error=main.train.get("error", ""))
-        _write_json(record, folder / "metrics.json")
-        if not main.history.empty:
-            shutil.copyfile(models_dir / main.run.id / "history.csv", folder / "history.csv")
-        if not main.volumes.empty:
-            shutil.copyfile(evaluation_dir / main.run.id / "volumes.csv", folder / "volumes.csv")
-        if main.run.id in repeats:
-            pd.DataFrame(_seed_rows(main, repeats[main.run.id])).to_csv(folder / "seeds.csv", index=False,
-                                                                       float_format="%.6f")  # fmt: skip
-    for row, entry in zip(external_rows, externals, strict=True):
-        folder = out_dir / row["id"]
-        folder.mkdir()
-        record = {**entry.evaluation, **{k: v for k, v in row.items() if v is not None},
-                  "metadata": public_metadata(entry.submission),
-                  "comparisons": comparisons[entry.name]}  # fmt: skip
-        for key in UNPUBLISHED:
-            record.pop(key, None)
-        _write_json(record, folder / "metrics.json")
-        shutil.copyfile(scores_dir / entry.name / "volumes.csv", folder / "volumes.csv")
+    write_grid_folders(out_dir, grid_rows, mains, repeats, table, models_dir, evaluation_dir)
+    write_external_folders(out_dir, external_rows, externals, comparisons, scores_dir)
     # The columns as declared when this runs (pipeline.results.schema): a declared column is a written one.
     _write_csv(rows, schema.decimals(schema.LEADERBOARD), out_dir / "leaderboard.csv")
     volume_rows(records.values(), externals).to_csv(out_dir / "volumes.csv", index=False, float_format="%.6f")
@@ -418,15 +437,14 @@ def aggregate(params: Params, models_dir: Path, evaluation_dir: Path, out_dir: P
     recipes = rank_recipes(mains, repeats, settings)
     _write_csv(recipes, schema.decimals(schema.RECIPES), out_dir / "recipes.csv")
     summary = summarise(grid_frame, params, reference_dir, table, rank_summary, seed_dice, speed, settings)
-    summary["submissions"] = submission_summary(frame, other_test_set)
-    # What a submitted model without preprocessing.json is run with (pipeline.submit records the same).
-    summary["preprocess"] = {key: getattr(params.preprocess, key) for key in ("size", "hu_offset", "hu_scale")}
-    summary["recipes"] = recipe_summary(recipes)
-    summary["voxel_size"] = voxel_size(mains)
-    summary["implementation"] = next(
-        (m.evaluation["implementation"] for m in mains if "implementation" in m.evaluation),
-        {"surface": "not run: no model was evaluated", "library": "not run"},
-    )
+    summary.update(
+        submissions=submission_summary(frame, other_test_set),
+        # What a submitted model without preprocessing.json is run with (pipeline.submit records the same).
+        preprocess={key: getattr(params.preprocess, key) for key in ("size", "hu_offset", "hu_scale")},
+        recipes=recipe_summary(recipes), voxel_size=voxel_size(mains),
+        implementation=next((m.evaluation["implementation"] for m in mains if "implementation" in m.evaluation),
+                            {"surface": "not run: no model was evaluated", "library": "not run"}),
+    )  # fmt: skip
     _write_json(summary, out_dir / "summary.json")
     _write_json(headline(grid_frame), out_dir / "headline.json")
     return frame

@@ -40,6 +40,7 @@ from markupsafe import Markup, escape
 from pipeline.core import submissions
 from pipeline.core.config import load_params
 from pipeline.core.errors import ArgumentParser, DataError, run_stage
+from pipeline.core.experiments import experiment as experiment_of
 from pipeline.core.outputs import read_json, replace_directory
 from pipeline.core.paths import (
     BROWSER_DIR,
@@ -314,6 +315,9 @@ def submit_context(results: Results, provenance: Provenance) -> dict:
         "affine_rtol": submissions.AFFINE_RTOL, "ignored_names": submissions.IGNORED_NAMES,
         "ignored_suffixes": submissions.IGNORED_SUFFIXES, "size": preprocess["size"],
         "hu_offset": preprocess["hu_offset"], "hu_scale": preprocess["hu_scale"],
+        # the build's experiment whose models are given the lungs (lesion_b), named where the contracts differ
+        "lungs_experiment": next((name for name in dict.fromkeys(board["experiment"])
+                                  if experiment_of(name).inside_lungs), None),
     }  # fmt: skip
 
 
