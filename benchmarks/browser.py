@@ -41,11 +41,15 @@ WEBGL_FLAGS = [flag for flag in CHROMIUM_FLAGS if flag != "--disable-gpu"] + [
     "--use-angle=swiftshader",
     "--enable-unsafe-swiftshader",
 ]
+# WebGPU in software too (SwiftShader's Vulkan adapter), for "Try it on your scan" on its WebGPU path.
+WEBGPU_FLAGS = [*WEBGL_FLAGS, "--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader"]
 
 
-def launch(playwright, webgl: bool = False):
-    """Chromium, without WebGL by default (the charts need none); ``webgl=True`` renders it in software."""
-    return playwright.chromium.launch(executable_path=chromium_path(), args=WEBGL_FLAGS if webgl else CHROMIUM_FLAGS)
+def launch(playwright, webgl: bool = False, webgpu: bool = False):
+    """Chromium, without WebGL by default (the charts need none); ``webgl=True`` renders it in software, and
+    ``webgpu=True`` also offers pages a WebGPU adapter in software."""
+    flags = WEBGPU_FLAGS if webgpu else WEBGL_FLAGS if webgl else CHROMIUM_FLAGS
+    return playwright.chromium.launch(executable_path=chromium_path(), args=flags)
 
 
 # What a static host (GitHub Pages, nginx with gzip on) compresses; images and volumes travel as they are.

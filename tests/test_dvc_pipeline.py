@@ -1,5 +1,6 @@
 """The pipeline through DVC itself, in fresh copies of the project on the tiny profile."""
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -8,6 +9,9 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -235,42 +239,121 @@ def test_publish_then_pull_get_and_predict_from_a_fresh_clone_over_http(tiny_pro
     assert all(request.startswith("/dvcstore/") for request in file_server.requests)
 
 
-def test_make_publish_writes_one_deployable_folder_that_serves_the_site_and_the_models(tiny_project, tmp_path,
-                                                                                     file_server):  # fmt: skip
+@contextlib.contextmanager
+def git_over_http(root: Path) -> Iterator[str]:
+    """The git repositories under ``root`` served over loopback by git's smart HTTP protocol, by git's own server
+    (``git http-backend``, the CGI program code hosts run) behind a small HTTP/1.1 front; yields the base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # libgit2 (dvc's git) keeps the connection alive
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def _body(self) -> bytes:
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                chunks = []
+                while size := int(self.rfile.readline().split(b";")[0], 16):
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+                self.rfile.readline()
+                return b"".join(chunks)
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+        def _backend(self) -> None:
+            path, _, query = self.path.partition("?")
+            body = self._body() if self.command == "POST" else b""
+            env = {**os.environ, "GIT_PROJECT_ROOT": str(root), "GIT_HTTP_EXPORT_ALL": "1", "PATH_INFO": path,
+                   "QUERY_STRING": query, "REQUEST_METHOD": self.command, "REMOTE_ADDR": "127.0.0.1",
+                   "CONTENT_TYPE": self.headers.get("Content-Type", ""), "CONTENT_LENGTH": str(len(body)),
+                   "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
+                   "GIT_PROTOCOL": self.headers.get("Git-Protocol", "")}  # fmt: skip
+            out = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True).stdout
+            # CGI: header lines, an empty line, the body (the first blank line ends the header, whatever the newlines)
+            ends = [(i, len(sep)) for sep in (b"\r\n\r\n", b"\n\n") if (i := out.find(sep)) >= 0]
+            cut, width = min(ends) if ends else (len(out), 0)
+            head, content = out[:cut], out[cut + width :]
+            fields = [line.split(b":", 1) for line in head.splitlines() if b":" in line]
+            status = next((int(value.split()[0]) for name, value in fields if name.lower() == b"status"), 200)
+            self.send_response(status)
+            for name, value in fields:
+                if name.lower() != b"status":
+                    self.send_header(name.decode(), value.strip().decode())
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+
+        do_GET = do_POST = _backend
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_make_publish_then_a_reader_runs_the_pages_own_commands_over_http(tiny_project, tmp_path, file_server):
+    """The README's flow end to end: make publish, the folder and the repository served over loopback (the
+    repository as a static host serves git, the dumb HTTP protocol), then a reader with only what the model page
+    says: its `dvc get` in an empty folder, and `git clone` + its `dvc pull` with no setup."""
     cell = "lung-unet-resnet18-random"
-    deployed = tmp_path / "www" / "bench"
+    www, hosted = tmp_path / "www", tmp_path / "hosted"
+    deployed = www / "bench"
     url = f"http://127.0.0.1:{file_server.httpd.server_port}/bench"
-    # The README's flow: what is published is committed first (publish refuses otherwise), then make's own
-    # target, with this environment (its .installed is newer than the copied pyproject.toml).
+    # What is published is committed first (publish refuses otherwise), then make's own target, with this
+    # environment (its .installed is newer than the copied pyproject.toml).
     run(tiny_project, "git", "add", "-A")
     run(tiny_project, "git", "commit", "-q", "-m", "the results to publish")
-    made = run(tiny_project, "make", "publish", f"SITE_URL={url}", "REPO_URL=https://example.org/you/bench",
-               f"VENV={sys.prefix}")  # fmt: skip
-    assert made.returncode == 0, made.stdout + made.stderr
-    # It made the published remote the repository's committed default: a clone's `dvc pull` needs no setup.
-    config = run(tiny_project, "git", "show", "HEAD:.dvc/config").stdout
-    assert f"url = {url}/dvcstore" in config
-    shutil.move(tiny_project / "deployed", deployed)
-    file_server.serve_tree(deployed.parent)  # what a static host serves: the folder as it was written
+    assert run(tmp_path, "git", "clone", "-q", "--bare", str(tiny_project), str(hosted / "bench.git")).returncode == 0
+    with git_over_http(hosted) as git_host:
+        repo_url = f"{git_host}/bench.git"
+        made = run(tiny_project, "make", "publish", f"SITE_URL={url}", f"REPO_URL={repo_url}", f"VENV={sys.prefix}")
+        assert made.returncode == 0, made.stdout + made.stderr
+        # It made the published remote the repository's committed default: a clone's `dvc pull` needs no setup.
+        config = run(tiny_project, "git", "show", "HEAD:.dvc/config").stdout
+        assert f"url = {url}/dvcstore" in config
+        assert run(tiny_project, "git", "push", "-q", str(hosted / "bench.git"), "--all").returncode == 0
+        shutil.move(tiny_project / "deployed", deployed)
+        file_server.serve_tree(www)  # what a static host serves: the folder as it was written
+        reader_runs_the_pages_commands(tiny_project, tmp_path, deployed, cell, url, repo_url, file_server)
+
+
+def reader_runs_the_pages_commands(tiny_project: Path, tmp_path: Path, deployed: Path, cell: str, url: str,
+                                   repo_url: str, file_server) -> None:  # fmt: skip
     page = (deployed / "models" / f"{cell}.html").read_text()
-    assert f"dvc pull train@{cell}" in _text(page) and f"{url}/dvcstore/files/md5/" in page
-    assert f"dvc get https://example.org/you/bench models/{cell} -o {cell}" in _text(page)
     assert "<p><div" not in page  # the command block is a block of its own, not inside a paragraph
     # "Try it on your scan" reads the weights from the published store, on the same host: no copy beside the pages
     weights = re.search(r'id="try-model"[^>]* data-weights="([^"]+)"', page).group(1)
     assert weights.startswith(f"{url}/dvcstore/files/md5/") and not (deployed / "try" / "weights").exists()
     assert (deployed / "dvcstore" / weights.removeprefix(f"{url}/dvcstore/")).is_file()
     home = (deployed / "index.html").read_text()
-    assert 'href="https://example.org/you/bench"' in home and (deployed / ".nojekyll").exists()
+    assert f'href="{repo_url}"' in home and (deployed / ".nojekyll").exists()
     # Published: the model folders and nothing else of the cache (no data).
     objects = [path for path in (deployed / "dvcstore").rglob("*") if path.is_file()]
     lock = yaml.safe_load((tiny_project / "dvc.lock").read_text())["stages"]
     data = [out["md5"] for name in ("data", "preprocess") for out in lock[name]["outs"]]
     assert objects and not any(path.name.endswith(md5[2:]) for md5 in data for path in objects)
-    # A reader's clone takes the published folder as its remote.
+
+    # A reader in an empty folder runs the page's `dvc get` as it is written: the whole model folder.
+    text = _text(page)
+    get = re.search(rf"dvc get {re.escape(repo_url)} models/{cell} -o {cell}", text)
+    assert get, "the page gives no dvc get of this repository"
+    reader = tmp_path / "reader"
+    reader.mkdir()
+    got = dvc(reader, *get.group(0).split()[1:])
+    assert got.returncode == 0, got.stdout + got.stderr
+    weights_here = tiny_project / "models" / cell / "model.safetensors"
+    assert (reader / cell / "model.safetensors").read_bytes() == weights_here.read_bytes()
+    assert {"config.json", "preprocessing.json"} <= {p.name for p in (reader / cell).iterdir()}
+    # ... and in a clone of the repository, the page's `dvc pull`, with no remote added by hand.
+    assert f"dvc pull train@{cell}" in text
     clone = tmp_path / "clone"
-    assert run(tmp_path, "git", "clone", "-q", str(tiny_project), str(clone)).returncode == 0
-    assert dvc(clone, "remote", "add", "-d", "--local", "site", f"{url}/dvcstore").returncode == 0
+    cloned = run(tmp_path, "git", "clone", "-q", repo_url, str(clone))
+    assert cloned.returncode == 0, cloned.stderr
     pulled = dvc(clone, "pull", f"train@{cell}")
     assert pulled.returncode == 0, pulled.stdout + pulled.stderr
-    assert (clone / "models" / cell / "model.safetensors").exists()
+    assert (clone / "models" / cell / "model.safetensors").read_bytes() == weights_here.read_bytes()
+    assert file_server.requests and all(request.startswith("/bench/dvcstore/") for request in file_server.requests)

@@ -5,6 +5,7 @@ aborted and fails the test that made it; so does any console error.
 """
 
 import io
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -258,6 +259,26 @@ def test_the_table_sorts_best_first_filters_and_keeps_it_all_in_the_address(tab,
     tab.check_clean()
 
 
+def test_the_numeric_limits_find_models_under_10_m_parameters_in_one_step_and_keep_it_in_the_address(tab, base):
+    _leaderboard(tab, base, "lung")
+    every = [float(v) for v in _column(tab, "params") if v]
+    assert min(every) < 10 < max(every)  # the tiny grid straddles the limit
+    tab.page.fill(".board-toolbar input.board-limit[data-limit=pmax]", "10")
+    tab.page.wait_for_function("location.hash.includes('pmax=10')")
+    shown = [float(v) for v in _column(tab, "params")]
+    assert shown and all(v <= 10 for v in shown) and len(shown) == sum(v <= 10 for v in every)
+    speeds = sorted(float(v) for v in _column(tab, "speed"))
+    # a shared address restores both limits, and Reset view clears them
+    tab.open(f"{base}/leaderboard/lung.html#pmax=10&smin={speeds[-1]}")
+    tab.page.wait_for_selector(".board-toolbar")
+    assert [float(v) for v in _column(tab, "speed")] == [speeds[-1]]
+    assert float(tab.page.input_value(".board-toolbar input.board-limit[data-limit=smin]")) == speeds[-1]
+    tab.page.click(".board-reset")
+    tab.page.wait_for_function("!location.hash.includes('pmax')")
+    assert len(_column(tab, "params")) == len(every)
+    tab.check_clean()
+
+
 def test_a_shared_address_restores_the_filter_and_the_comparison(tab, base):
     chosen = ["lesion_b-unet-resnet18-random", "lesion_b-fpn-mobilenet_v2-imagenet"]
     _leaderboard(tab, base, "lesion_b", f"#q=lesion_b&cols=gflops&sel={','.join(chosen)}")
@@ -278,7 +299,7 @@ def test_a_shared_address_restores_the_filter_and_the_comparison(tab, base):
     tab.check_clean()
 
 
-def test_the_table_fits_a_laptop_and_shows_dice_on_a_phone(browser, base):
+def test_the_table_fits_a_laptop_and_shows_dice_rank_and_tier_on_a_phone(browser, base):
     laptop = Tab(browser, 1440, 900)
     _leaderboard(laptop, base, "lung")
     overflow = laptop.page.evaluate("""() => {
@@ -291,11 +312,40 @@ def test_the_table_fits_a_laptop_and_shows_dice_on_a_phone(browser, base):
     phone = Tab(browser, 390, 844)
     _leaderboard(phone, base, "lung")
     right = phone.page.evaluate("""() => {
-        const cell = document.querySelector('#leaderboard tbody tr td.dice');
-        return cell.getBoundingClientRect().right;
+        const table = document.getElementById('leaderboard');
+        const rank = Array.from(table.tHead.rows[0].cells).findIndex(c => c.dataset.key == 'rank');
+        const row = table.tBodies[0].rows[0];
+        const right = cell => cell.getBoundingClientRect().right;
+        return [right(row.querySelector('td.dice')), right(row.cells[rank])];
     }""")
-    assert right <= 390
+    assert max(right) <= 390  # Dice, and the rank with its rank set and tier, without scrolling
     phone.check_clean()
+    phone.context.close()
+
+
+TABLE_PAGES = ("index.html", "compare/rankings.html", "compare/architectures.html", "compare/encoders.html",
+               "models/lung-unet-resnet18-imagenet.html", "methods.html", "submit.html")  # fmt: skip
+TABLE_OVERFLOW = """() => Array.from(document.querySelectorAll('article table')).map(table => {
+    const wrap = table.closest('.md-typeset__scrollwrap') || table.parentElement;
+    const right = wrap.getBoundingClientRect().right;
+    return {over: table.scrollWidth - wrap.clientWidth,
+            cut: Array.from(table.querySelectorAll('thead th'))
+                 .filter(th => th.getBoundingClientRect().right > right + 1).map(th => th.textContent.trim())};
+})"""
+
+
+def test_plain_tables_fit_a_laptop_and_keep_dice_rank_and_tier_in_view_on_a_phone(browser, server):
+    laptop, phone = Tab(browser, 1440, 900), Tab(browser, 390, 844)
+    for page in TABLE_PAGES:
+        laptop.open(f"{server}/{page}")
+        assert [t for t in laptop.page.evaluate(TABLE_OVERFLOW) if t["over"] > 1] == [], page
+        phone.open(f"{server}/{page}")
+        cut = [header for t in phone.page.evaluate(TABLE_OVERFLOW) for header in t["cut"]]
+        assert not [h for h in cut if re.search(r"\bdice\b|\brank|\btier\b", h, re.I)], (page, cut)
+        assert phone.page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0, page
+    laptop.check_clean()
+    phone.check_clean()
+    laptop.context.close()
     phone.context.close()
 
 
@@ -473,7 +523,7 @@ def test_a_blob_opens_its_model(tab, base):
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 ACCESSIBLE_PAGES = ("index.html", "leaderboard/lung.html", "models/lung-unet-resnet18-imagenet.html",
                     "compare.html#models=lung-unet-resnet18-imagenet,lung-unet-mobilenet_v2-imagenet",
-                    "methods.html", "models/fixture-submission.html", "submit.html")  # fmt: skip
+                    "methods.html", "models/fixture-submission.html", "submit.html", "cite.html")  # fmt: skip
 
 
 @pytest.mark.parametrize("page", ACCESSIBLE_PAGES)

@@ -163,8 +163,35 @@ def test_a_model_page_runs_the_model_on_a_nifti_scan_and_gives_predicts_mask(tab
     assert np.array_equal(mask.affine, nib.load(scan).affine) and mask.shape == expected.shape
     assert _dice(np.asarray(mask.dataobj), expected) >= 0.999
     assert " ml segmented" in tab.page.inner_text("#try-model .try-volume")
+    assert tab.page.get_attribute("#try-model", "data-backend") == "wasm"  # no WebGPU adapter: WebAssembly
     assert all("127.0.0.1" in url or url.startswith(("blob:", "data:")) for url in tab.requested)
     tab.check_clean()
+
+
+@pytest.mark.browser
+def test_on_webgpu_the_model_runs_on_the_gpu_and_gives_predicts_mask(served, tiny_project, tiny_raw, tmp_path):
+    """Where the browser offers a WebGPU adapter (here SwiftShader's, in software), onnxruntime's WebGPU build
+    runs the graph, and the mask is still predict's."""
+    from playwright.sync_api import sync_playwright
+
+    from benchmarks.browser import launch
+    from tests.test_site_browser import Tab
+
+    lung = _leader(tiny_project, "lung")
+    scan = tiny_raw / rawdata.TEST_IMAGE_DIR / "3.nii.gz"
+    with sync_playwright() as running:
+        browser = launch(running, webgpu=True)
+        tab = Tab(browser)
+        tab.open(f"{served}/models/{lung}.html")
+        mask = nib.load(_run_panel(tab, [str(scan)], tmp_path / "mask.nii.gz"))
+        assert tab.page.get_attribute("#try-model", "data-backend") == "webgpu"
+        assert "WebGPU" in tab.page.inner_text("#try-model .try-status")
+        assert any(url.endswith("/vendor/ort/ort.webgpu.min.js") for url in tab.requested)
+        assert not any(url.endswith("/vendor/ort/ort.wasm.min.js") for url in tab.requested)
+        tab.check_clean()
+        browser.close()
+    expected = load_model(tiny_project / "models" / lung, device="cpu").segment(np.asarray(nib.load(scan).dataobj))
+    assert np.array_equal(mask.affine, nib.load(scan).affine) and _dice(np.asarray(mask.dataobj), expected) >= 0.999
 
 
 @pytest.mark.browser

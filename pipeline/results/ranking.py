@@ -142,7 +142,8 @@ def tier_words(tier: int, rank: int) -> str:
     """How a tier reads: the leader leads; tier 1 cannot be excluded from being the best."""
     if tier == 1:
         return "tier 1: leads" if rank == 1 else "tier 1: cannot be excluded from being the best"
-    return f"tier {tier}: separated from the best"
+    above = "tier 1" if tier == 2 else f"tiers 1-{tier - 1}"
+    return f"tier {tier}: separated from the best; the best of the models below {above}, or not excluded from being it"
 
 
 def peel_tiers(better: np.ndarray) -> np.ndarray:

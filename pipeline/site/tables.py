@@ -166,22 +166,31 @@ def row_cells(row: dict, paper_missing: str) -> dict[str, Markup]:
     return {
         "rank": rank_cell(row),
         "dice": dice_cell(row),
-        "nsd": _cell(_number(row["nsd"], 4), row["nsd"]),
-        "hd95": _cell(_number(row["hd95"], 2), row["hd95"]),
-        "hd95_median": _cell(_number(row["hd95_median"], 2), row["hd95_median"]),
-        "missed": _cell(_number(row["missed_volumes"], 0), row["missed_volumes"]),
+        "nsd": _plain(row, "nsd"),
+        "hd95": _plain(row, "hd95"),
+        "hd95_median": _plain(row, "hd95_median"),
+        "missed": _plain(row, "missed_volumes"),
         "seeds": _cell(seed_text, row["seed_dice_sd"]),
-        "params": _cell(_number(row["params_m"], 1), row["params_m"]),
-        "speed": _cell(_number(row["infer_images_per_s"], 0), row["infer_images_per_s"]),
-        "gflops": _cell(_number(row["gflops"], 2), row["gflops"]),
-        "sensitivity": _cell(_number(row["sensitivity"], 4), row["sensitivity"]),
-        "specificity": _cell(_number(row["specificity"], 4), row["specificity"]),
-        "precision": _cell(_number(row["precision"], 4), row["precision"]),
-        "slice": _cell(_number(row["slice_dice"], 4), row["slice_dice"]),
-        "paper": _cell(_number(row["paper_dice"], 2), row["paper_dice"]),
+        "params": _plain(row, "params_m"),
+        "speed": _plain(row, "infer_images_per_s"),
+        "gflops": _plain(row, "gflops"),
+        "sensitivity": _plain(row, "sensitivity"),
+        "specificity": _plain(row, "specificity"),
+        "precision": _plain(row, "precision"),
+        "slice": _plain(row, "slice_dice"),
+        "paper": _plain(row, "paper_dice"),
         "reported": _cell(_number(row["paper_reported_dice"], 2, paper_missing), row["paper_reported_dice"]),
         "epoch": _cell(epoch, row["best_epoch"]),
     }
+
+
+# One rounding rule: a number is shown with the decimals its column is written with (pipeline.results.schema).
+DECIMALS = schema.decimals(schema.LEADERBOARD)
+
+
+def _plain(row, field: str) -> str:
+    """A numeric cell of ``field`` at the schema's decimals, sorting on the value."""
+    return _cell(_number(row[field], DECIMALS[field]), row[field])
 
 
 def leaderboard_table(rows: pd.DataFrame, model_href, speed_device: str, synthetic: bool,

@@ -1,6 +1,6 @@
 // The leaderboard table's controls: sort, filter, column picker and the models ticked for comparison. All of it
-// lives in the address (#sort=dice&dir=desc&q=unet&cols=gflops&sel=a,b), so a view can be shared as a link and
-// the back button steps through changes. Built on the table site_tables.py writes (data-sort on every cell).
+// lives in the address (#sort=dice&dir=desc&q=unet&cols=gflops&sel=a,b&pmax=10&smin=50), so a view can be shared
+// as a link and the back button steps through changes. Built on the table site_tables.py writes (data-sort on every cell).
 (function () {
   var table = document.getElementById("leaderboard");
   if (!table) return;
@@ -14,6 +14,12 @@
     return [row, (row.cells[0].textContent + " " + row.dataset.status + " " +
                   (row.dataset.source === "external" ? "submission external" : "grid")).toLowerCase()];
   }));
+  // Numeric limits, one step each: "under 10 M parameters", "at least 50 images/s". A model without the value
+  // (a submission of masks has no size or speed) is hidden while its limit is set.
+  var LIMITS = [
+    { param: "pmax", key: "params", label: "max M params", title: "at most this many million parameters", at: function (v, x) { return v <= x; } },
+    { param: "smin", key: "speed", label: "min images/s", title: "at least this many images per second of inference", at: function (v, x) { return v >= x; } },
+  ].filter(function (limit) { return keys.indexOf(limit.key) >= 0; });
   var hasSubmissions = rows.some(function (row) { return row.dataset.source === "external"; });
   var defaults = headers.map(function (th) { return !th.hasAttribute("hidden"); });
 
@@ -28,6 +34,11 @@
       hide: list("hide"),  // default columns hidden
       sel: list("sel"),
       src: params.get("src") === "grid" ? "grid" : "",  // "grid": the benchmark's own models only
+      limits: LIMITS.reduce(function (found, limit) {
+        var value = Number(params.get(limit.param));
+        if (params.get(limit.param) && isFinite(value)) found[limit.param] = value;
+        return found;
+      }, {}),
     };
   }
 
@@ -40,6 +51,9 @@
     if (state.hide.length) params.set("hide", state.hide.join(","));
     if (state.sel.length) params.set("sel", state.sel.join(","));
     if (state.src) params.set("src", state.src);
+    LIMITS.forEach(function (limit) {
+      if (state.limits[limit.param] !== undefined) params.set(limit.param, String(state.limits[limit.param]));
+    });
     var hash = params.toString().replace(/%2C/g, ",");
     var url = location.pathname + location.search + (hash ? "#" + hash : "");
     if (replace) history.replaceState(null, "", url);
@@ -101,13 +115,23 @@
     rows.forEach(function (row) {
       var text = texts.get(row);
       var match = words.every(function (word) { return text.indexOf(word) >= 0; }) &&
-        (state.src !== "grid" || row.dataset.source !== "external");
+        (state.src !== "grid" || row.dataset.source !== "external") &&
+        LIMITS.every(function (limit) {
+          var bound = state.limits[limit.param];
+          if (bound === undefined) return true;
+          var value = sortValue(row, keys.indexOf(limit.key));
+          return typeof value === "number" && limit.at(value, bound);
+        });
       row.hidden = !match;
       shownRows += match ? 1 : 0;
       row.cells[0].querySelector("input.pick").checked = state.sel.indexOf(row.dataset.id) >= 0;
     });
     filter.value === state.q || (filter.value = state.q);
     if (source) source.value = state.src;
+    limitInputs.forEach(function (input, i) {
+      var bound = state.limits[LIMITS[i].param];
+      if (document.activeElement !== input) input.value = bound === undefined ? "" : String(bound);  // not while typed in
+    });
     count.textContent = shownRows + " of " + rows.length + " models";
     pickerBoxes.forEach(function (box) { box.checked = visible(state, Number(box.dataset.index)); });
     compare.textContent = "Compare " + state.sel.length + " selected";
@@ -125,6 +149,25 @@
   filter.className = "table-filter";
   filter.placeholder = "Filter (e.g. unet resnet imagenet)";
   filter.setAttribute("aria-label", "Filter models");
+  var limitInputs = LIMITS.map(function (limit) {
+    var input = document.createElement("input");
+    input.type = "number";
+    input.min = "0";
+    input.step = "any";
+    input.inputMode = "decimal";
+    input.className = "board-limit";
+    input.dataset.limit = limit.param;
+    input.placeholder = limit.label;
+    input.title = limit.title;
+    input.setAttribute("aria-label", limit.title);
+    input.addEventListener("input", function () {
+      var state = readState(), value = Number(input.value);
+      if (input.value === "" || !isFinite(value)) delete state.limits[limit.param];
+      else state.limits[limit.param] = value;
+      writeState(state, true);  // while typing, one history entry
+    });
+    return input;
+  });
   var count = document.createElement("span");
   count.className = "board-count";
   var picker = document.createElement("details");
@@ -180,7 +223,7 @@
       writeState(state);
     });
   }
-  [filter, source, count, picker, compare, reset].forEach(function (element) {
+  [filter].concat(limitInputs, [source, count, picker, compare, reset]).forEach(function (element) {
     if (element) toolbar.appendChild(element);
   });
   table.parentNode.parentNode.insertBefore(toolbar, table.parentNode);
@@ -206,7 +249,7 @@
   });
   reset.addEventListener("click", function (event) {
     event.preventDefault();
-    writeState({ sort: "rank", dir: "", q: "", cols: [], hide: [], sel: [], src: "" });
+    writeState({ sort: "rank", dir: "", q: "", cols: [], hide: [], sel: [], src: "", limits: {} });
   });
   headers.forEach(function (th, index) {
     th.tabIndex = 0;

@@ -1,7 +1,7 @@
 // "Try it on your scan": a model of the build run in the reader's browser on their own CT, NIfTI or a DICOM series,
 // with nothing uploaded. The model is its browser graph (pipeline.model.browser: predict's normalisation, resizes,
 // network and threshold in one ONNX graph) fed with the published model.safetensors itself; onnxruntime-web runs
-// it (WebAssembly), dcm2niix's WebAssembly build converts a DICOM series, NiiVue shows the result. None of it loads
+// it (WebGPU where the browser has it, else WebAssembly), dcm2niix's WebAssembly build converts a DICOM series, NiiVue shows the result. None of it loads
 // before the reader opens the panel and runs a scan. Hooks for tests: #try-model[data-state] = idle, running, done
 // or error; the message in [role=alert]; the mask offered as a#try-download.
 (function () {
@@ -57,23 +57,46 @@
       .then(function (buffer) { return new Uint8Array(buffer); });
   }
 
+  // onnxruntime's WebGPU build where the browser offers a WebGPU adapter (the GPU runs the network), else its
+  // WebAssembly build (every browser). Both define the global `ort`; only one is ever loaded. The promise gives
+  // the execution providers to ask for, in order: WebGPU falls back to WebAssembly in the same build.
+  var backend = null;
   function loadOrt() {
-    return site.load("vendor/ort/ort.wasm.min.js").then(function () {
-      ort.env.wasm.wasmPaths = assets + "vendor/ort/";
-      // Threads need a cross-origin-isolated page (COOP/COEP headers), which a static host rarely sends.
-      ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
-      ort.env.logLevel = "error";
-    });
+    if (!backend) {
+      var adapter = navigator.gpu && navigator.gpu.requestAdapter ?
+        navigator.gpu.requestAdapter().catch(function () { return null; }) : Promise.resolve(null);
+      backend = adapter.then(function (found) {
+        var gpu = Boolean(found);
+        return site.load(gpu ? "vendor/ort/ort.webgpu.min.js" : "vendor/ort/ort.wasm.min.js").then(function () {
+          ort.env.wasm.wasmPaths = assets + "vendor/ort/";
+          // Threads need a cross-origin-isolated page (COOP/COEP headers), which a static host rarely sends.
+          ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+          ort.env.logLevel = "error";
+          return gpu ? ["webgpu", "wasm"] : ["wasm"];
+        });
+      });
+    }
+    return backend;
   }
 
-  // A model's session: its graph, and its weights file given to onnxruntime as the graph's external data.
+  // A model's session: its graph, and its weights file given to onnxruntime as the graph's external data. On
+  // WebGPU, a graph the GPU cannot take (an operator, a device lost) is run on WebAssembly instead, and the panel
+  // says which ran it (data-backend).
   function session(model) {
     var key = model.graph + "|" + model.weights;
     if (!sessions[key]) {
       sessions[key] = Promise.all([fetchBytes(url(model.graph), "the model's graph"),
-                                   fetchBytes(url(model.weights), "the model's weights")]).then(function (parts) {
-        return ort.InferenceSession.create(parts[0], { executionProviders: ["wasm"],
-          externalData: [{ path: "model.safetensors", data: parts[1] }] }).catch(function (error) {
+                                   fetchBytes(url(model.weights), "the model's weights"), loadOrt()]).then(function (parts) {
+        function create(providers) {
+          return ort.InferenceSession.create(parts[0], { executionProviders: providers,
+            externalData: [{ path: "model.safetensors", data: parts[1] }] }).then(function (created) {
+            panel.dataset.backend = providers[0];
+            return created;
+          });
+        }
+        var providers = parts[2];
+        var made = providers[0] === "webgpu" ? create(providers).catch(function () { return create(["wasm"]); }) : create(providers);
+        return made.catch(function (error) {
           throw new Error("the model's weights could not be loaded (" + String(error.message || error).split("\n")[0] + ")");
         });
       });
@@ -205,7 +228,7 @@
         " voxels of " + scan.dims.join(" x ") + ", " + own + "), in the scan's own geometry.";
       ui.result.hidden = false;
       setState("done");
-      say("Done: the mask is ready.");
+      say("Done: the mask is ready (run on " + (panel.dataset.backend === "webgpu" ? "the GPU, WebGPU" : "the CPU, WebAssembly") + ").");
       show(input, packed || written, name);
     });
   }
