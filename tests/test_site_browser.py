@@ -77,8 +77,10 @@ class Tab:
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
 
     def _console(self, message) -> None:
-        # Chromium's software GL driver notes its own slow paths ("GPU stall due to ReadPixels"): not the page's.
-        if message.type in ("error", "warning") and "GL Driver Message" not in message.text:
+        # Chromium's software GL driver notes its own slow paths ("GPU stall due to ReadPixels"), and Chromium says
+        # when a page's WebGPU request finds no adapter on this machine ("No available adapters."): not the page's.
+        machine = ("GL Driver Message", "No available adapters.")
+        if message.type in ("error", "warning") and not any(note in message.text for note in machine):
             self.errors.append(message.text)
 
     def _guard(self, route) -> None:
@@ -259,17 +261,19 @@ def test_the_table_sorts_best_first_filters_and_keeps_it_all_in_the_address(tab,
     tab.check_clean()
 
 
-def test_the_numeric_limits_find_models_under_10_m_parameters_in_one_step_and_keep_it_in_the_address(tab, base):
+def test_the_numeric_limits_find_models_under_a_size_in_one_step_and_keep_it_in_the_address(tab, base):
+    """Under N M parameters (the fixture's models are paper-size: N is their median), and at least K images/s."""
     _leaderboard(tab, base, "lung")
     every = [float(v) for v in _column(tab, "params") if v]
-    assert min(every) < 10 < max(every)  # the tiny grid straddles the limit
-    tab.page.fill(".board-toolbar input.board-limit[data-limit=pmax]", "10")
-    tab.page.wait_for_function("location.hash.includes('pmax=10')")
+    limit = sorted(every)[len(every) // 2]
+    assert min(every) < limit < max(every)
+    tab.page.fill(".board-toolbar input.board-limit[data-limit=pmax]", f"{limit:g}")
+    tab.page.wait_for_function(f"location.hash.includes('pmax={limit:g}')")
     shown = [float(v) for v in _column(tab, "params")]
-    assert shown and all(v <= 10 for v in shown) and len(shown) == sum(v <= 10 for v in every)
-    speeds = sorted(float(v) for v in _column(tab, "speed"))
+    assert shown and all(v <= limit for v in shown) and len(shown) == sum(v <= limit for v in every)
+    speeds = sorted(float(v) for v in _column(tab, "speed") if v)
     # a shared address restores both limits, and Reset view clears them
-    tab.open(f"{base}/leaderboard/lung.html#pmax=10&smin={speeds[-1]}")
+    tab.open(f"{base}/leaderboard/lung.html#pmax={limit:g}&smin={speeds[-1]}")
     tab.page.wait_for_selector(".board-toolbar")
     assert [float(v) for v in _column(tab, "speed")] == [speeds[-1]]
     assert float(tab.page.input_value(".board-toolbar input.board-limit[data-limit=smin]")) == speeds[-1]

@@ -52,6 +52,21 @@ def _run_graph(graph: Path, weights: Path, volume: np.ndarray, lungs: np.ndarray
     return np.moveaxis(mask.transpose(0, 2, 1), 0, -1)
 
 
+@pytest.mark.parametrize("height, width, size", [(160, 160, 64), (630, 630, 512), (512, 400, 64), (50, 70, 64),
+                                                 (64, 64, 64), (97, 33, 32)])  # fmt: skip
+def test_the_graphs_antialiased_resize_is_torchs(height, width, size):
+    """Shrinking, growing, non-square, odd ratios and no change: the matrix form every browser backend runs gives
+    what F.interpolate(antialias=True), which preprocessing and predict use, gives."""
+    import torch
+    import torch.nn.functional as F
+
+    from pipeline.model.browser import antialiased_resize
+
+    stack = torch.randn(2, 1, height, width, generator=torch.Generator().manual_seed(height)) * 500
+    expected = F.interpolate(stack, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    torch.testing.assert_close(antialiased_resize(stack, size), expected, rtol=0, atol=1e-3)
+
+
 @pytest.mark.slow
 def test_the_browser_graph_gives_predicts_mask_on_every_test_volume(exported, tiny_project, tiny_raw, tmp_path):
     """Dice >= 0.999 per test volume between onnxruntime on the browser graph (fed the model's own safetensors)
@@ -106,15 +121,20 @@ def served(try_site):
 
 
 @pytest.fixture(scope="module")
-def chromium():
+def playwright():
     from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def chromium(playwright):
     from benchmarks.browser import launch
 
-    with sync_playwright() as running:
-        browser = launch(running, webgl=True)
-        yield browser
-        browser.close()
+    browser = launch(playwright, webgl=True)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture
@@ -169,18 +189,17 @@ def test_a_model_page_runs_the_model_on_a_nifti_scan_and_gives_predicts_mask(tab
 
 
 @pytest.mark.browser
-def test_on_webgpu_the_model_runs_on_the_gpu_and_gives_predicts_mask(served, tiny_project, tiny_raw, tmp_path):
+def test_on_webgpu_the_model_runs_on_the_gpu_and_gives_predicts_mask(playwright, served, tiny_project, tiny_raw,
+                                                                      tmp_path):  # fmt: skip
     """Where the browser offers a WebGPU adapter (here SwiftShader's, in software), onnxruntime's WebGPU build
     runs the graph, and the mask is still predict's."""
-    from playwright.sync_api import sync_playwright
-
     from benchmarks.browser import launch
     from tests.test_site_browser import Tab
 
     lung = _leader(tiny_project, "lung")
     scan = tiny_raw / rawdata.TEST_IMAGE_DIR / "3.nii.gz"
-    with sync_playwright() as running:
-        browser = launch(running, webgpu=True)
+    browser = launch(playwright, webgpu=True)
+    try:
         tab = Tab(browser)
         tab.open(f"{served}/models/{lung}.html")
         mask = nib.load(_run_panel(tab, [str(scan)], tmp_path / "mask.nii.gz"))
@@ -189,6 +208,7 @@ def test_on_webgpu_the_model_runs_on_the_gpu_and_gives_predicts_mask(served, tin
         assert any(url.endswith("/vendor/ort/ort.webgpu.min.js") for url in tab.requested)
         assert not any(url.endswith("/vendor/ort/ort.wasm.min.js") for url in tab.requested)
         tab.check_clean()
+    finally:
         browser.close()
     expected = load_model(tiny_project / "models" / lung, device="cpu").segment(np.asarray(nib.load(scan).dataobj))
     assert np.array_equal(mask.affine, nib.load(scan).affine) and _dice(np.asarray(mask.dataobj), expected) >= 0.999

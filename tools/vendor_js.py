@@ -38,15 +38,11 @@ VENDORED = {
     "@niivue/niivue": ("0.69.0", {"dist/niivue.umd.js": "niivue.umd.js"}, None),
     # "Try it on your scan": onnxruntime's WebAssembly build (the UMD script defines the global `ort`; it loads
     # its .mjs and .wasm from ort/ when a reader runs a model, never before), and its WebGPU build (the same global;
-    # its JSEP WebAssembly runs the WebGPU kernels and the CPU ones), loaded instead where the browser has a
+    # its asyncify WebAssembly runs the WebGPU kernels and the CPU ones), loaded instead where the browser has a
     # WebGPU adapter ...
-    "onnxruntime-web": ("1.31.1", {"dist/ort.wasm.min.js": "ort/ort.wasm.min.js",
-                                   "dist/ort-wasm-simd-threaded.mjs": "ort/ort-wasm-simd-threaded.mjs",
-                                   "dist/ort-wasm-simd-threaded.wasm": "ort/ort-wasm-simd-threaded.wasm",
-                                   "dist/ort.webgpu.min.js": "ort/ort.webgpu.min.js",
-                                   "dist/ort-wasm-simd-threaded.jsep.mjs": "ort/ort-wasm-simd-threaded.jsep.mjs",
-                                   "dist/ort-wasm-simd-threaded.jsep.wasm": "ort/ort-wasm-simd-threaded.jsep.wasm"},
-                        None),
+    "onnxruntime-web": ("1.31.1", {f"dist/{name}": f"ort/{name}" for name in (
+        "ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm",
+        "ort.webgpu.min.js", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm")}, None),
     # ... and dcm2niix's, which converts a DICOM series in a worker (an ES module: index.js starts worker.js).
     "@niivue/dcm2niix": ("1.2.0", {"dist/index.js": "dcm2niix/index.js", "dist/worker.js": "dcm2niix/worker.js",
                                    "dist/dcm2niix.js": "dcm2niix/dcm2niix.js",

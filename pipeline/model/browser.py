@@ -4,11 +4,12 @@ reads its weights from the published ``model.safetensors`` itself.
 What the graph computes, from a slice as the NIfTI file stores it (``slices``: N x rows x columns, x fastest,
 float32 Hounsfield units) to the mask in the same layout (``mask``: uint8 0/1): the slice as predict sees it
 (the transpose: nibabel's first axis is the file's fastest), ``(HU + hu_offset) / hu_scale``, antialiased
-bilinear resize to the working size, the network, sigmoid, bilinear resize back, threshold. A lesion_b model takes
+bilinear resize to the working size (as two matrix products, which every onnxruntime-web backend runs, WebGPU
+included), the network, sigmoid, bilinear resize back, threshold. A lesion_b model takes
 a second input (``lungs``, the same layout): the binary lung mask resized as preprocessing resizes masks
 (coverage >= 0.5) multiplies the normalised slice. These are the operations of pipeline.model.inference and
-pipeline.data.transforms, traced by torch's ONNX exporter (opset 18: Resize with antialias), so there is one
-definition of the preprocessing, and a test holds the graph's masks against predict's.
+pipeline.data.transforms, traced by torch's ONNX exporter (opset 18), and tests hold the antialiased resize
+against torch's own and the graph's masks against predict's.
 
 No second copy of the weights: every weight of the graph is ONNX external data at its byte range in
 ``model.safetensors`` (safetensors stores each tensor's little-endian bytes contiguously after a JSON header).
@@ -33,9 +34,31 @@ from pipeline.core.experiments import experiment
 from pipeline.model import checkpoints
 from pipeline.model.folder import WEIGHTS, read_preprocessing
 
-OPSET = 18  # Resize's antialias attribute; onnxruntime-web runs it
+OPSET = 18  # what torch's dynamo exporter writes; onnxruntime-web runs it
 INPUT, LUNGS, OUTPUT = "slices", "lungs", "mask"
 THRESHOLD = 0.5  # the benchmark's (evaluate.threshold) and predict's default
+
+
+def _antialias_weights(positions: torch.Tensor, size: int) -> torch.Tensor:
+    """(size, len(positions)) weights of torch's antialiased bilinear resize along one axis (align_corners=False):
+    output pixel i is centred at (i + 0.5) * scale of the input, and input pixel j weighs the triangle
+    1 - |j + 0.5 - centre| / support, support = max(scale, 1) (a filter as wide as the shrink; plain linear
+    interpolation when growing), the weights of each output pixel summing to 1, as ATen's upsample kernel computes
+    them. ``positions`` is arange(input size), so that an exported graph keeps the input size free."""
+    scale = (positions[-1] + 1) / size
+    support = torch.clamp(scale, min=1.0)
+    centres = (torch.arange(size, dtype=positions.dtype) + 0.5) * scale
+    weights = torch.clamp(1 - (positions[None, :] + 0.5 - centres[:, None]).abs() / support, min=0)
+    return weights / weights.sum(dim=1, keepdim=True)
+
+
+def antialiased_resize(stack: torch.Tensor, size: int) -> torch.Tensor:
+    """``F.interpolate(stack, (size, size), mode="bilinear", antialias=True, align_corners=False)`` of (N, 1, H, W),
+    written as two matrix products: onnxruntime-web's WebGPU kernels have no antialiased Resize, and every
+    backend has MatMul. A test holds it against torch's own."""
+    rows = _antialias_weights(torch.arange(stack.shape[2], dtype=stack.dtype), size)
+    columns = _antialias_weights(torch.arange(stack.shape[3], dtype=stack.dtype), size)
+    return torch.matmul(torch.matmul(rows, stack), columns.transpose(0, 1))
 
 
 class BrowserNetwork(torch.nn.Module):
@@ -49,8 +72,7 @@ class BrowserNetwork(torch.nn.Module):
         self.threshold = threshold
 
     def _working(self, stack: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(stack, size=(self.size, self.size), mode="bilinear", align_corners=False,
-                             antialias=True)  # fmt: skip
+        return antialiased_resize(stack, self.size)
 
     def forward(self, slices: torch.Tensor, lungs: torch.Tensor | None = None) -> torch.Tensor:
         image = slices.transpose(1, 2)[:, None]  # (N, 1, H, W) as predict's slices: H is the file's x
@@ -143,7 +165,9 @@ def export_graph(folder: Path, out: Path) -> dict:
     network, preprocessing = checkpoints.load(folder, "cpu")
     lungs = experiment(preprocessing["experiment"]).inside_lungs
     wrapped = BrowserNetwork(network, preprocessing).eval()
-    example = (torch.full((1, 40, 48), -600.0),) + ((torch.ones(1, 40, 48),) if lungs else ())
+    # two slices: an example of one would let the exporter take the batch axis for a constant 1 (a matrix product
+    # broadcasts over it)
+    example = (torch.full((2, 40, 48), -600.0),) + ((torch.ones(2, 40, 48),) if lungs else ())
     inputs = [INPUT, LUNGS] if lungs else [INPUT]
     axes = {0: Dim("slices"), 1: Dim("rows", min=2), 2: Dim("columns", min=2)}  # any number and size of slices
     dynamic = (axes, axes) if lungs else (axes,)

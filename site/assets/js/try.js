@@ -88,7 +88,7 @@
       sessions[key] = Promise.all([fetchBytes(url(model.graph), "the model's graph"),
                                    fetchBytes(url(model.weights), "the model's weights"), loadOrt()]).then(function (parts) {
         function create(providers) {
-          return ort.InferenceSession.create(parts[0], { executionProviders: providers,
+          return ort.InferenceSession.create(parts[0], { executionProviders: providers, logSeverityLevel: 3,
             externalData: [{ path: "model.safetensors", data: parts[1] }] }).then(function (created) {
             panel.dataset.backend = providers[0];
             return created;
