@@ -6,9 +6,8 @@ compare view, at 1440 px (a laptop) and 390 px (a phone), full page, from public
     python -m tools.screenshots --site DIR --out DIR
 
 The pages are chosen from the site itself: the first leaderboard, its first model, its first submission (if any)
-and the compare view of its first two models; methods, the Submit page, and try.html with its panel after a run
-on the build's test volume. Nothing leaves the machine:
-requests to other hosts are refused and listed.
+and the compare view of its first two models; methods, the Submit and Cite pages, and try.html with its panel
+after a run on the build's test volume. Nothing leaves the machine: requests to other hosts are refused and listed.
 """
 
 import argparse
@@ -31,7 +30,7 @@ def pages(site: Path) -> dict[str, str]:
     ids = re.findall(r'data-id="([^"]+)" data-status="ok" data-source="grid"', board.read_text())
     outside = re.findall(r'data-id="([^"]+)" data-status="ok" data-source="external"', board.read_text())
     chosen = {"home": "index.html", "leaderboard": f"leaderboard/{board.name}", "methods": "methods.html",
-              "submit": "submit.html", "try": "try.html"}  # fmt: skip
+              "submit": "submit.html", "try": "try.html", "cite": "cite.html"}  # fmt: skip
     if ids:
         chosen["model"] = f"models/{ids[0]}.html"
         chosen["compare"] = f"compare.html#models={','.join(ids[:2])}"
