@@ -8,9 +8,11 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: setup demo check test lint preview browser site publish screenshots clean-venv
 
+# --no-compile: pip would byte-compile every module of every package (torch's thousands) up front; Python compiles
+# what is imported, once, on first use (measured: the environment's build 1 min 8 s instead of about 2 min).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile -e '.[dev]'
 	touch $@
 
 setup: $(VENV)/.installed

@@ -3,6 +3,7 @@ on the demo-size test volumes), and in Debian's chromium the "Try it on your sca
 file and from a DICOM series, over loopback HTTP, with no request off the machine and nothing loaded before the
 panel is opened."""
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -97,6 +98,24 @@ def test_the_browser_graph_gives_predicts_mask_on_every_test_volume(exported, ti
 
 
 # ------------------------------------------------------------------------------------------- in the browser
+
+
+@pytest.mark.slow
+def test_the_browser_stage_keeps_each_graph_until_its_kind_code_or_file_changes(exported, tiny_project, tmp_path):
+    """A rerun exports nothing (retraining a model changes no graph); a graph file edited by hand is exported again,
+    byte for byte as before (the exporter is deterministic)."""
+    out = tmp_path / "browser"
+    shutil.copytree(exported, out)
+    index = json.loads((out / "index.json").read_text())
+    graphs = sorted(index["graphs"])
+    printed = run_stage_here(tiny_project, "pipeline.evaluation.browser_graphs", "--out", str(out))
+    assert f"{len(graphs)} graphs ({len(graphs)} kept" in printed
+    original = (exported / graphs[0]).read_bytes()
+    (out / graphs[0]).write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    printed = run_stage_here(tiny_project, "pipeline.evaluation.browser_graphs", "--out", str(out))
+    assert f"{len(graphs)} graphs ({len(graphs) - 1} kept" in printed
+    assert (out / graphs[0]).read_bytes() == original
+    assert json.loads((out / "index.json").read_text())["models"] == index["models"]
 
 
 @pytest.fixture(scope="module")
