@@ -256,6 +256,17 @@ def drop_key(path: Path, key: str) -> None:
     path.write_text(json.dumps(record))
 
 
+def _copy_bytecode(source: Path, target: Path) -> None:
+    """The module's compiled bytecode too (`make test` compiles it first), so that the copy's stage processes do
+    not each compile it again where PYTHONDONTWRITEBYTECODE is set; Python checks it against the source's
+    modification time and size, which copy2 keeps, and compiles afresh when it does not match."""
+    tag = sys.implementation.cache_tag
+    compiled = source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
+    if compiled.is_file():
+        (target.parent / "__pycache__").mkdir(exist_ok=True)
+        shutil.copy2(compiled, target.parent / "__pycache__" / compiled.name)
+
+
 def project_copy(destination: Path) -> Path:
     """The working tree's tracked and untracked (not ignored) files, as a fresh git repository."""
     listed = (
@@ -274,6 +285,8 @@ def project_copy(destination: Path) -> Path:
             target = destination / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
+            if source.suffix == ".py":
+                _copy_bytecode(source, target)
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
     subprocess.run([*git, "init", "-q"], cwd=destination, check=True)
     subprocess.run([*git, "add", "-A"], cwd=destination, check=True)
