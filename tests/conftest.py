@@ -3,13 +3,14 @@ before changing): tiny synthetic data, its prepared arrays, one tiny project wit
 trained, evaluated and aggregated in-process, the results fixture and the site built from it; a project copy
 for DVC runs, and a loopback HTTP server."""
 
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -55,6 +56,27 @@ def pytest_collection_modifyitems(config, items) -> None:
     items.sort(key=lambda item: file_kind[item.path])
 
 
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], object]) -> Path:
+    """A folder ``build`` fills, built once per test run: under pytest-xdist the first worker that asks builds it
+    in the run's temporary root, which every worker of the run shares, and the others wait for it and reuse it
+    (each worker built its own before: the trained tiny project and the fixture site twice over). Read-only for
+    tests, as every session fixture is."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    root = tmp_path_factory.getbasetemp().parent  # pytest-of-<user>/pytest-<n>: this run's, shared by its workers
+    folder, built = root / f"shared-{name}", root / f"shared-{name}.built"
+    with open(root / f"shared-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the worker dies
+        if not built.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a worker that failed while building it left this
+            folder.mkdir()
+            build(folder)
+            built.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_params() -> Params:
     return parse_params(profiles.compose("tiny", ROOT / "conf"))
@@ -94,7 +116,7 @@ def write_tiny_phantom(out_dir: Path, params: Params, seed: int | None = None) -
 @pytest.fixture(scope="session")
 def tiny_raw(tmp_path_factory, tiny_params) -> Path:
     """A tiny phantom in the study's layout; read-only for tests (copy it before breaking it)."""
-    return write_tiny_phantom(tmp_path_factory.mktemp("tiny") / "raw", tiny_params)
+    return built_once(tmp_path_factory, "tiny", lambda folder: write_tiny_phantom(folder / "raw", tiny_params)) / "raw"
 
 
 @pytest.fixture
@@ -108,9 +130,10 @@ def tiny_prepared(tmp_path_factory, tiny_raw, tiny_params) -> Path:
     """The tiny phantom preprocessed (data/prepared/ of the tiny profile)."""
     from pipeline.data.preprocess import preprocess
 
-    out = tmp_path_factory.mktemp("prepared") / "prepared"
-    preprocess(tiny_raw, out, tiny_params.preprocess, tiny_params.profile)
-    return out
+    def build(folder: Path) -> None:
+        preprocess(tiny_raw, folder / "prepared", tiny_params.preprocess, tiny_params.profile)
+
+    return built_once(tmp_path_factory, "prepared", build) / "prepared"
 
 
 def run_stage_here(project: Path, module: str, *args: str) -> str:
@@ -125,18 +148,19 @@ def tiny_project(tmp_path_factory, tiny_prepared) -> Path:
     """A project folder with every run of the tiny grid trained, evaluated, aggregated and drawn,
     built once in-process exactly as the stages build it: params.yaml, data/prepared, models/, evaluation/,
     results/, figures/."""
-    project = tmp_path_factory.mktemp("tiny-project")
-    write_params(project / "params.yaml")
-    shutil.copytree(tiny_prepared, project / "data" / "prepared")
     from pipeline.core.config import load_params
 
-    for run in load_params(project / "params.yaml").runs():
-        run_stage_here(project, "pipeline.training.train", run.cell.id,
-                       *(("--seed", str(run.seed)) if run.seed is not None else ()))  # fmt: skip
-    run_stage_here(project, "pipeline.evaluation.evaluate")
-    run_stage_here(project, "pipeline.results.aggregate")
-    run_stage_here(project, "pipeline.evaluation.figures")
-    return project
+    def build(project: Path) -> None:
+        write_params(project / "params.yaml")
+        shutil.copytree(tiny_prepared, project / "data" / "prepared")
+        for run in load_params(project / "params.yaml").runs():
+            run_stage_here(project, "pipeline.training.train", run.cell.id,
+                           *(("--seed", str(run.seed)) if run.seed is not None else ()))  # fmt: skip
+        run_stage_here(project, "pipeline.evaluation.evaluate")
+        run_stage_here(project, "pipeline.results.aggregate")
+        run_stage_here(project, "pipeline.evaluation.figures")
+
+    return built_once(tmp_path_factory, "tiny-project", build)
 
 
 def scratch_project(project: Path, destination: Path, copied: tuple[str, ...] = ()) -> Path:
@@ -158,10 +182,12 @@ def fixture_records(tmp_path_factory) -> tuple[Path, Path]:
     initialisations, the first failed and one that did not learn."""
     from benchmarks.results_fixture import write_results_fixture
 
-    root = tmp_path_factory.mktemp("fixture")
-    return write_results_fixture(
-        root, architectures=("fpn", "unet"), encoders=("resnet18", "mobilenet_v2"), epochs=5, seed=1
-    )
+    def build(root: Path) -> None:
+        write_results_fixture(root, architectures=("fpn", "unet"), encoders=("resnet18", "mobilenet_v2"), epochs=5,
+                              seed=1)  # fmt: skip
+
+    root = built_once(tmp_path_factory, "fixture", build)
+    return root / "results", root / "figures"
 
 
 @pytest.fixture
@@ -181,9 +207,10 @@ def fixture_docs(tmp_path_factory, fixture_records) -> Path:
     from pipeline.site.build import Provenance, generate
     from pipeline.site.data import load_results
 
-    docs = tmp_path_factory.mktemp("docs") / "docs"
-    generate(load_results(*fixture_records), Provenance(*FIXED_PROVENANCE_ARGS), docs)
-    return docs
+    def build(folder: Path) -> None:
+        generate(load_results(*fixture_records), Provenance(*FIXED_PROVENANCE_ARGS), folder / "docs")
+
+    return built_once(tmp_path_factory, "docs", build) / "docs"
 
 
 @pytest.fixture(scope="session")
@@ -191,9 +218,8 @@ def fixture_site(tmp_path_factory, fixture_docs) -> Path:
     """The results fixture's site, built by mkdocs once for every test that reads or browses it."""
     from pipeline.site.build import build
 
-    public = tmp_path_factory.mktemp("site") / "public"
-    build(fixture_docs, public, ROOT / "mkdocs.yml")
-    return public
+    return built_once(tmp_path_factory, "site", lambda folder: build(fixture_docs, folder / "public",
+                                                                    ROOT / "mkdocs.yml")) / "public"  # fmt: skip
 
 
 def run_module(module: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
