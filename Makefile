@@ -25,11 +25,11 @@ demo: setup
 # The project's own modules compiled once, before the tests start hundreds of Python processes: where
 # PYTHONDONTWRITEBYTECODE is set (this machine, and CI's) none of them would write its bytecode, and each would
 # compile what it imports from source again (about 0.3 s a process).
-bytecode:
+bytecode: setup
 	$(BIN)/python -m compileall -q pipeline benchmarks tools tests
 
 # The inner loop: lint and the fast tests, no DVC runs, no Ray, no browser, on two workers with one torch thread
-# each (tests/conftest.py; measured: 84-100 s of pytest on this 2-core machine, where one process took 160 s and
+# each (tests/conftest.py; measured: 82-100 s of pytest on this 2-core machine, where one process took 160 s and
 # two workers with two threads apiece 136 s).
 check: setup lint bytecode
 	$(BIN)/python -m pytest -m "not dvc and not ray and not browser and not slow" -n 2 --dist loadfile
