@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -56,9 +57,10 @@ def pytest_collection_modifyitems(config, items) -> None:
         file_kind[item.path] = min(kind(item), file_kind.get(item.path, len(LONGEST_FIRST)))
     # Its place among the files of its kind: the first two kinds interleave, the others follow in turn.
     place: dict[Path, tuple[int, int]] = {}
+    seen = Counter()
     for path, rank in file_kind.items():
-        index = sum(1 for other in place if file_kind[other] == rank)
-        place[path] = (0, 2 * index + rank) if rank < 2 else (rank, index)
+        place[path] = (0, 2 * seen[rank] + rank) if rank < 2 else (rank, seen[rank])
+        seen[rank] += 1
     items.sort(key=lambda item: place[item.path])
 
 
