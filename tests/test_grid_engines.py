@@ -3,7 +3,9 @@ DVC and trains the rest, Ray on a local 2-CPU cluster gives the serial results, 
 killed runner is resumed, two runners at once share the cells.
 
 One base project (the tiny profile cut to the lung experiment without repeats, data stages run) is copied for
-each test, so each starts from the same state.
+each test, so each starts from the same state. The runner's final `dvc repro` goes only as far as the evaluation
+(``--until evaluate``): what comes after it (figures, browser graphs, site) is DVC's work on the models the runner
+recorded, run end to end by tests/test_dvc_pipeline.py.
 """
 
 import json
@@ -22,12 +24,13 @@ import yaml
 
 from pipeline.core import profiles
 from pipeline.grid.runner import UPSTREAM
-from tests.conftest import ROOT, project_copy, write_params
-from tests.test_dvc_pipeline import dvc, run, stale_stages
+from tests.conftest import ROOT, dvc, project_copy, run, stale_stages, write_params
 
 pytestmark = pytest.mark.dvc
 CELLS = ("lung-unet-resnet18-random", "lung-pspnet-resnet18-random")
 RAY = ("--engine", "ray", "--num-cpus", "2")
+UNTIL = ("--until", "evaluate")
+AFTER_EVALUATE = ["aggregate", "browser", "figures", "score", "site", "speed"]  # never run in these projects
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +112,10 @@ def test_serial_and_ray_engines_train_the_same_models_and_leave_dvc_status_clean
     before = weights.stat().st_mtime_ns
     dry = grid(serial, "--dry-run")
     assert "grid: 1 to train, 1 finished to record, 0 up to date" in dry.stdout, dry.stdout + dry.stderr
+    assert dry.stdout.rstrip().endswith("then: dvc repro")  # by default every later stage
+    wrong = grid(serial, "--until", "evaluation")
+    assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1, wrong.stdout + wrong.stderr
+    assert "no stage 'evaluation' for --until; its stages: aggregate, browser" in wrong.stderr
     result = grid(serial, "--train-only")  # the later stages: the Ray run below, and two runners at once
     assert result.returncode == 0, result.stdout + result.stderr
     assert "grid: 1 trained, 0 failed, 1 recorded" in result.stdout
@@ -116,11 +123,11 @@ def test_serial_and_ray_engines_train_the_same_models_and_leave_dvc_status_clean
     assert not [stage for stage in stale_stages(serial) if stage.startswith("train@")]
     assert "grid: 0 to train, 0 finished to record, 2 up to date" in grid(serial, "--dry-run").stdout
     # Ray, one CPU per model: both cells at once on the 2-CPU cluster.
-    result = grid(project, *RAY, "--cpus-per-model", "1")
+    result = grid(project, *RAY, "--cpus-per-model", "1", *UNTIL)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Ray engine, 2 slots of 1 CPU(s)" in result.stdout
     assert "grid: 2 trained, 0 failed, 0 recorded" in result.stdout
-    assert stale_stages(project) == []  # the later stages ran too: nothing left for `dvc repro`
+    assert stale_stages(project) == AFTER_EVALUATE  # trained, recorded and evaluated: nothing else ran
     # The models were evaluated as Ray tasks; the final `dvc repro` reused those results.
     # (one task per batch of finished cells: with two slots, one or two tasks)
     logs = " ".join(log.read_text() for log in (project / ".cache" / "grid-logs").glob("evaluate-*.log"))
@@ -182,8 +189,8 @@ def test_a_killed_runner_is_resumed_by_the_next_run(project):
 
 def test_two_runners_at_once_share_the_cells_and_keep_dvc_lock_whole(project):
     # One thread per trainer: two runners training at once on a 2-core machine, not four threads fighting.
-    first = start_grid(project, threads=1)
-    second = start_grid(project, threads=1)
+    first = start_grid(project, *UNTIL, threads=1)
+    second = start_grid(project, *UNTIL, threads=1)
     outputs = [runner.communicate(timeout=900)[0] for runner in (first, second)]
     assert [runner.returncode for runner in (first, second)] == [0, 0], outputs
     for cell in CELLS:  # every cell trained exactly once, by one runner or the other
@@ -192,4 +199,5 @@ def test_two_runners_at_once_share_the_cells_and_keep_dvc_lock_whole(project):
     assert sum("left to another runner" in output for output in outputs) >= 1
     lock = yaml.safe_load((project / "dvc.lock").read_text())
     assert {f"train@{cell}" for cell in CELLS} <= set(lock["stages"])
-    assert stale_stages(project) == []  # the runner that finished last ran the later stages
+    assert stale_stages(project) == AFTER_EVALUATE  # the runner that finished last evaluated both models
+    assert all((project / "evaluation" / cell / "metrics.json").exists() for cell in CELLS)

@@ -4,6 +4,7 @@
     python -m pipeline.grid --glob 'lung-unet-*' --dry-run
     python -m pipeline.grid --engine ray --models-per-gpu 4            # all GPUs of this machine, or of the
     python -m pipeline.grid --engine ray --address auto                # Ray cluster this node belongs to
+    python -m pipeline.grid --until evaluate    # the final `dvc repro` only up to the evaluation
 
 Why: `dvc repro` rewrites the whole dvc.lock after every stage, which costs minutes of pure bookkeeping for
 600 cells (DESIGN.md). This runner asks DVC which train cells are stale, runs exactly their stage commands,
@@ -74,6 +75,29 @@ def _status(targets: list[str], with_deps: bool) -> dict:
             if time.monotonic() > deadline:
                 raise
             time.sleep(2)
+
+
+def later_stages(until: str | None) -> list[str] | None:
+    """The stages the final `dvc repro` runs: ``until`` and every stage it needs, from DVC's own graph (None:
+    every stage). ``until`` that names no stage of dvc.yaml is an error before anything is trained."""
+    if until is None:
+        return None
+    from dvc.repo import Repo
+
+    repo = Repo(".")
+    names = {stage.name for stage in repo.index.stages}
+    groups = {name.split("@")[0] for name in names}  # a matrix (train) is one name to dvc repro too
+    if until not in names | groups:
+        raise PipelineError(f"dvc.yaml has no stage '{until}' for --until; its stages: {', '.join(sorted(groups))}")
+    return [stage.name for stage in repo.stage.collect(until, with_deps=True)]
+
+
+def evaluates(stages: list[str] | None) -> bool:
+    """Whether the final `dvc repro` of ``stages`` (None: all) evaluates models, so that Ray may do it first."""
+    from dvc.repo import Repo
+
+    chosen = set(stages) if stages is not None else None
+    return any(EVALUATE in stage.cmd for stage in Repo(".").index.stages if chosen is None or stage.name in chosen)
 
 
 def bring_upstream_up_to_date() -> None:
@@ -259,8 +283,12 @@ def main() -> None:
     parser.add_argument("--evaluate-chunk", type=int, default=25, help="Ray: models evaluated per task")
     parser.add_argument("--dry-run", action="store_true", help="list what would run and exit")
     parser.add_argument("--train-only", action="store_true", help="skip the final `dvc repro` of later stages")
+    parser.add_argument("--until", metavar="STAGE",
+                        help="the final `dvc repro` runs only STAGE and the stages it needs (default: every stage), "
+                             "e.g. evaluate on the GPU nodes and the figures and site elsewhere")  # fmt: skip
     args = parser.parse_args()
     started = time.perf_counter()
+    later = later_stages(args.until)  # a wrong name is refused before anything runs
     if not args.dry_run:
         bring_upstream_up_to_date()  # the data the cells read must be current first
     plan = plan_cells(args.glob)
@@ -268,11 +296,13 @@ def main() -> None:
     if args.dry_run:
         for name, command, _ in plan.run:
             print(f"  {name}: {command}")
+        if not args.train_only:
+            print(f"  then: dvc repro{f' {args.until}' if args.until else ''}")
         return
     commit(plan.commit)
     failures: list[Outcome] = []
     elsewhere: list[str] = []
-    evaluate_here = args.engine == "ray" and not args.train_only
+    evaluate_here = args.engine == "ray" and not args.train_only and evaluates(later)
     engine = make_engine(args) if plan.run or evaluate_here else None
     if engine is not None and plan.run:
         failures, elsewhere = train_cells(engine, plan.run, args.batch)
@@ -289,7 +319,7 @@ def main() -> None:
     if others_training:
         print("grid: some cells are still training in another runner, which runs the later stages when done")
     if not args.train_only and not failures and not others_training:
-        _dvc("repro")
+        _dvc("repro", *([args.until] if args.until else []))
     trained = len(plan.run) - len(failures) - len(elsewhere)
     print(
         f"grid: {trained} trained, {len(failures)} failed, {len(plan.commit)} recorded, {plan.current} were up to "
