@@ -1,7 +1,7 @@
 """Shared fixtures, each built once per test run (session scope) and read-only for the tests that use it (copy
 before changing): tiny synthetic data, its prepared arrays, one tiny project with every run of the tiny grid
-trained, evaluated and aggregated in-process, the results fixture and the site built from it; a project copy
-for DVC runs, and a loopback HTTP server."""
+trained, evaluated and aggregated in-process, the same grid run end to end through DVC (`dvc exp run`), the
+results fixture and the site built from it; a project copy for DVC runs, and a loopback HTTP server."""
 
 import fcntl
 import json
@@ -39,13 +39,19 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 LONGEST_FIRST = ("dvc", "browser", "slow")
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config, items) -> None:
-    """The longest kinds first: `make test` spreads the test files over two workers in the order of their first
-    test (pytest-xdist, ``--dist loadfile --no-loadscope-reorder``), each worker taking the next file when it
-    is done. The runs through DVC and the browser files go first, taken in turn (a DVC file, a browser file, the
-    other DVC file, the other browser file), then the `slow` files, then the many short ones that fill the gaps at
-    the end. Measured on 2 cores: with the browser files last, one worker waited for the other for the final 62 s;
-    with both browser files at once (chromium's threads against each other) each took half as long again."""
+    """A test that reads the project run through DVC is a `dvc` test, whatever its other markers (the inner loop
+    skips it). Then the longest kinds first: `make test` spreads the test files over two workers in the order of
+    their first test (pytest-xdist, ``--dist loadfile --no-loadscope-reorder``), each worker taking the next file
+    when it is done. The DVC and browser files go first, taken in turn (a DVC file, a browser file, the next DVC
+    file, ...), then the `slow` files, then the many short ones that fill the gaps at the end. Measured on 2 cores:
+    with the browser files last, one worker waited for the other for the final 62 s; with two browser files at
+    once (chromium's threads against each other) each took half as long again."""
+
+    for item in items:
+        if "dvc_tiny_project" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.dvc)
 
     def kind(item) -> int:
         marked = (rank for rank, name in enumerate(LONGEST_FIRST) if item.get_closest_marker(name))
@@ -169,6 +175,48 @@ def tiny_project(tmp_path_factory, tiny_prepared) -> Path:
         run_stage_here(project, "pipeline.evaluation.figures")
 
     return built_once(tmp_path_factory, "tiny-project", build)
+
+
+BIN = Path(sys.executable).parent
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    # Stage commands call `python`: it must be this interpreter, with the project's dependencies.
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.update(DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.invalid")
+    env.update(GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.invalid")
+    return env
+
+
+def run(project: Path, *command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=project, env=_env(), capture_output=True, text=True, timeout=1200)
+
+
+def dvc(project: Path, *args: str) -> subprocess.CompletedProcess:
+    return run(project, str(BIN / "dvc"), *args)
+
+
+def stale_stages(project: Path) -> list[str]:
+    result = dvc(project, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    return sorted(json.loads(result.stdout))
+
+
+@pytest.fixture(scope="session")
+def dvc_tiny_project(tmp_path_factory) -> Path:
+    """A copy of the project switched to the tiny profile and run end to end with `dvc exp run` (the README's
+    command), its results committed: every stage's outputs as DVC makes them, the browser graphs and the site
+    included. Built once per test run; a test that changes it works on its own copy (``shutil.copytree``)."""
+
+    def build(folder: Path) -> None:
+        project = project_copy(folder / "project")
+        result = dvc(project, "exp", "run", "-S", "profile=tiny")
+        assert result.returncode == 0, result.stdout + result.stderr
+        run(project, "git", "add", "-A")
+        assert run(project, "git", "commit", "-q", "-m", "tiny results").returncode == 0
+
+    return built_once(tmp_path_factory, "dvc-tiny", build) / "project"
 
 
 def scratch_project(project: Path, destination: Path, copied: tuple[str, ...] = ()) -> Path:

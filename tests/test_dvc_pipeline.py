@@ -1,4 +1,5 @@
-"""The pipeline through DVC itself, in fresh copies of the project on the tiny profile."""
+"""The pipeline through DVC itself: the tiny profile run end to end (conftest's ``dvc_tiny_project``), each test
+on its own copy of it."""
 
 import contextlib
 import csv
@@ -18,33 +19,9 @@ import pytest
 import yaml
 
 from pipeline.site.remote import direct_url
-from tests.conftest import project_copy
+from tests.conftest import dvc, run, stale_stages
 
 pytestmark = pytest.mark.dvc
-BIN = Path(sys.executable).parent
-
-
-def _env() -> dict:
-    env = dict(os.environ)
-    # Stage commands call `python`: it must be this interpreter, with the project's dependencies.
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env.update(DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.invalid")
-    env.update(GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.invalid")
-    return env
-
-
-def run(project: Path, *command: str) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=project, env=_env(), capture_output=True, text=True, timeout=1200)
-
-
-def dvc(project: Path, *args: str) -> subprocess.CompletedProcess:
-    return run(project, str(BIN / "dvc"), *args)
-
-
-def stale_stages(project: Path) -> list[str]:
-    result = dvc(project, "status", "--json")
-    assert result.returncode == 0, result.stderr
-    return sorted(json.loads(result.stdout))
 
 
 def _edit_params(project: Path, section: str, key: str, value) -> None:
@@ -63,15 +40,10 @@ def _leaderboard(project: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-@pytest.fixture(scope="module")
-def tiny_project(tmp_path_factory) -> Path:
-    """A copy of the project switched to the tiny profile and run end to end with `dvc exp run`."""
-    project = project_copy(tmp_path_factory.mktemp("tiny") / "project")
-    result = dvc(project, "exp", "run", "-S", "profile=tiny")
-    assert result.returncode == 0, result.stdout + result.stderr
-    run(project, "git", "add", "-A")
-    assert run(project, "git", "commit", "-q", "-m", "tiny results").returncode == 0
-    return project
+@pytest.fixture
+def tiny_project(dvc_tiny_project, tmp_path) -> Path:
+    """This test's own copy of the tiny project run through DVC: no test depends on what another one changed."""
+    return Path(shutil.copytree(dvc_tiny_project, tmp_path / "project", symlinks=True))
 
 
 def test_profile_switch_and_full_repro(tiny_project):
@@ -106,21 +78,13 @@ def test_profile_switch_and_full_repro(tiny_project):
     assert "evaluate: 0 evaluated, 6 reused" in forced.stdout, forced.stdout + forced.stderr
     forced = dvc(project, "repro", "-f", "-s", "figures")
     assert "figures: 0 drawn, 4 reused" in forced.stdout, forced.stdout + forced.stderr
-    # ... and retraining one cell evaluates at most that one (none when its weights come out the same), with
-    # the numbers a full evaluation from scratch gives.
+    # ... and retraining one cell evaluates at most that one (none when its weights come out the same); that the
+    # results kept and made again equal a full evaluation's is tests/test_evaluate.py's, in-process.
     assert dvc(project, "repro", "-f", "-s", "train@lung-unet-resnet18-random").returncode == 0
     again = dvc(project, "repro")
     line = next(line for line in again.stdout.splitlines() if line.startswith("evaluate: "))
     evaluated, reused = (int(n) for n in re.match(r"evaluate: (\d+) evaluated, (\d+) reused", line).groups())
     assert evaluated <= 1 and evaluated + reused == 6, line
-    fresh = run(
-        project, sys.executable, "-m", "pipeline.evaluation.evaluate", "--out", str(project / ".cache" / "fresh")
-    )
-    assert "evaluate: 6 evaluated, 0 reused" in fresh.stdout, fresh.stdout + fresh.stderr
-    for row in rows:
-        incremental = json.loads((project / "evaluation" / row["id"] / "metrics.json").read_text())
-        scratch = json.loads((project / ".cache" / "fresh" / row["id"] / "metrics.json").read_text())
-        assert incremental == scratch
     assert stale_stages(project) == []
     run(project, "git", "add", "-A")
     assert run(project, "git", "commit", "-q", "-m", "one cell retrained").returncode == 0

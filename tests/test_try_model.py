@@ -1,7 +1,7 @@
-"""Any model of the build run on a reader's own scan: the browser graph gives predict's mask (onnxruntime in Python
-on the demo-size test volumes), and in Debian's chromium the "Try it on your scan" panel does the same from a NIfTI
-file and from a DICOM series, over loopback HTTP, with no request off the machine and nothing loaded before the
-panel is opened."""
+"""Any model of the build run on a reader's own scan, on the tiny grid run through DVC (its browser and site
+stages' outputs): the browser graph gives predict's mask (onnxruntime in Python on the test volumes), and in
+Debian's chromium the "Try it on your scan" panel does the same from a NIfTI file and from a DICOM series, over
+loopback HTTP, with no request off the machine and nothing loaded before the panel is opened."""
 
 import json
 import os
@@ -15,15 +15,24 @@ import pytest
 
 from pipeline.data import dicom, rawdata
 from pipeline.predict import load_model
-from tests.conftest import ROOT, run_stage_here
+from tests.conftest import run_stage_here
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_project, tmp_path_factory) -> Path:
-    """The browser stage run on the tiny project: its graphs, index and test volume."""
-    out = tmp_path_factory.mktemp("browser") / "browser"
-    run_stage_here(tiny_project, "pipeline.evaluation.browser_graphs", "--out", str(out))
-    return out
+def project(dvc_tiny_project) -> Path:
+    """The tiny grid run through DVC: its models, and the browser and site stages' outputs made from them."""
+    return dvc_tiny_project
+
+
+@pytest.fixture(scope="module")
+def raw(project) -> Path:
+    return project / "data" / "raw"
+
+
+@pytest.fixture(scope="module")
+def exported(project) -> Path:
+    """The browser stage's output: the graphs, their index and the test volume."""
+    return project / "browser"
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -69,28 +78,28 @@ def test_the_graphs_antialiased_resize_is_torchs(height, width, size):
 
 
 @pytest.mark.slow
-def test_the_browser_graph_gives_predicts_mask_on_every_test_volume(exported, tiny_project, tiny_raw, tmp_path):
+def test_the_browser_graph_gives_predicts_mask_on_every_test_volume(exported, project, raw, tmp_path):
     """Dice >= 0.999 per test volume between onnxruntime on the browser graph (fed the model's own safetensors)
     and pipeline.predict, for every model of the build; one graph per kind of model, no weights in it."""
     import json
 
     index = json.loads((exported / "index.json").read_text())
-    board = pd.read_csv(tiny_project / "results" / "leaderboard.csv")
+    board = pd.read_csv(project / "results" / "leaderboard.csv")
     assert set(index["models"]) == set(board.loc[board["status"].isin(["ok", "degenerate"]), "id"])
     for graph, size in index["graphs"].items():
-        weights = next(tiny_project / "models" / m / "model.safetensors" for m, e in index["models"].items()
+        weights = next(project / "models" / m / "model.safetensors" for m, e in index["models"].items()
                        if e["graph"] == graph)  # fmt: skip
         assert size < weights.stat().st_size / 10  # weights-free: they stay in model.safetensors
     lung_id = board[board["experiment"] == "lung"].sort_values("rank")["id"].iloc[0]
     for model_id, entry in index["models"].items():
-        folder = tiny_project / "models" / model_id
+        folder = project / "models" / model_id
         segmenter = load_model(folder, device="cpu")
         assert entry["orientation"] == "RAS"
-        for path in sorted((tiny_raw / rawdata.TEST_IMAGE_DIR).glob("*.nii.gz")):
+        for path in sorted((raw / rawdata.TEST_IMAGE_DIR).glob("*.nii.gz")):
             volume = np.asarray(nib.load(path).dataobj, dtype=np.float32)
             lungs = None
             if "lungs" in entry["inputs"]:
-                lungs = load_model(tiny_project / "models" / lung_id, device="cpu").segment(volume)
+                lungs = load_model(project / "models" / lung_id, device="cpu").segment(volume)
             expected = segmenter.segment(volume, lungs)
             got = _run_graph(exported / entry["graph"], folder / "model.safetensors", volume, lungs, tmp_path)
             assert got.shape == expected.shape
@@ -101,34 +110,28 @@ def test_the_browser_graph_gives_predicts_mask_on_every_test_volume(exported, ti
 
 
 @pytest.mark.slow
-def test_the_browser_stage_keeps_each_graph_until_its_kind_code_or_file_changes(exported, tiny_project, tmp_path):
+def test_the_browser_stage_keeps_each_graph_until_its_kind_code_or_file_changes(exported, project, tmp_path):
     """A rerun exports nothing (retraining a model changes no graph); a graph file edited by hand is exported again,
     byte for byte as before (the exporter is deterministic)."""
     out = tmp_path / "browser"
     shutil.copytree(exported, out)
     index = json.loads((out / "index.json").read_text())
     graphs = sorted(index["graphs"])
-    printed = run_stage_here(tiny_project, "pipeline.evaluation.browser_graphs", "--out", str(out))
+    printed = run_stage_here(project, "pipeline.evaluation.browser_graphs", "--out", str(out))
     assert f"{len(graphs)} graphs ({len(graphs)} kept" in printed
     original = (exported / graphs[0]).read_bytes()
     (out / graphs[0]).write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
-    printed = run_stage_here(tiny_project, "pipeline.evaluation.browser_graphs", "--out", str(out))
+    printed = run_stage_here(project, "pipeline.evaluation.browser_graphs", "--out", str(out))
     assert f"{len(graphs)} graphs ({len(graphs) - 1} kept" in printed
     assert (out / graphs[0]).read_bytes() == original
     assert json.loads((out / "index.json").read_text())["models"] == index["models"]
 
 
 @pytest.fixture(scope="module")
-def try_site(tiny_project, exported, tmp_path_factory) -> Path:
-    """The tiny project's site with its browser graphs and, as a build without a published remote, its weights."""
-    root = tmp_path_factory.mktemp("try-site")
-    public = root / "public"
-    paths = {"--params": "params.yaml", "--results": "results", "--figures": "figures", "--scores": "scores",
-             "--models": "models"}  # fmt: skip
-    arguments = [str(part) for flag, name in paths.items() for part in (flag, tiny_project / name)]
-    run_stage_here(ROOT, "pipeline.site.build", *arguments, "--browser", str(exported), "--docs", str(root / "docs"),
-                   "--out", str(public))  # fmt: skip
-    return public
+def try_site(project) -> Path:
+    """The site stage's output: the pages with the browser graphs and, as a build without a published remote,
+    the models' weights."""
+    return project / "public"
 
 
 @pytest.fixture(scope="module")
@@ -165,8 +168,8 @@ def tab(chromium):
     tab.context.close()
 
 
-def _leader(tiny_project: Path, experiment: str) -> str:
-    board = pd.read_csv(tiny_project / "results" / "leaderboard.csv")
+def _leader(project: Path, experiment: str) -> str:
+    board = pd.read_csv(project / "results" / "leaderboard.csv")
     return board[board["experiment"] == experiment].sort_values("rank")["id"].iloc[0]
 
 
@@ -190,15 +193,15 @@ def _run_panel(tab, files, out: Path) -> Path:
 
 
 @pytest.mark.browser
-def test_a_model_page_runs_the_model_on_a_nifti_scan_and_gives_predicts_mask(tab, served, tiny_project, tiny_raw,
+def test_a_model_page_runs_the_model_on_a_nifti_scan_and_gives_predicts_mask(tab, served, project, raw,
                                                                              tmp_path):  # fmt: skip
-    lung = _leader(tiny_project, "lung")
+    lung = _leader(project, "lung")
     tab.open(f"{served}/models/{lung}.html")
     assert not [url for url in tab.requested if "/vendor/ort/" in url or "safetensors" in url or "try.js" in url]
-    scan = tiny_raw / rawdata.TEST_IMAGE_DIR / "2.nii.gz"
+    scan = raw / rawdata.TEST_IMAGE_DIR / "2.nii.gz"
     mask_path = _run_panel(tab, [str(scan)], tmp_path / "mask.nii.gz")
     mask = nib.load(mask_path)
-    expected = load_model(tiny_project / "models" / lung, device="cpu").segment(np.asarray(nib.load(scan).dataobj))
+    expected = load_model(project / "models" / lung, device="cpu").segment(np.asarray(nib.load(scan).dataobj))
     assert np.array_equal(mask.affine, nib.load(scan).affine) and mask.shape == expected.shape
     assert _dice(np.asarray(mask.dataobj), expected) >= 0.999
     assert " ml segmented" in tab.page.inner_text("#try-model .try-volume")
@@ -208,15 +211,15 @@ def test_a_model_page_runs_the_model_on_a_nifti_scan_and_gives_predicts_mask(tab
 
 
 @pytest.mark.browser
-def test_on_webgpu_the_model_runs_on_the_gpu_and_gives_predicts_mask(playwright, served, tiny_project, tiny_raw,
+def test_on_webgpu_the_model_runs_on_the_gpu_and_gives_predicts_mask(playwright, served, project, raw,
                                                                       tmp_path):  # fmt: skip
     """Where the browser offers a WebGPU adapter (here SwiftShader's, in software), onnxruntime's WebGPU build
     runs the graph, and the mask is still predict's."""
     from benchmarks.browser import launch
     from tests.test_site_browser import Tab
 
-    lung = _leader(tiny_project, "lung")
-    scan = tiny_raw / rawdata.TEST_IMAGE_DIR / "3.nii.gz"
+    lung = _leader(project, "lung")
+    scan = raw / rawdata.TEST_IMAGE_DIR / "3.nii.gz"
     browser = launch(playwright, webgpu=True)
     try:
         tab = Tab(browser)
@@ -229,20 +232,20 @@ def test_on_webgpu_the_model_runs_on_the_gpu_and_gives_predicts_mask(playwright,
         tab.check_clean()
     finally:
         browser.close()
-    expected = load_model(tiny_project / "models" / lung, device="cpu").segment(np.asarray(nib.load(scan).dataobj))
+    expected = load_model(project / "models" / lung, device="cpu").segment(np.asarray(nib.load(scan).dataobj))
     assert np.array_equal(mask.affine, nib.load(scan).affine) and _dice(np.asarray(mask.dataobj), expected) >= 0.999
 
 
 @pytest.mark.browser
-def test_a_dicom_series_is_converted_in_the_page_and_gets_the_same_mask(tab, served, tiny_project, tiny_raw, tmp_path):
-    lung = _leader(tiny_project, "lung")
-    scan = nib.load(tiny_raw / rawdata.TEST_IMAGE_DIR / "2.nii.gz")
+def test_a_dicom_series_is_converted_in_the_page_and_gets_the_same_mask(tab, served, project, raw, tmp_path):
+    lung = _leader(project, "lung")
+    scan = nib.load(raw / rawdata.TEST_IMAGE_DIR / "2.nii.gz")
     whole = nib.Nifti1Image(np.round(np.asarray(scan.dataobj)).astype(np.float32), scan.affine)
     files = dicom.write_series(whole, tmp_path / "series")
     tab.open(f"{served}/models/{lung}.html")
     mask = nib.load(_run_panel(tab, [str(f) for f in files], tmp_path / "mask.nii.gz"))
     # dcm2niix stores the series rows flipped (RPS): the same voxels in world space as predict's mask
-    expected = load_model(tiny_project / "models" / lung, device="cpu").segment(np.asarray(whole.dataobj))
+    expected = load_model(project / "models" / lung, device="cpu").segment(np.asarray(whole.dataobj))
     ours = nib.as_closest_canonical(mask)
     assert np.allclose(ours.affine, scan.affine, atol=1e-3)
     assert _dice(np.asarray(ours.dataobj), expected) >= 0.999
@@ -250,22 +253,22 @@ def test_a_dicom_series_is_converted_in_the_page_and_gets_the_same_mask(tab, ser
 
 
 @pytest.mark.browser
-def test_a_lesion_b_model_finds_the_lungs_first_on_the_test_volume(tab, served, tiny_project, exported, tmp_path):
-    lesion = _leader(tiny_project, "lesion_b")
+def test_a_lesion_b_model_finds_the_lungs_first_on_the_test_volume(tab, served, project, exported, tmp_path):
+    lesion = _leader(project, "lesion_b")
     tab.open(f"{served}/models/{lesion}.html")
     mask = nib.load(_run_panel(tab, None, tmp_path / "mask.nii.gz"))
     test_volume = nib.load(exported / "test-volume.nii.gz")
     volume = np.asarray(test_volume.dataobj, dtype=np.float32)
-    lungs = load_model(tiny_project / "models" / _leader(tiny_project, "lung"), device="cpu").segment(volume)
-    expected = load_model(tiny_project / "models" / lesion, device="cpu").segment(volume, lungs)
+    lungs = load_model(project / "models" / _leader(project, "lung"), device="cpu").segment(volume)
+    expected = load_model(project / "models" / lesion, device="cpu").segment(volume, lungs)
     assert np.array_equal(mask.affine, test_volume.affine)
     assert _dice(np.asarray(mask.dataobj), expected) >= 0.999
     tab.check_clean()
 
 
 @pytest.mark.browser
-def test_bad_input_is_one_message_and_the_panel_stays_usable(tab, served, try_site, tiny_project, tiny_raw, tmp_path):
-    tab.open(f"{served}/try.html#model={_leader(tiny_project, 'lung')}")
+def test_bad_input_is_one_message_and_the_panel_stays_usable(tab, served, try_site, project, raw, tmp_path):
+    tab.open(f"{served}/try.html#model={_leader(project, 'lung')}")
     page = tab.page
     page.wait_for_function("() => window.siteTry !== undefined")
     jpeg = tmp_path / "photo.nii"
@@ -286,7 +289,7 @@ def test_bad_input_is_one_message_and_the_panel_stays_usable(tab, served, try_si
     alert = "() => document.querySelector('#try-model [role=alert]').textContent"
     page.wait_for_function(f"{alert}.includes('100,000,000')")
     # a DICOM series with a slice missing: dcm2niix converts it unevenly spaced, and the page says so
-    scan = nib.load(tiny_raw / rawdata.TEST_IMAGE_DIR / "1.nii.gz")
+    scan = nib.load(raw / rawdata.TEST_IMAGE_DIR / "1.nii.gz")
     files = dicom.write_series(nib.Nifti1Image(np.round(np.asarray(scan.dataobj)).astype(np.float32), scan.affine),
                                tmp_path / "series")  # fmt: skip
     page.set_input_files("#try-model input[type=file]", [str(f) for f in files[:1] + files[2:]])
@@ -299,21 +302,21 @@ def test_bad_input_is_one_message_and_the_panel_stays_usable(tab, served, try_si
     page.wait_for_function(f"{alert}.includes('2 series')", timeout=120_000)
     # weights that are not the model's: onnxruntime refuses them, in one sentence
     page.eval_on_selector("#try-model", "(panel) => { panel.dataset.weights = panel.dataset.graph; }")
-    page.set_input_files("#try-model input[type=file]", str(tiny_raw / rawdata.TEST_IMAGE_DIR / "1.nii.gz"))
+    page.set_input_files("#try-model input[type=file]", str(raw / rawdata.TEST_IMAGE_DIR / "1.nii.gz"))
     page.wait_for_function("() => document.querySelector('#try-model [role=alert]').textContent.includes('weights')",
                            timeout=120_000)  # fmt: skip
     assert page.get_attribute("#try-model", "data-state") == "error"
     page.evaluate("() => document.getElementById('try-picker').dispatchEvent(new Event('change'))")
     # still usable: a real scan then runs to the end
-    page.set_input_files("#try-model input[type=file]", str(tiny_raw / rawdata.TEST_IMAGE_DIR / "1.nii.gz"))
+    page.set_input_files("#try-model input[type=file]", str(raw / rawdata.TEST_IMAGE_DIR / "1.nii.gz"))
     page.wait_for_function("() => document.getElementById('try-model').dataset.state === 'done'", timeout=240_000)
     assert page.inner_text("#try-model [role=alert]").strip() == ""
     assert tab.outside == []
 
 
 @pytest.mark.browser
-def test_from_a_file_the_panel_says_how_to_serve_the_folder(tab, try_site, tiny_project):
-    tab.open((try_site / "models" / f"{_leader(tiny_project, 'lung')}.html").as_uri())
+def test_from_a_file_the_panel_says_how_to_serve_the_folder(tab, try_site, project):
+    tab.open((try_site / "models" / f"{_leader(project, 'lung')}.html").as_uri())
     tab.page.click("#try-model > summary")
     tab.page.wait_for_selector("#try-model .try-file-protocol:not([hidden])")
     assert "python -m http.server" in tab.page.inner_text("#try-model .try-file-protocol")
@@ -321,22 +324,22 @@ def test_from_a_file_the_panel_says_how_to_serve_the_folder(tab, try_site, tiny_
 
 
 @pytest.mark.browser
-def test_the_browser_inference_benchmark_times_both_cases(chromium, try_site, exported, tiny_project):
+def test_the_browser_inference_benchmark_times_both_cases(chromium, try_site, exported, project):
     from benchmarks.browser_inference import measure
 
-    result = measure(chromium, try_site, exported, tiny_project / "results", slices=2, size=64)
+    result = measure(chromium, try_site, exported, project / "results", slices=2, size=64)
     volume = nib.load(exported / "test-volume.nii.gz").shape
     assert result["demo"]["shape"] == list(volume) and result["paper_size"]["shape"] == [64, 64, 2]
-    assert result["demo"]["model"] == _leader(tiny_project, "lung")
+    assert result["demo"]["model"] == _leader(project, "lung")
     assert 0 < result["demo"]["seconds"] < 600 and 0 < result["paper_size"]["seconds"] < 600
 
 
 @pytest.mark.browser
-def test_cancel_stops_a_run_between_batches_and_the_next_run_completes(tab, served, tiny_project, tiny_raw, tmp_path):
+def test_cancel_stops_a_run_between_batches_and_the_next_run_completes(tab, served, project, raw, tmp_path):
     volume = np.full((512, 512, 120), -1000, dtype=np.int16)
     volume[100:400, 150:350] = 40  # a body to segment; many batches of 7 slices at 512 x 512
     nib.save(nib.Nifti1Image(volume, np.diag([0.7, 0.7, 5.0, 1.0])), tmp_path / "large.nii.gz")
-    tab.open(f"{served}/models/{_leader(tiny_project, 'lung')}.html")
+    tab.open(f"{served}/models/{_leader(project, 'lung')}.html")
     page = tab.page
     page.click("#try-model > summary")
     page.wait_for_function("() => window.siteTry !== undefined")
@@ -347,6 +350,6 @@ def test_cancel_stops_a_run_between_batches_and_the_next_run_completes(tab, serv
     page.wait_for_function("() => document.getElementById('try-model').dataset.state === 'idle'", timeout=60_000)
     assert page.inner_text("#try-model .try-status") == "Cancelled."
     assert page.is_hidden("#try-model .try-result") and page.is_hidden("#try-model .try-cancel")
-    page.set_input_files("#try-model input[type=file]", str(tiny_raw / rawdata.TEST_IMAGE_DIR / "1.nii.gz"))
+    page.set_input_files("#try-model input[type=file]", str(raw / rawdata.TEST_IMAGE_DIR / "1.nii.gz"))
     page.wait_for_function("() => document.getElementById('try-model').dataset.state === 'done'", timeout=240_000)
     tab.check_clean()
