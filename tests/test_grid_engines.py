@@ -116,6 +116,8 @@ def test_serial_and_ray_engines_train_the_same_models_and_leave_dvc_status_clean
     wrong = grid(serial, "--until", "evaluation")
     assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1, wrong.stdout + wrong.stderr
     assert "no stage 'evaluation' for --until; its stages: aggregate, browser" in wrong.stderr
+    both = grid(serial, "--train-only", *UNTIL)
+    assert both.returncode == 2 and "--until: not allowed with argument --train-only" in both.stderr, both.stderr
     result = grid(serial, "--train-only")  # the later stages: the Ray run below, and two runners at once
     assert result.returncode == 0, result.stdout + result.stderr
     assert "grid: 1 trained, 0 failed, 1 recorded" in result.stdout

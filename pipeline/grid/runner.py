@@ -282,8 +282,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50, help="finished cells recorded per `dvc commit`")
     parser.add_argument("--evaluate-chunk", type=int, default=25, help="Ray: models evaluated per task")
     parser.add_argument("--dry-run", action="store_true", help="list what would run and exit")
-    parser.add_argument("--train-only", action="store_true", help="skip the final `dvc repro` of later stages")
-    parser.add_argument("--until", metavar="STAGE",
+    later_runs = parser.add_mutually_exclusive_group()
+    later_runs.add_argument("--train-only", action="store_true", help="skip the final `dvc repro` of later stages")
+    later_runs.add_argument("--until", metavar="STAGE",
                         help="the final `dvc repro` runs only STAGE and the stages it needs (default: every stage), "
                              "e.g. evaluate on the GPU nodes and the figures and site elsewhere")  # fmt: skip
     args = parser.parse_args()
