@@ -9,8 +9,8 @@ export PATH := $(abspath $(BIN)):$(PATH)
 .PHONY: setup bytecode demo check test lint preview browser site publish screenshots clean-venv
 
 # The environment is installed by uv (pinned, put into the environment by pip): it downloads, unpacks and
-# byte-compiles the packages in parallel. Measured on this 2-core machine from an empty cache: 39 s, where pip
-# took 104 to 143 s (the same versions; pip compiles one file after another). Bytecode is written up front
+# byte-compiles the packages in parallel. Measured on this 2-core machine from an empty cache: the environment in
+# 48 to 65 s, where pip took 104 to 143 s (the same versions; pip compiles one file after another). Bytecode is written up front
 # because where PYTHONDONTWRITEBYTECODE is set (as on this machine) a process would otherwise compile what it
 # imports from source each time, and `make test` took 100 s longer. uv reads no pip configuration: where only
 # pip's configuration reaches the package index (a private mirror), `make setup INSTALLER=pip`.

@@ -101,7 +101,7 @@ def histories(project: Path) -> dict[str, pd.DataFrame]:
 
 
 @pytest.mark.ray
-def test_serial_and_ray_engines_train_the_same_models_and_leave_dvc_status_clean(project, tmp_path, monkeypatch):
+def test_serial_and_ray_engines_train_the_same_models_and_record_and_evaluate_them(project, tmp_path, monkeypatch):
     # One torch thread in every trainer, serial or on Ray (--cpus-per-model 1): the same arithmetic in both.
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     serial = tmp_path / "serial"

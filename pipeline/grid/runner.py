@@ -77,7 +77,7 @@ def _status(targets: list[str], with_deps: bool) -> dict:
             time.sleep(2)
 
 
-def later_stages(until: str | None) -> list[str] | None:
+def later_stages(until: str | None) -> list | None:
     """The stages the final `dvc repro` runs: ``until`` and every stage it needs, from DVC's own graph (None:
     every stage). ``until`` that names no stage of dvc.yaml is an error before anything is trained."""
     if until is None:
@@ -85,19 +85,20 @@ def later_stages(until: str | None) -> list[str] | None:
     from dvc.repo import Repo
 
     repo = Repo(".")
-    names = {stage.name for stage in repo.index.stages}
-    groups = {name.split("@")[0] for name in names}  # a matrix (train) is one name to dvc repro too
-    if until not in names | groups:
+    groups = {stage.name.split("@")[0] for stage in repo.index.stages}  # a matrix (train) is one name to dvc too
+    if until not in groups and until not in {stage.name for stage in repo.index.stages}:
         raise PipelineError(f"dvc.yaml has no stage '{until}' for --until; its stages: {', '.join(sorted(groups))}")
-    return [stage.name for stage in repo.stage.collect(until, with_deps=True)]
+    return repo.stage.collect(until, with_deps=True)
 
 
-def evaluates(stages: list[str] | None) -> bool:
-    """Whether the final `dvc repro` of ``stages`` (None: all) evaluates models, so that Ray may do it first."""
-    from dvc.repo import Repo
+def evaluates(stages: list | None) -> bool:
+    """Whether the final `dvc repro` of ``stages`` (None: every stage) evaluates models, so that Ray may do it
+    first."""
+    if stages is None:
+        from dvc.repo import Repo
 
-    chosen = set(stages) if stages is not None else None
-    return any(EVALUATE in stage.cmd for stage in Repo(".").index.stages if chosen is None or stage.name in chosen)
+        stages = Repo(".").index.stages
+    return any(EVALUATE in stage.cmd for stage in stages)
 
 
 def bring_upstream_up_to_date() -> None:
@@ -285,11 +286,12 @@ def main() -> None:
     later_runs = parser.add_mutually_exclusive_group()
     later_runs.add_argument("--train-only", action="store_true", help="skip the final `dvc repro` of later stages")
     later_runs.add_argument("--until", metavar="STAGE",
-                        help="the final `dvc repro` runs only STAGE and the stages it needs (default: every stage), "
-                             "e.g. evaluate on the GPU nodes and the figures and site elsewhere")  # fmt: skip
+                            help="the final `dvc repro` runs only STAGE and the stages it needs (default: every "
+                                 "stage), e.g. evaluate on GPU nodes and the figures and site elsewhere")  # fmt: skip
     args = parser.parse_args()
     started = time.perf_counter()
     later = later_stages(args.until)  # a wrong name is refused before anything runs
+    final_repro = ("repro", *([args.until] if args.until else []))
     if not args.dry_run:
         bring_upstream_up_to_date()  # the data the cells read must be current first
     plan = plan_cells(args.glob)
@@ -298,7 +300,7 @@ def main() -> None:
         for name, command, _ in plan.run:
             print(f"  {name}: {command}")
         if not args.train_only:
-            print(f"  then: dvc repro{f' {args.until}' if args.until else ''}")
+            print(f"  then: dvc {' '.join(final_repro)}")
         return
     commit(plan.commit)
     failures: list[Outcome] = []
@@ -320,7 +322,7 @@ def main() -> None:
     if others_training:
         print("grid: some cells are still training in another runner, which runs the later stages when done")
     if not args.train_only and not failures and not others_training:
-        _dvc("repro", *([args.until] if args.until else []))
+        _dvc(*final_repro)
     trained = len(plan.run) - len(failures) - len(elsewhere)
     print(
         f"grid: {trained} trained, {len(failures)} failed, {len(plan.commit)} recorded, {plan.current} were up to "
