@@ -158,23 +158,35 @@ def run_stage_here(project: Path, module: str, *args: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def tiny_project(tmp_path_factory, tiny_prepared) -> Path:
-    """A project folder with every run of the tiny grid trained, evaluated, aggregated and drawn,
-    built once in-process exactly as the stages build it: params.yaml, data/prepared, models/, evaluation/,
-    results/, figures/."""
+def tiny_project(request, tmp_path_factory) -> Path:
+    """A project folder with every run of the tiny grid trained, evaluated, aggregated and drawn, as the stages
+    build it: params.yaml, data/prepared, models/, evaluation/, results/, figures/. In a run that also runs the
+    tiny grid through DVC (``dvc_tiny_project``: `make test`) these are that project's outputs, not trained a
+    second time; otherwise (`make check`) the stages build them here, in-process."""
+    if any("dvc_tiny_project" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        through_dvc = request.getfixturevalue("dvc_tiny_project")
+        return built_once(tmp_path_factory, "tiny-project-from-dvc", lambda project: copy_outputs(through_dvc, project))
+    prepared = request.getfixturevalue("tiny_prepared")
+    return built_once(tmp_path_factory, "tiny-project", lambda project: build_in_process(prepared, project))
+
+
+def copy_outputs(source: Path, project: Path) -> None:
+    for part in ("params.yaml", "data/prepared", "models", "evaluation", "results", "figures"):
+        (project / part).parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if (source / part).is_dir() else shutil.copy2)(source / part, project / part)
+
+
+def build_in_process(tiny_prepared: Path, project: Path) -> None:
     from pipeline.core.config import load_params
 
-    def build(project: Path) -> None:
-        write_params(project / "params.yaml")
-        shutil.copytree(tiny_prepared, project / "data" / "prepared")
-        for run in load_params(project / "params.yaml").runs():
-            run_stage_here(project, "pipeline.training.train", run.cell.id,
-                           *(("--seed", str(run.seed)) if run.seed is not None else ()))  # fmt: skip
-        run_stage_here(project, "pipeline.evaluation.evaluate")
-        run_stage_here(project, "pipeline.results.aggregate")
-        run_stage_here(project, "pipeline.evaluation.figures")
-
-    return built_once(tmp_path_factory, "tiny-project", build)
+    write_params(project / "params.yaml")
+    shutil.copytree(tiny_prepared, project / "data" / "prepared")
+    for run in load_params(project / "params.yaml").runs():
+        run_stage_here(project, "pipeline.training.train", run.cell.id,
+                       *(("--seed", str(run.seed)) if run.seed is not None else ()))  # fmt: skip
+    run_stage_here(project, "pipeline.evaluation.evaluate")
+    run_stage_here(project, "pipeline.results.aggregate")
+    run_stage_here(project, "pipeline.evaluation.figures")
 
 
 BIN = Path(sys.executable).parent
@@ -189,12 +201,12 @@ def _env() -> dict:
     return env
 
 
-def run(project: Path, *command: str) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=project, env=_env(), capture_output=True, text=True, timeout=1200)
+def run(project: Path, *command: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=project, env={**_env(), **env}, capture_output=True, text=True, timeout=1200)
 
 
-def dvc(project: Path, *args: str) -> subprocess.CompletedProcess:
-    return run(project, str(BIN / "dvc"), *args)
+def dvc(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return run(project, str(BIN / "dvc"), *args, **env)
 
 
 def stale_stages(project: Path) -> list[str]:
@@ -207,11 +219,13 @@ def stale_stages(project: Path) -> list[str]:
 def dvc_tiny_project(tmp_path_factory) -> Path:
     """A copy of the project switched to the tiny profile and run end to end with `dvc exp run` (the README's
     command), its results committed: every stage's outputs as DVC makes them, the browser graphs and the site
-    included. Built once per test run; a test that changes it works on its own copy (``shutil.copytree``)."""
+    included. Built once per test run; a test that changes it works on its own copy (``shutil.copytree``).
+    One torch thread in every stage, however the tests run: tests/test_grid_engines.py compares its trainings
+    with these."""
 
     def build(folder: Path) -> None:
         project = project_copy(folder / "project")
-        result = dvc(project, "exp", "run", "-S", "profile=tiny")
+        result = dvc(project, "exp", "run", "-S", "profile=tiny", OMP_NUM_THREADS="1")
         assert result.returncode == 0, result.stdout + result.stderr
         run(project, "git", "add", "-A")
         assert run(project, "git", "commit", "-q", "-m", "tiny results").returncode == 0

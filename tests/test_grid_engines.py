@@ -1,6 +1,6 @@
-"""The grid runner and its engines on a grid of two tiny models: the serial engine records what was trained outside
-DVC and trains the rest, Ray on a local 2-CPU cluster gives the serial results, a killed Ray worker is retried, a
-killed runner is resumed, two runners at once share the cells.
+"""The grid runner and its engines on a grid of two tiny models: Ray on a local 2-CPU cluster trains the models
+`dvc exp run` trains (conftest's ``dvc_tiny_project``), a killed Ray worker is retried, a killed runner is resumed
+and what it finished recorded, not retrained, two runners at once share the cells.
 
 One base project (the tiny profile cut to the lung experiment without repeats, data stages run) is copied for
 each test, so each starts from the same state. The runner's final `dvc repro` goes only as far as the evaluation
@@ -101,50 +101,6 @@ def histories(project: Path) -> dict[str, pd.DataFrame]:
 
 
 @pytest.mark.ray
-def test_serial_and_ray_engines_train_the_same_models_and_record_and_evaluate_them(project, tmp_path, monkeypatch):
-    # One torch thread in every trainer, serial or on Ray (--cpus-per-model 1): the same arithmetic in both.
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    serial = tmp_path / "serial"
-    shutil.copytree(project, serial, symlinks=True)
-    # Serial: one cell trained outside DVC, as a killed runner leaves it, is recorded, never retrained.
-    assert run(serial, sys.executable, "-m", "pipeline.training.train", CELLS[1]).returncode == 0
-    weights = serial / "models" / CELLS[1] / "model.safetensors"
-    before = weights.stat().st_mtime_ns
-    dry = grid(serial, "--dry-run")
-    assert "grid: 1 to train, 1 finished to record, 0 up to date" in dry.stdout, dry.stdout + dry.stderr
-    assert dry.stdout.rstrip().endswith("then: dvc repro")  # by default every later stage
-    wrong = grid(serial, "--until", "evaluation")
-    assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1, wrong.stdout + wrong.stderr
-    assert "no stage 'evaluation' for --until; its stages: aggregate, browser" in wrong.stderr
-    both = grid(serial, "--train-only", *UNTIL)
-    assert both.returncode == 2 and "--until: not allowed with argument --train-only" in both.stderr, both.stderr
-    result = grid(serial, "--train-only")  # the later stages: the Ray run below, and two runners at once
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "grid: 1 trained, 0 failed, 1 recorded" in result.stdout
-    assert weights.stat().st_mtime_ns == before
-    assert not [stage for stage in stale_stages(serial) if stage.startswith("train@")]
-    assert "grid: 0 to train, 0 finished to record, 2 up to date" in grid(serial, "--dry-run").stdout
-    # Ray, one CPU per model: both cells at once on the 2-CPU cluster.
-    result = grid(project, *RAY, "--cpus-per-model", "1", *UNTIL)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Ray engine, 2 slots of 1 CPU(s)" in result.stdout
-    assert "grid: 2 trained, 0 failed, 0 recorded" in result.stdout
-    assert stale_stages(project) == AFTER_EVALUATE  # trained, recorded and evaluated: nothing else ran
-    # The models were evaluated as Ray tasks; the final `dvc repro` reused those results.
-    # (one task per batch of finished cells: with two slots, one or two tasks)
-    logs = " ".join(log.read_text() for log in (project / ".cache" / "grid-logs").glob("evaluate-*.log"))
-    counts = [(int(done), int(reused)) for done, reused in re.findall(r"evaluate: (\d+) evaluated, (\d+) reused", logs)]
-    assert counts and sum(done for done, _ in counts) == 2 and sum(reused for _, reused in counts) == 0, logs
-    for cell, expected in histories(serial).items():
-        got = histories(project)[cell]
-        assert (got[["train_loss", "val_loss"]] - expected[["train_loss", "val_loss"]]).abs().max().max() <= 1e-4
-        ours = json.loads((project / "models" / cell / "train.json").read_text())
-        theirs = json.loads((serial / "models" / cell / "train.json").read_text())
-        assert abs(ours["best_val_loss"] - theirs["best_val_loss"]) <= 1e-4
-        assert ours["best_epoch"] == theirs["best_epoch"]
-
-
-@pytest.mark.ray
 def test_a_killed_ray_worker_is_retried_and_resumes(project):
     set_epochs(project, 12)
     cell = CELLS[1]  # PSPNet: short epochs, so that 12 of them stay quick
@@ -171,7 +127,7 @@ def test_a_killed_ray_worker_is_retried_and_resumes(project):
 
 
 def test_a_killed_runner_is_resumed_by_the_next_run(project):
-    # The serial engine: what a resumed run does does not depend on the engine (the Ray runs above are enough).
+    # The serial engine: what a resumed run does does not depend on the engine (the Ray runs in this module are enough).
     runner = start_grid(project, "--train-only")
     records = [project / "models" / cell / "train.json" for cell in CELLS]
     try:
@@ -203,3 +159,39 @@ def test_two_runners_at_once_share_the_cells_and_keep_dvc_lock_whole(project):
     assert {f"train@{cell}" for cell in CELLS} <= set(lock["stages"])
     assert stale_stages(project) == AFTER_EVALUATE  # the runner that finished last evaluated both models
     assert all((project / "evaluation" / cell / "metrics.json").exists() for cell in CELLS)
+
+
+@pytest.mark.ray
+def test_ray_trains_the_models_dvc_trains_and_records_and_evaluates_them(project, dvc_tiny_project, monkeypatch):
+    # (last in the module: in `make test` the other worker is still running `dvc_tiny_project` when this
+    # module starts, and the tests above need none of it)
+    # One torch thread in every trainer, on Ray (--cpus-per-model 1) as in the DVC project's `dvc exp run`
+    # (conftest): the same arithmetic in both.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    dry = grid(project, "--dry-run")
+    assert "grid: 2 to train, 0 finished to record, 0 up to date" in dry.stdout, dry.stdout + dry.stderr
+    assert dry.stdout.rstrip().endswith("then: dvc repro")  # by default every later stage
+    wrong = grid(project, "--until", "evaluation")
+    assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1, wrong.stdout + wrong.stderr
+    assert "no stage 'evaluation' for --until; its stages: aggregate, browser" in wrong.stderr
+    both = grid(project, "--train-only", *UNTIL)
+    assert both.returncode == 2 and "--until: not allowed with argument --train-only" in both.stderr, both.stderr
+    # Ray, one CPU per model: both cells at once on the 2-CPU cluster.
+    result = grid(project, *RAY, "--cpus-per-model", "1", *UNTIL)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Ray engine, 2 slots of 1 CPU(s)" in result.stdout
+    assert "grid: 2 trained, 0 failed, 0 recorded" in result.stdout
+    assert stale_stages(project) == AFTER_EVALUATE  # trained, recorded and evaluated: nothing else ran
+    # The models were evaluated as Ray tasks; the final `dvc repro` reused those results.
+    # (one task per batch of finished cells: with two slots, one or two tasks)
+    logs = " ".join(log.read_text() for log in (project / ".cache" / "grid-logs").glob("evaluate-*.log"))
+    counts = [(int(done), int(reused)) for done, reused in re.findall(r"evaluate: (\d+) evaluated, (\d+) reused", logs)]
+    assert counts and sum(done for done, _ in counts) == 2 and sum(reused for _, reused in counts) == 0, logs
+    # The same models as `dvc exp run` trained, one after the other, in the tiny project.
+    for cell, expected in histories(dvc_tiny_project).items():
+        got = histories(project)[cell]
+        assert (got[["train_loss", "val_loss"]] - expected[["train_loss", "val_loss"]]).abs().max().max() <= 1e-4
+        ours = json.loads((project / "models" / cell / "train.json").read_text())
+        theirs = json.loads((dvc_tiny_project / "models" / cell / "train.json").read_text())
+        assert abs(ours["best_val_loss"] - theirs["best_val_loss"]) <= 1e-4
+        assert ours["best_epoch"] == theirs["best_epoch"]

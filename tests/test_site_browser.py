@@ -1,7 +1,9 @@
 """The built site in a real browser: Debian's chromium driven by Playwright, over loopback HTTP and file://.
 
 The site is built once from the 24-model results fixture. Any request to a host other than 127.0.0.1 is
-aborted and fails the test that made it; so does any console error.
+aborted and fails the test that made it; so does any console error. Every test runs over HTTP; those whose pages
+load their scripts and data, read or write the address, or follow links run from file:// too (``base``), where
+those are what differs. What only draws, filters or lays out a loaded page runs once.
 """
 
 import io
@@ -31,6 +33,9 @@ CHART_PAGES = (
     "compare/training.html",
     "compare/figures.html",
 )
+# From file:// the pages load the same scripts by the same relative addresses: one chart page of each folder
+CHART_PAGES_FROM_A_FOLDER = ("index.html", "leaderboard/lung.html", "models/lung-unet-resnet18-imagenet.html",
+                             "compare/training.html")  # fmt: skip
 PAGES_WITHOUT_CHARTS = ("methods.html", "models/index.html", "get-a-model.html", "cite.html", "reference.html",
                         "models/lung-fpn-resnet18-random.html")  # fmt: skip
 POINTS = """(selector) => Array.from(document.querySelectorAll(selector + ' g.mark-symbol path'))
@@ -113,9 +118,10 @@ def tab(browser):
     tab.context.close()
 
 
-@pytest.mark.parametrize("page", CHART_PAGES)
-def test_every_chart_renders(tab, base, page):
-    tab.open(f"{base}/{page}")
+@pytest.mark.parametrize(("scheme", "page"), [("http", page) for page in CHART_PAGES]
+                         + [("file", page) for page in CHART_PAGES_FROM_A_FOLDER])  # fmt: skip
+def test_every_chart_renders(tab, server, site, scheme, page):
+    tab.open(f"{server if scheme == 'http' else site.as_uri()}/{page}")
     charts = tab.page.locator(".vega-chart")
     count = charts.count()
     assert count >= 1
@@ -141,9 +147,9 @@ def _leaderboard(tab, base, page="lung", hash_=""):
     return lambda: tab.page.evaluate(POINTS, "#leaderboard-chart")
 
 
-def test_every_chart_control_changes_only_what_it_names_and_never_empties_the_chart(tab, base):
+def test_every_chart_control_changes_only_what_it_names_and_never_empties_the_chart(tab, server):
     for page in CHART_PAGES:
-        tab.open(f"{base}/{page}")
+        tab.open(f"{server}/{page}")
         charts = tab.page.locator(".vega-chart")
         tab.page.wait_for_function(f"document.querySelectorAll('.vega-ok, .vega-error').length == {charts.count()}")
         controls = tab.page.locator(".vega-bindings input, .vega-bindings select")  # what the specs bind
@@ -164,8 +170,8 @@ def test_every_chart_control_changes_only_what_it_names_and_never_empties_the_ch
     tab.check_clean()
 
 
-def test_architecture_and_initialisation_filters_hide_points(tab, base):
-    points = _leaderboard(tab, base)
+def test_architecture_and_initialisation_filters_hide_points(tab, server):
+    points = _leaderboard(tab, server)
     before = points()
     # The fixture's submission is drawn as "submission", whatever its architecture.
     assert {p["architecture"] for p in before} == {"unet", "fpn", "submission"}
@@ -181,8 +187,8 @@ def test_architecture_and_initialisation_filters_hide_points(tab, base):
     tab.check_clean()
 
 
-def test_the_pareto_front_is_the_models_no_cheaper_model_beats_and_follows_the_filters(tab, base):
-    _leaderboard(tab, base, "lesion_a")
+def test_the_pareto_front_is_the_models_no_cheaper_model_beats_and_follows_the_filters(tab, server):
+    _leaderboard(tab, server, "lesion_a")
     drawn = """() => {
         const chart = document.querySelector('#leaderboard-chart');
         const points = Array.from(chart.querySelectorAll('g.mark-symbol path'))
@@ -227,8 +233,8 @@ def test_clicking_a_point_opens_its_model_page(tab, base):
     tab.check_clean()
 
 
-def test_a_heat_map_number_opens_its_model_like_the_rest_of_its_cell(tab, base):
-    tab.open(f"{base}/compare/encoders.html")
+def test_a_heat_map_number_opens_its_model_like_the_rest_of_its_cell(tab, server):
+    tab.open(f"{server}/compare/encoders.html")
     tab.page.wait_for_selector("#heatmap-lung.vega-ok")
     _click_mark(tab, "#heatmap-lung g.mark-text text")
     tab.check_clean()
@@ -261,9 +267,9 @@ def test_the_table_sorts_best_first_filters_and_keeps_it_all_in_the_address(tab,
     tab.check_clean()
 
 
-def test_the_numeric_limits_find_models_under_a_size_in_one_step_and_keep_it_in_the_address(tab, base):
+def test_the_numeric_limits_find_models_under_a_size_in_one_step_and_keep_it_in_the_address(tab, server):
     """Under N M parameters (the fixture's models are paper-size: N is their median), and at least K images/s."""
-    _leaderboard(tab, base, "lung")
+    _leaderboard(tab, server, "lung")
     every = [float(v) for v in _column(tab, "params") if v]
     limit = sorted(every)[len(every) // 2]
     assert min(every) < limit < max(every)
@@ -273,7 +279,7 @@ def test_the_numeric_limits_find_models_under_a_size_in_one_step_and_keep_it_in_
     assert shown and all(v <= limit for v in shown) and len(shown) == sum(v <= limit for v in every)
     speeds = sorted(float(v) for v in _column(tab, "speed") if v)
     # a shared address restores both limits, and Reset view clears them
-    tab.open(f"{base}/leaderboard/lung.html#pmax={limit:g}&smin={speeds[-1]}")
+    tab.open(f"{server}/leaderboard/lung.html#pmax={limit:g}&smin={speeds[-1]}")
     tab.page.wait_for_selector(".board-toolbar")
     assert [float(v) for v in _column(tab, "speed")] == [speeds[-1]]
     assert float(tab.page.input_value(".board-toolbar input.board-limit[data-limit=smin]")) == speeds[-1]
@@ -303,9 +309,9 @@ def test_a_shared_address_restores_the_filter_and_the_comparison(tab, base):
     tab.check_clean()
 
 
-def test_the_table_fits_a_laptop_and_shows_dice_rank_and_tier_on_a_phone(browser, base):
+def test_the_table_fits_a_laptop_and_shows_dice_rank_and_tier_on_a_phone(browser, server):
     laptop = Tab(browser, 1440, 900)
-    _leaderboard(laptop, base, "lung")
+    _leaderboard(laptop, server, "lung")
     overflow = laptop.page.evaluate("""() => {
         const wrap = document.querySelector('.board-wrap');
         return [wrap.scrollWidth - wrap.clientWidth, document.documentElement.scrollWidth - window.innerWidth];
@@ -314,7 +320,7 @@ def test_the_table_fits_a_laptop_and_shows_dice_rank_and_tier_on_a_phone(browser
     laptop.check_clean()
     laptop.context.close()
     phone = Tab(browser, 390, 844)
-    _leaderboard(phone, base, "lung")
+    _leaderboard(phone, server, "lung")
     right = phone.page.evaluate("""() => {
         const table = document.getElementById('leaderboard');
         const rank = Array.from(table.tHead.rows[0].cells).findIndex(c => c.dataset.key == 'rank');
@@ -488,10 +494,10 @@ def test_an_unknown_id_in_the_compare_address_is_skipped_with_a_note(tab, base):
     tab.check_clean()
 
 
-def test_the_leaderboard_with_every_column_fits_a_laptop_and_the_picker_floats(browser, base):
+def test_the_leaderboard_with_every_column_fits_a_laptop_and_the_picker_floats(browser, server):
     laptop = Tab(browser, 1440, 900)
     everything = "gflops,sensitivity,specificity,precision,slice,paper,reported,epoch,hd95_median,missed"
-    _leaderboard(laptop, base, "lung", f"#cols={everything}")
+    _leaderboard(laptop, server, "lung", f"#cols={everything}")
     overflow = laptop.page.evaluate("""() => {
         const wrap = document.querySelector('.board-wrap');
         return [wrap.scrollWidth - wrap.clientWidth, document.documentElement.scrollWidth - window.innerWidth];
