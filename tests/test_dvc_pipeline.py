@@ -74,9 +74,8 @@ def test_profile_switch_and_full_repro(tiny_project):
     assert (project / "public" / "models" / "lung-pspnet-resnet18-random.html").exists()
 
     # One model's work per changed model: a forced rerun with nothing changed reuses every result ...
-    forced = dvc(project, "repro", "-f", "-s", "evaluate")
+    forced = dvc(project, "repro", "-f", "-s", "evaluate", "figures")
     assert "evaluate: 0 evaluated, 6 reused" in forced.stdout, forced.stdout + forced.stderr
-    forced = dvc(project, "repro", "-f", "-s", "figures")
     assert "figures: 0 drawn, 4 reused" in forced.stdout, forced.stdout + forced.stderr
     # ... and retraining one cell evaluates at most that one (none when its weights come out the same); that the
     # results kept and made again equal a full evaluation's is tests/test_evaluate.py's, in-process.
