@@ -10,6 +10,7 @@ import functools
 import gzip
 import io
 import shutil
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -78,11 +79,18 @@ class _Handler(SimpleHTTPRequestHandler):
         return io.BytesIO(body)
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        # A browser drops a request it no longer needs (a page left while its scripts load): not an error
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @contextlib.contextmanager
 def serve(directory: Path, compress: bool = False) -> Iterator[str]:
     """Serve a folder on 127.0.0.1 (a free port) for the duration; yields the base URL, without a slash."""
     handler = type("Handler", (_Handler,), {"compress": compress})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(directory)))
+    httpd = _Server(("127.0.0.1", 0), functools.partial(handler, directory=str(directory)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"

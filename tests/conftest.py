@@ -4,6 +4,7 @@ run`), one tiny project with every run of that grid trained, evaluated and aggre
 the run builds it, else built in-process), the results fixture and the site built from it; a project copy for DVC
 runs, and a loopback HTTP server."""
 
+import contextlib
 import fcntl
 import json
 import os
@@ -215,7 +216,7 @@ def stale_stages(project: Path) -> list[str]:
     without a second of start-up each time)."""
     from dvc.repo import Repo
 
-    with Repo(str(project)) as repo:
+    with contextlib.chdir(project), Repo(".") as repo:  # stage names as the command prints them: from the project
         return sorted(repo.status())
 
 

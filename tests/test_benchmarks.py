@@ -86,3 +86,25 @@ def test_the_calibration_benchmark_measures_level_power_and_coverage():
     assert split <= calibration.bound(split, 200) and covered >= 0.88
     coverage = calibration.interval_coverage(reps=300, seed=3)
     assert all(value >= 0.88 for value in coverage.values())
+
+
+def test_the_browser_tests_server_takes_a_dropped_request_quietly_and_serves_the_next(tmp_path, capsys):
+    """A browser drops requests it no longer needs (a page left while its scripts load): no traceback."""
+    import socket
+    import struct
+    import time
+    import urllib.request
+
+    from benchmarks.browser import serve
+
+    (tmp_path / "big.js").write_bytes(b"x" * 20_000_000)
+    with serve(tmp_path) as base:
+        client = socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])))
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # hang up with a reset
+        client.sendall(b"GET /big.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        client.recv(100)
+        client.close()
+        time.sleep(0.5)  # the server's thread meets the reset while it writes
+        with urllib.request.urlopen(f"{base}/big.js") as response:
+            assert len(response.read()) == 20_000_000
+    assert capsys.readouterr().err == ""

@@ -71,16 +71,18 @@ def wait_for(condition, timeout: float = 300, what: str = "") -> None:
         time.sleep(0.2)
 
 
-def trainer_pids(cell: str) -> list[int]:
-    """Processes running `python -m pipeline.training.train <cell>`."""
+def trainer_pids(project: Path, cell: str) -> list[int]:
+    """Processes running `python -m pipeline.training.train <cell>` in ``project`` (the other worker may be
+    training a cell of the same name in its own project)."""
     pids = []
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
                 command = (proc / "cmdline").read_bytes().split(b"\0")
+                here = (proc / "cwd").resolve() == project.resolve()
             except OSError:
                 continue
-            if b"pipeline.training.train" in command and cell.encode() in command:
+            if here and b"pipeline.training.train" in command and cell.encode() in command:
                 pids.append(int(proc.name))
     return pids
 
@@ -109,7 +111,7 @@ def test_a_killed_ray_worker_is_retried_and_resumes(project):
     try:
         # A complete state file (``.safetensors``; ``.partial`` while it is written) marks a finished epoch.
         wait_for(lambda: any(state_dir.glob("*.safetensors")), what="the first epoch's state")
-        (trainer,) = trainer_pids(cell)
+        (trainer,) = trainer_pids(project, cell)
         worker = parent(trainer)
         os.kill(worker, signal.SIGKILL)  # the Ray worker running the task; its trainer dies with it
         wait_for(lambda: not Path(f"/proc/{trainer}").exists(), timeout=30, what="the trainer to die")
