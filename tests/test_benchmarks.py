@@ -92,6 +92,7 @@ def test_the_browser_tests_server_takes_a_dropped_request_quietly_and_serves_the
     """A browser drops requests it no longer needs (a page left while its scripts load): no traceback."""
     import socket
     import struct
+    import threading
     import time
     import urllib.request
 
@@ -99,12 +100,16 @@ def test_the_browser_tests_server_takes_a_dropped_request_quietly_and_serves_the
 
     (tmp_path / "big.js").write_bytes(b"x" * 20_000_000)
     with serve(tmp_path) as base:
+        serving = threading.active_count()
         client = socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])))
         client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # hang up with a reset
         client.sendall(b"GET /big.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         client.recv(100)
         client.close()
-        time.sleep(0.5)  # the server's thread meets the reset while it writes
+        deadline = time.monotonic() + 30
+        while threading.active_count() > serving and time.monotonic() < deadline:  # the request's thread: done
+            time.sleep(0.05)
+        assert threading.active_count() == serving
         with urllib.request.urlopen(f"{base}/big.js") as response:
             assert len(response.read()) == 20_000_000
     assert capsys.readouterr().err == ""
