@@ -85,8 +85,9 @@ def later_stages(until: str | None) -> list | None:
     from dvc.repo import Repo
 
     repo = Repo(".")
-    groups = {stage.name.split("@")[0] for stage in repo.index.stages}  # a matrix (train) is one name to dvc too
-    if until not in groups and until not in {stage.name for stage in repo.index.stages}:
+    names = {stage.name for stage in repo.index.stages}
+    groups = {name.split("@")[0] for name in names}  # a matrix (train) is one name to dvc repro too
+    if until not in names | groups:
         raise PipelineError(f"dvc.yaml has no stage '{until}' for --until; its stages: {', '.join(sorted(groups))}")
     return repo.stage.collect(until, with_deps=True)
 
