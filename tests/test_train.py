@@ -153,3 +153,32 @@ def test_non_finite_loss_is_a_recorded_failure_not_a_crash(params, tiny_prepared
     assert record["status"] == "failed"
     assert record["error"].startswith("TrainingFailed: non-finite loss at epoch 1")
     assert sorted(path.name for path in out.iterdir()) == ["train.json"]
+
+
+def test_the_resume_state_keeps_tied_weights_and_writes_each_tensor_as_it_is(tmp_path):
+    """The state file is written from the tensors' own memory, one copy only where two share it (tied weights:
+    safetensors refuses shared tensors), and reads back equal."""
+    from pipeline.training.state import Progress, load_state, save_state
+
+    def tied():
+        model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Linear(3, 3))
+        model[1].weight = model[0].weight  # two names, one tensor
+        return model
+
+    torch.manual_seed(0)
+    model = tied()
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.ones(2, 3)).sum().backward()
+    optimizer.step()
+    generator = torch.Generator().manual_seed(5)
+    progress = Progress(history=[{"epoch": 1}], best_epoch=1, best_loss=0.5,
+                        best_state={name: value.clone() for name, value in model.state_dict().items()})  # fmt: skip
+    save_state(tmp_path / "state.safetensors", model, optimizer, generator, progress)
+    assert model[1].weight is model[0].weight  # saving changed nothing in the model
+
+    again = tied()
+    resumed = load_state(tmp_path / "state.safetensors", again, torch.optim.Adam(again.parameters()),
+                         torch.Generator(), torch.device("cpu"))  # fmt: skip
+    for name, value in model.state_dict().items():
+        assert torch.equal(again.state_dict()[name], value), name
+    assert resumed.best_epoch == 1 and resumed.best_state.keys() == progress.best_state.keys()

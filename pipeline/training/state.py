@@ -1,11 +1,12 @@
 """A training run's resume state: one safetensors file, never a pickle.
 
-After every epoch pipeline.training.train saves everything the next epoch depends on, so that a killed run resumed
-from here ends exactly where an uninterrupted one does: the model and Adam's moments, the progress so far
-(history, best epoch and its weights), and every random state training draws from: our own generator
-(shuffling and augmentation), torch's global CPU and CUDA generators (dropout, in FPN and PSPNet), numpy's
-and Python's. Tensors go in the file's tensors, everything else as JSON in its metadata; the file is
-replaced atomically, so a kill during the save leaves the previous epoch's state.
+After every epoch but the last (after it the run writes its model at once) pipeline.training.train saves
+everything the next epoch depends on, so that a killed run resumed from here ends exactly where an uninterrupted
+one does: the model and Adam's moments, the progress so far (history, best epoch and its weights), and every
+random state training draws from: our own generator (shuffling and augmentation), torch's global CPU and CUDA
+generators (dropout, in FPN and PSPNet), numpy's and Python's. Tensors go in the file's tensors, everything else
+as JSON in its metadata; the file is replaced atomically, so a kill during the save leaves the previous epoch's
+state.
 """
 
 import dataclasses
@@ -30,13 +31,27 @@ class Progress:
     trained_params: int = 0
 
 
-def _cpu(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor.detach().to("cpu").contiguous().clone()
+class _OnCpu:
+    """Tensors as the state file takes them: on the CPU and contiguous, written straight from their memory (the
+    save reads them before training goes on). Copied only where one shares memory with a tensor already taken:
+    safetensors refuses shared tensors. Copying every tensor took about as long as the write itself."""
+
+    def __init__(self) -> None:
+        self.memory: set[int] = set()
+
+    def __call__(self, tensor: torch.Tensor) -> torch.Tensor:
+        tensor = tensor.detach().to("cpu").contiguous()
+        address = tensor.untyped_storage().data_ptr()
+        if address in self.memory:
+            return tensor.clone()
+        self.memory.add(address)
+        return tensor
 
 
 def save_state(path: Path, model, optimizer, generator: torch.Generator, progress: Progress) -> None:
     from safetensors.torch import save_file
 
+    _cpu = _OnCpu()
     tensors = {f"model.{name}": _cpu(value) for name, value in model.state_dict().items()}
     for name, value in (progress.best_state or {}).items():
         tensors[f"best.{name}"] = _cpu(value)

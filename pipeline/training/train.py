@@ -178,7 +178,8 @@ def fit(setup: Setup, model, prepared_dir: Path, state_path: Path, seed: int) ->
         if val_loss < progress.best_loss:  # strictly lower: ties keep the earlier epoch
             progress.best_epoch, progress.best_loss = epoch, val_loss
             progress.best_state = _cpu_copy(model.state_dict())
-        save_state(state_path, model, optimizer, generator, progress)
+        if epoch < params.epochs:  # after the last, the run writes its model and drops the state at once
+            save_state(state_path, model, optimizer, generator, progress)
     return progress
 
 
