@@ -42,7 +42,8 @@ bytecode: setup
 # each (tests/conftest.py; measured: 82-107 s of pytest on this 2-core machine, where one process took 160 s and
 # two workers with two threads apiece 136 s).
 check: setup lint bytecode
-	$(BIN)/python -m pytest -m "not dvc and not ray and not browser and not slow" -n 2 --dist loadfile
+	$(BIN)/python -m pytest -m "not dvc and not ray and not browser and not slow" -n 2 --dist loadfile \
+		--no-loadscope-reorder
 
 # What CI runs: every test, on two workers (pytest-xdist), a test file per worker at a time so that module
 # fixtures (a project through DVC, a Ray cluster, a browser) are built once; the longest files start first.
