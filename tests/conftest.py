@@ -51,6 +51,16 @@ def pytest_collection_modifyitems(config, items):
     return result
 
 
+def _uses(item, fixture: str) -> bool:
+    return fixture in getattr(item, "fixturenames", ())
+
+
+def trained_through_dvc(items) -> bool:
+    """Whether the run builds the tiny grid through DVC (a test it runs reads ``dvc_tiny_project``): then
+    ``tiny_project`` is that project's outputs, otherwise the stages build it in-process."""
+    return any(_uses(item, "dvc_tiny_project") for item in items)
+
+
 def _longest_first(items) -> None:
     """A test that reads the project run through DVC is a `dvc` test, whatever its other markers (the inner loop
     skips it). Then the longest kinds first: `make test` spreads the test files over two workers in the order of
@@ -61,7 +71,7 @@ def _longest_first(items) -> None:
     once (chromium's threads against each other) each took half as long again."""
 
     for item in items:
-        if "dvc_tiny_project" in getattr(item, "fixturenames", ()):
+        if _uses(item, "dvc_tiny_project"):
             item.add_marker(pytest.mark.dvc)
 
     def kind(item) -> int:
@@ -86,9 +96,9 @@ def _trained_project_first(items) -> None:
     first file that reads it goes first, and the other files that read it after every file that does not: its
     worker builds the project (a minute on 2 cores) while the other worker runs what does not need it, instead of
     waiting for it (measured: 24 s idle)."""
-    if any("dvc_tiny_project" in getattr(item, "fixturenames", ()) for item in items):
+    if trained_through_dvc(items):
         return
-    readers = list(dict.fromkeys(item.path for item in items if "tiny_project" in getattr(item, "fixturenames", ())))
+    readers = list(dict.fromkeys(item.path for item in items if _uses(item, "tiny_project")))
     if readers:
         first, later = readers[0], set(readers[1:])
         items.sort(key=lambda item: (item.path != first, item.path in later))  # stable: the order above within
@@ -187,7 +197,7 @@ def tiny_project(request, tmp_path_factory) -> Path:
     build it: params.yaml, data/prepared, models/, evaluation/, results/, figures/. In a run that also runs the
     tiny grid through DVC (``dvc_tiny_project``: `make test`) these are that project's outputs, not trained a
     second time; otherwise (`make check`) the stages build them here, in-process."""
-    if any("dvc_tiny_project" in getattr(item, "fixturenames", ()) for item in request.session.items):
+    if trained_through_dvc(request.session.items):
         through_dvc = request.getfixturevalue("dvc_tiny_project")
         return built_once(tmp_path_factory, "tiny-project-from-dvc", lambda project: copy_outputs(through_dvc, project))
     prepared = request.getfixturevalue("tiny_prepared")
