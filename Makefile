@@ -8,21 +8,24 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: setup bytecode demo check test lint preview browser site publish screenshots clean-venv
 
-# The environment is installed by uv (pinned, put into the environment by pip): it downloads, unpacks and
-# byte-compiles the packages in parallel. Measured on this 2-core machine from an empty cache: the environment in
-# 48 to 65 s, where pip took 104 to 143 s (the same versions; pip compiles one file after another). Bytecode is written up front
-# because where PYTHONDONTWRITEBYTECODE is set (as on this machine) a process would otherwise compile what it
-# imports from source each time, and `make test` took 100 s longer. uv reads no pip configuration: where only
-# pip's configuration reaches the package index (a private mirror), `make setup INSTALLER=pip`.
+# The environment is installed by uv (pinned, put into the environment by pip): it downloads and unpacks the
+# packages in parallel (measured on this 2-core machine from an empty cache: 48 to 65 s with bytecode, where pip
+# took 104 to 143 s). It compiles no bytecode up front: that took 55 s for the whole of site-packages, of which
+# a run imports a quarter. Each module is compiled the first time a process imports it and kept, as Python does
+# by default; where PYTHONDONTWRITEBYTECODE is set (as on this machine, and CI's) no process would keep it and
+# each would compile all it imports from source again (`make test` took 100 s longer), so make's commands run
+# without it. uv reads no pip configuration: where only pip's configuration reaches the package index (a
+# private mirror), `make setup INSTALLER=pip`.
+unexport PYTHONDONTWRITEBYTECODE
 INSTALLER ?= uv
 UV_VERSION := 0.13.10
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 ifeq ($(INSTALLER),pip)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile -e '.[dev]'
 else
 	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -e '.[dev]'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
 endif
 	touch $@
 
@@ -32,9 +35,8 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/dvc repro
 
-# The project's own modules compiled once, before the tests start hundreds of Python processes: where
-# PYTHONDONTWRITEBYTECODE is set (this machine, and CI's) none of them would write its bytecode, and each would
-# compile what it imports from source again (about 0.3 s a process).
+# The project's own modules compiled once, before the tests start hundreds of Python processes, so that the
+# test projects (tests/conftest.py: copies of the tree) are given their bytecode with their sources.
 bytecode: setup
 	$(BIN)/python -m compileall -q pipeline benchmarks tools tests
 
