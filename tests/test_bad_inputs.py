@@ -198,6 +198,7 @@ def _without_file_permission_override() -> list[str]:
     return ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
 
 
+@pytest.mark.slow  # a fresh interpreter (torch) or git and dvc processes: make test runs it
 def test_an_unreadable_data_file(tmp_path, raw_copy, params_file):
     target = raw_copy / rawdata.TRAIN_IMAGE
     target.chmod(0)
@@ -211,6 +212,7 @@ def test_an_unreadable_data_file(tmp_path, raw_copy, params_file):
     assert not (tmp_path / "prepared").exists()
 
 
+@pytest.mark.slow  # a fresh interpreter (torch) or git and dvc processes: make test runs it
 def test_a_fifo_in_place_of_a_volume_is_refused_not_read(tmp_path, raw_copy, params_file):
     target = raw_copy / rawdata.TEST_IMAGE_DIR / "2.nii.gz"
     target.unlink()

@@ -24,7 +24,7 @@ import yaml
 
 from pipeline.core import profiles
 from pipeline.grid.runner import UPSTREAM
-from tests.conftest import ROOT, dvc, project_copy, run, stale_stages, write_params
+from tests.conftest import ROOT, dvc, project_copy, run, run_here, stale_stages, write_params
 
 pytestmark = pytest.mark.dvc
 CELLS = ("lung-unet-resnet18-random", "lung-pspnet-resnet18-random")
@@ -178,13 +178,14 @@ def test_ray_trains_the_models_dvc_trains_and_records_and_evaluates_them(project
     # One torch thread in every trainer, on Ray (--cpus-per-model 1) as in the DVC project's `dvc exp run`
     # (conftest): the same arithmetic in both.
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    dry = grid(project, "--dry-run")
+    # (what the runner says before it starts anything: in this process, as `python -m` runs it)
+    dry = run_here("pipeline.grid.runner", "--dry-run", cwd=project)
     assert "grid: 2 to train, 0 finished to record, 0 up to date" in dry.stdout, dry.stdout + dry.stderr
     assert dry.stdout.rstrip().endswith("then: dvc repro")  # by default every later stage
-    wrong = grid(project, "--until", "evaluation")
+    wrong = run_here("pipeline.grid.runner", "--until", "evaluation", cwd=project)
     assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1, wrong.stdout + wrong.stderr
     assert "no stage 'evaluation' for --until; its stages: aggregate, browser" in wrong.stderr
-    both = grid(project, "--train-only", *UNTIL)
+    both = run_here("pipeline.grid.runner", "--train-only", *UNTIL, cwd=project)
     assert both.returncode == 2 and "--until: not allowed with argument --train-only" in both.stderr, both.stderr
     # Ray, one CPU per model: both cells at once on the 2-CPU cluster.
     result = grid(project, *RAY, "--cpus-per-model", "1", *UNTIL)

@@ -41,17 +41,18 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else 2 * (a & b).sum() / total
 
 
-def _run_graph(graph: Path, weights: Path, volume: np.ndarray, lungs: np.ndarray | None, tmp: Path) -> np.ndarray:
+def _graph_session(graph: Path, weights: Path, tmp: Path):
     """onnxruntime (Python) on a browser graph, its weights read from the model's own safetensors file."""
     import onnxruntime as ort
 
-    folder = tmp / graph.stem
-    folder.mkdir(exist_ok=True)
+    folder = tmp / f"{weights.parent.name}-{graph.stem}"
+    folder.mkdir()
     shutil.copyfile(graph, folder / "graph.onnx")
-    (folder / "model.safetensors").unlink(missing_ok=True)
     os.link(weights, folder / "model.safetensors")  # onnxruntime refuses a link that leads out of the folder
-    session = ort.InferenceSession(str(folder / "graph.onnx"))
+    return ort.InferenceSession(str(folder / "graph.onnx"))
 
+
+def _run_graph(session, volume: np.ndarray, lungs: np.ndarray | None) -> np.ndarray:
     def file_order(array):  # (H, W, S) as nibabel gives it -> (S, W, H): each slice as the file stores it
         return np.ascontiguousarray(np.moveaxis(array, -1, 0).transpose(0, 2, 1), dtype=np.float32)
 
@@ -91,19 +92,21 @@ def test_the_browser_graph_gives_predicts_mask_on_every_test_volume(exported, pr
                        if e["graph"] == graph)  # fmt: skip
         assert size < weights.stat().st_size / 10  # weights-free: they stay in model.safetensors
     lung_id = board[board["experiment"] == "lung"].sort_values("rank")["id"].iloc[0]
+    lung_model = load_model(project / "models" / lung_id, device="cpu")
+    volumes = {path.name: np.asarray(nib.load(path).dataobj, dtype=np.float32)
+               for path in sorted((raw / rawdata.TEST_IMAGE_DIR).glob("*.nii.gz"))}  # fmt: skip
+    lung_masks = {name: lung_model.segment(volume) for name, volume in volumes.items()}
     for model_id, entry in index["models"].items():
         folder = project / "models" / model_id
         segmenter = load_model(folder, device="cpu")
+        session = _graph_session(exported / entry["graph"], folder / "model.safetensors", tmp_path)
         assert entry["orientation"] == "RAS"
-        for path in sorted((raw / rawdata.TEST_IMAGE_DIR).glob("*.nii.gz")):
-            volume = np.asarray(nib.load(path).dataobj, dtype=np.float32)
-            lungs = None
-            if "lungs" in entry["inputs"]:
-                lungs = load_model(project / "models" / lung_id, device="cpu").segment(volume)
+        for name, volume in volumes.items():
+            lungs = lung_masks[name] if "lungs" in entry["inputs"] else None
             expected = segmenter.segment(volume, lungs)
-            got = _run_graph(exported / entry["graph"], folder / "model.safetensors", volume, lungs, tmp_path)
+            got = _run_graph(session, volume, lungs)
             assert got.shape == expected.shape
-            assert _dice(got, expected) >= 0.999, (model_id, path.name, _dice(got, expected))
+            assert _dice(got, expected) >= 0.999, (model_id, name, _dice(got, expected))
 
 
 # ------------------------------------------------------------------------------------------- in the browser
