@@ -42,7 +42,8 @@ bytecode: setup
 
 # The inner loop: lint and the fast tests, no DVC runs, no Ray, no browser, on two workers with one torch thread
 # each (tests/conftest.py; measured: 82-107 s of pytest on this 2-core machine on a fast day, where one process
-# took 160 s and two workers with two threads apiece 136 s; 135-143 s on a slow day). The files keep
+# took 160 s and two workers with two threads apiece 136 s; 135-143 s on a slow day; 105 s at the round's last
+# stop, with two checks that start a fresh interpreter with torch moved to `slow`). The files keep
 # conftest's order (--no-loadscope-reorder): the one that builds the trained tiny project first.
 check: setup lint bytecode
 	$(BIN)/python -m pytest -m "not dvc and not ray and not browser and not slow" -n 2 --dist loadfile \
