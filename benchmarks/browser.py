@@ -86,12 +86,17 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+# How often a local server checks whether it is asked to stop: shutdown() waits for that poll (0.5 s by default,
+# half a second per test that serves files).
+SHUTDOWN_POLL_S = 0.05
+
+
 @contextlib.contextmanager
 def serve(directory: Path, compress: bool = False) -> Iterator[str]:
     """Serve a folder on 127.0.0.1 (a free port) for the duration; yields the base URL, without a slash."""
     handler = type("Handler", (_Handler,), {"compress": compress})
     httpd = _Server(("127.0.0.1", 0), functools.partial(handler, directory=str(directory)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, args=(SHUTDOWN_POLL_S,), daemon=True).start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:

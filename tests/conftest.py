@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchmarks.browser import SHUTDOWN_POLL_S
 from pipeline.core import profiles
 from pipeline.core.config import Params, parse_params
 from pipeline.data import phantom
@@ -482,7 +483,7 @@ class FileServer:
                     self.close_connection = True
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(SHUTDOWN_POLL_S,), daemon=True)
 
     @property
     def url_template(self) -> str:

@@ -20,7 +20,7 @@ import yaml
 
 from pipeline.core.config import load_params
 from pipeline.site.remote import direct_url
-from tests.conftest import dvc, run, stale_stages
+from tests.conftest import SHUTDOWN_POLL_S, dvc, run, stale_stages
 
 pytestmark = pytest.mark.dvc
 
@@ -253,7 +253,7 @@ def git_over_http(root: Path) -> Iterator[str]:
         do_GET = do_POST = _backend
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(SHUTDOWN_POLL_S,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"
