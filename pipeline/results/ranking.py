@@ -409,8 +409,9 @@ def _taus(full: np.ndarray, ranks: np.ndarray, sampled: Resamples, seed: int) ->
     if models > 2:  # all at once; the asymptotic method only sets the p-value, which is not used
         taus = stats.kendalltau(np.broadcast_to(full[:, None], sample.shape), sample, axis=0,
                                 method="asymptotic").statistic  # fmt: skip
-    else:  # the asymptotic p-value divides by (n - 2)
-        taus = np.array([stats.kendalltau(full, sample[:, d]).statistic for d in range(sample.shape[1])])
+    else:  # the asymptotic p-value divides by (n - 2); two models have at most three rankings: each once
+        orders, which = np.unique(sample, axis=1, return_inverse=True)
+        taus = np.array([stats.kendalltau(full, order).statistic for order in orders.T])[which.ravel()]
     return np.nan_to_num(np.asarray(taus, dtype=np.float64), nan=1.0)
 
 
