@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchmarks.browser import SHUTDOWN_POLL_S
 from pipeline.core.config import load_params
 from pipeline.site.remote import direct_url
-from tests.conftest import SHUTDOWN_POLL_S, dvc, run, stale_stages
+from tests.conftest import dvc, run, stale_stages
 
 pytestmark = pytest.mark.dvc
 

@@ -141,8 +141,8 @@ def test_killing_evaluate_leaves_no_worker_alive(tiny_project, tmp_path):
                 break
             time.sleep(0.05)
         assert len([pid for pid in workers if b"spawn_main" in _cmdline(pid)]) == 2, "the workers never started"
-        models = [path for path in (tiny_project / "models").iterdir() if path.is_dir()]
-        assert len([path for path in evaluated.iterdir() if not path.name.startswith(".")]) < len(models), "not mid-run"
+        runs = len(load_params(tiny_project / "params.yaml").runs())
+        assert len([path for path in evaluated.iterdir() if not path.name.startswith(".")]) < runs, "not mid-run"
         stage.kill()
         stage.wait()
         deadline = time.monotonic() + 10
