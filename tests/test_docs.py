@@ -1,6 +1,11 @@
 """Docs cannot drift: every stage and parameter is documented, and the README's commands are what CI runs."""
 
+import os
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import yaml
 
@@ -95,3 +100,19 @@ def test_every_project_name_that_text_gives_resolves(fixture_docs):
         unresolved |= {(str(path), m) for m in DOTTED.findall(text) if not _resolves(m.rstrip("."))}
         unresolved |= {(str(path), m) for m in SOURCE_PATH.findall(text) if not (ROOT / m).is_file()}
     assert not unresolved, f"names that point to nothing: {sorted(unresolved)[:10]}"
+
+
+def test_the_readmes_way_to_add_a_package_runs_in_the_environment():
+    """`uv pip install NAME` in the activated environment (which holds uv, not pip): here a package it already
+    has, offline, so that nothing changes and nothing is downloaded."""
+    assert "add a package with `uv pip install NAME`" in README
+    bin_dir = Path(sys.executable).parent
+    if not (bin_dir / "uv").exists():
+        assert (bin_dir / "pip").exists()  # made with INSTALLER=pip, which the README names as the exception
+        return
+    env = {**os.environ, "VIRTUAL_ENV": str(bin_dir.parent), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    uv = shutil.which("uv", path=env["PATH"])
+    result = subprocess.run([uv, "pip", "install", "--offline", "tqdm"], env=env, capture_output=True, text=True,
+                            timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Checked 1 package" in result.stderr  # found installed: nothing fetched, nothing changed
