@@ -62,6 +62,19 @@ def test_two_models_resampled_rankings_agree_or_disagree_with_the_full_one():
     assert (result.tau_low, result.tau_median, result.tau_high) == (-1.0, 1.0, 1.0)
 
 
+@pytest.mark.parametrize("models", [3, 4, 12])
+def test_each_draws_tau_is_scipys_kendall_tau_of_its_own_ranking(models):
+    """Taus computed once per distinct resampled ranking are those of every draw computed on its own, with ties
+    (scores rounded to one decimal give tied ranks in the draws)."""
+    scores = np.random.default_rng(models).random((models, 9)).round(1)
+    sampled = ranking.resamples(9, 1000, 0, models)
+    ranks = stats.rankdata(-(scores @ sampled.counts.T / 9), axis=0, method="min").astype(int)
+    full = stats.rankdata(-scores.mean(axis=1), method="min").astype(int)
+    chosen = np.random.default_rng(0).choice(len(sampled.weights), size=ranking.TAU_SAMPLE, p=sampled.weights)
+    one_by_one = [stats.kendalltau(full, ranks[:, draw]).statistic for draw in chosen]
+    assert ranking._taus(full, ranks, sampled, 0).tolist() == np.nan_to_num(one_by_one, nan=1.0).tolist()
+
+
 def test_lower_is_better_for_distances_and_ties_share_the_best_rank():
     hd95 = np.array([[2.0] * 9, [5.0] * 9, [2.0] * 9])
     result = ranking.bootstrap_ranking(["x", "y", "z"], hd95, higher_better=False, draws=200, confidence=0.95, seed=0)
