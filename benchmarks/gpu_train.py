@@ -29,6 +29,7 @@ from pipeline.core.profiles import paper_grid
 from pipeline.model import factory as models
 from pipeline.model.device import synchronise
 from pipeline.training import losses
+from pipeline.training.step import adam
 from pipeline.training.train import Setup, evaluate_loss, train_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +66,7 @@ def ours(cell: Cell, params, image, masks, val_image, val_masks, epochs: int) ->
     if setup.cuda:
         torch.backends.cudnn.benchmark = True
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=setup.cuda)
+    optimizer = adam(model.parameters(), 1e-3)
     generator = torch.Generator(device=device).manual_seed(0)
     train_epoch(setup, model, optimizer, image, masks, generator)  # warm-up: cudnn autotuning, allocator
     evaluate_loss(setup, model, val_image, val_masks)

@@ -20,7 +20,7 @@ from pipeline.core.cells import Cell
 from pipeline.core.config import parse_params
 from pipeline.model import factory as models
 from pipeline.model.device import synchronise
-from pipeline.training.step import training_step
+from pipeline.training.step import adam, training_step
 from pipeline.training.train import Setup, train_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ def synthetic_set(count: int, size: int, device) -> tuple[torch.Tensor, torch.Te
 
 
 def time_pipeline(setup, model, image, masks, epochs: int) -> float:
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=setup.cuda)
+    optimizer = adam(model.parameters(), 1e-3)
     generator = torch.Generator(device=image.device).manual_seed(0)
     train_epoch(setup, model, optimizer, image, masks, generator)  # warm-up
     synchronise(image.device)
@@ -48,7 +48,7 @@ def time_pipeline(setup, model, image, masks, epochs: int) -> float:
 
 
 def time_bare(setup, model, image, masks, epochs: int) -> float:
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=setup.cuda)
+    optimizer = adam(model.parameters(), 1e-3)
     batch, target = setup.to_device(image[:2]), masks[:2, :1]
     steps = epochs * image.shape[0] // 2
 

@@ -45,7 +45,7 @@ def time_network(architecture: str, encoder: str, size: int, infer_batch: int, t
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
     batch = torch.randn(train_batch, 1, size, size, device=device)
     target = (torch.rand(train_batch, 1, size, size, device=device) > 0.5).float()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=cuda)
+    optimizer = step.adam(model.parameters(), 1e-3)
 
     def train_step() -> None:
         step.training_step(model, optimizer, batch, target, "dice_paper", autocast)

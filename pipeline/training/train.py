@@ -10,8 +10,8 @@ pipeline.model.checkpoints), ``train.json`` (status, parameter counts, FLOPs, th
 and software, the checkpoint's size and hashes) and ``history.csv`` (losses and wall time per epoch).
 
 Fast by construction: the training set lives on the device as tensors, augmentation runs there in batches,
-no DataLoader; on CUDA bf16 autocast (the loss in fp32), channels_last, cudnn.benchmark and fused Adam; no
-host synchronisation inside an epoch. A killed run resumes from its last finished epoch, exactly (state kept
+no DataLoader; fused Adam; on CUDA bf16 autocast (the loss in fp32), channels_last and cudnn.benchmark; no host
+synchronisation inside an epoch. A killed run resumes from its last finished epoch, exactly (state kept
 in .cache/train-state/, keyed by everything the result depends on: pipeline.training.state). A non-finite loss
 or running out of memory ends the cell with ``status: failed`` and the error in train.json: a row on the
 leaderboard, not a crashed grid.
@@ -141,14 +141,7 @@ def fit(setup: Setup, model, prepared_dir: Path, state_path: Path, seed: int) ->
     device, params = setup.device, setup.params
     image, masks = stack_split("train", prepared_dir, device)
     val_image, val_masks = stack_split("val", prepared_dir, device)
-    optimizer = torch.optim.Adam(
-        model.parameters(),
-        lr=params.learning_rate,
-        betas=(0.9, 0.999),
-        eps=1e-8,
-        weight_decay=0.0,
-        fused=setup.cuda,
-    )
+    optimizer = step.adam(model.parameters(), params.learning_rate)
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
     progress = Progress(history=[])
