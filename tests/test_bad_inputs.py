@@ -720,6 +720,7 @@ def test_a_stored_viewer_script_is_data_never_code(fixture_copy, tmp_path, scrip
     assert (public / "index.html").read_text() == "the previous site"
 
 
+@pytest.mark.slow
 def test_a_submissions_ct_script_never_replaces_the_grids(fixture_copy, tmp_path):
 
     results, figures = fixture_copy

@@ -419,6 +419,7 @@ class _Elements(HTMLParser):
         self.attributes += attrs
 
 
+@pytest.mark.slow
 def test_markup_planted_in_results_reaches_the_pages_only_escaped(fixture_copy, tmp_path):
     """A pull request can edit results/: every text field that reaches a page must arrive as text."""
     results, figures = fixture_copy

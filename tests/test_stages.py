@@ -70,6 +70,7 @@ def test_a_kill_between_the_two_renames_loses_nothing(tmp_path, monkeypatch):
     assert sorted(path.name for path in tmp_path.iterdir() if path.name != ".public.lock") == ["public"]
 
 
+@pytest.mark.slow
 def test_data_then_preprocess_from_the_command_line(tmp_path, tiny_params_file):
     raw, prepared = tmp_path / "raw", tmp_path / "prepared"
     result = run_here("pipeline.data.fetch", "--params", str(tiny_params_file), "--out", str(raw))

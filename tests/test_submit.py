@@ -302,6 +302,7 @@ def _own_pipeline(tiny_project: Path, size: int = 32):
     return OwnPipeline().eval()  # a new module trains by default, and the exporter restores the mode it found
 
 
+@pytest.mark.slow
 def test_a_native_onnx_graph_is_scored_on_its_own_preprocessing(project, tiny_project, tmp_path, tiny_prepared):
     """The native contract: HU slices at the scan's size in, probabilities at that size out; the benchmark only
     thresholds. Its score is exactly that of the masks the submitter's own pipeline makes."""

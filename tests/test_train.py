@@ -98,6 +98,7 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(params, t
     assert not list((tmp_path / "state").iterdir())  # the resume state goes once the run is complete
 
 
+@pytest.mark.slow
 def test_a_truncated_resume_state_is_discarded_and_training_starts_again(params, tiny_project, tmp_path,
                                                                         monkeypatch, capsys):  # fmt: skip
     """A disk that filled up during the save, or a copy cut short, leaves a state file that cannot be read: it
