@@ -2,7 +2,6 @@
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -110,9 +109,9 @@ def test_the_readmes_way_to_add_a_package_runs_in_the_environment():
     if not (bin_dir / "uv").exists():
         assert (bin_dir / "pip").exists()  # made with INSTALLER=pip, which the README names as the exception
         return
+    # as the activated environment's shell finds it: `uv` on its PATH
     env = {**os.environ, "VIRTUAL_ENV": str(bin_dir.parent), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    uv = shutil.which("uv", path=env["PATH"])
-    result = subprocess.run([uv, "pip", "install", "--offline", "tqdm"], env=env, capture_output=True, text=True,
+    result = subprocess.run(["uv", "pip", "install", "--offline", "tqdm"], env=env, capture_output=True, text=True,
                             timeout=60)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "Checked 1 package" in result.stderr  # found installed: nothing fetched, nothing changed
